@@ -1,0 +1,1 @@
+//! nucleus: an OCI runtime library. The `nucleus` binary is a thin CLI over it.
