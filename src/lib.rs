@@ -1,1 +1,15 @@
 //! nucleus: an OCI runtime library. The `nucleus` binary is a thin CLI over it.
+
+#[macro_use]
+pub mod logger;
+
+pub mod cgroups;
+pub mod container;
+pub mod hooks;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod seccomp;
+pub mod spec;
+pub mod state;
+pub mod sync;

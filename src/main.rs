@@ -1,1 +1,267 @@
-fn main() {}
+//! The `nucleus` command line: runc-compatible verbs and global flags over the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use nucleus::container::{self, CreateOptions, Runtime};
+use nucleus::logger::{self, Format};
+use nucleus::state::{Root, DEFAULT_ROOT, OCI_VERSION};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nucleus",
+    about = "An OCI runtime, a drop-in replacement for runc",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Root directory for container state
+    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Log file (default: stderr)
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    /// Enable debug logging
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use the systemd cgroup driver
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Accepted for runc compatibility; rootless mode is detected, not forced
+    #[arg(long, global = true, value_name = "true|false|auto", num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<String>,
+    /// Print version information
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Args, Debug)]
+struct CreateArgs {
+    /// Path to the bundle directory
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// File to write the container init's pid to
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is true
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Do not use pivot_root (for ramdisk roots)
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Do not create a new session keyring (accepted for compatibility)
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass N additional fds (3..3+N) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: i32,
+    id: String,
+}
+
+impl CreateArgs {
+    fn options(&self, foreground: bool) -> CreateOptions {
+        CreateOptions {
+            id: self.id.clone(),
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            preserve_fds: self.preserve_fds,
+            foreground,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a container (its process waits for `start`)
+    Create(CreateArgs),
+    /// Start the process of a created container
+    Start { id: String },
+    /// Print the state of a container as JSON
+    State { id: String },
+    /// Send a signal to the container init (default SIGTERM)
+    Kill {
+        /// Signal every process in the container
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a container and everything it holds
+    Delete {
+        /// Kill the container first if it is running
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Detach from the container's process
+        #[arg(short, long)]
+        detach: bool,
+        /// Accepted for compatibility
+        #[arg(long = "keep")]
+        keep: bool,
+    },
+    /// List containers
+    List {
+        /// table or json
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        /// Print only the ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json into the bundle
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// Accepted for compatibility
+        #[arg(long)]
+        rootless: bool,
+    },
+}
+
+fn version_text() -> String {
+    format!(
+        "nucleus version {}\ncommit: {}\nspec: {}\nseccomp: built-in compiler\n",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("NUCLEUS_COMMIT").unwrap_or("unknown"),
+        OCI_VERSION
+    )
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format: Format = match cli.log_format.parse() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = logger::init(cli.log.as_deref(), format, cli.debug) {
+        eprintln!("{e}");
+        return ExitCode::from(1);
+    }
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            logger::log(logger::Level::Error, &msg);
+            // runc prints the bare message on stderr when the log goes to a file.
+            if logger::has_file() {
+                let _ = writeln!(std::io::stderr(), "{msg}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    if cli.version {
+        print!("{}", version_text());
+        return Ok(0);
+    }
+    let Some(cmd) = cli.cmd else {
+        anyhow::bail!("no command given; see nucleus --help");
+    };
+    let rt = Runtime {
+        root: Root::new(cli.root),
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    match cmd {
+        Cmd::Create(a) => {
+            container::create(&rt, &a.options(false))?;
+        }
+        Cmd::Start { id } => container::start(&rt, &id)?,
+        Cmd::State { id } => println!("{}", container::state_json(&rt, &id)?),
+        Cmd::Kill { all, id, signal } => {
+            let sig = container::parse_signal(&signal)?;
+            container::kill(&rt, &id, sig, all)?;
+        }
+        Cmd::Delete { force, id } => container::delete(&rt, &id, force)?,
+        Cmd::Run { create, detach, .. } => {
+            let code = container::run(&rt, &create.options(!detach), detach)?;
+            return Ok(code.clamp(0, 255) as u8);
+        }
+        Cmd::List { format, quiet } => print_list(&rt, &format, quiet)?,
+        Cmd::Spec { bundle, .. } => nucleus::spec::write_default(&bundle)?,
+    }
+    Ok(0)
+}
+
+fn print_list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
+    let entries = container::list(rt)?;
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for e in &entries {
+            writeln!(out, "{}", e.id)?;
+        }
+        return Ok(());
+    }
+    match format {
+        "json" => writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&entries).context("encode list")?
+        )?,
+        "table" => {
+            let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
+            let rows: Vec<[String; 6]> = entries
+                .iter()
+                .map(|e| {
+                    [
+                        e.id.clone(),
+                        e.pid.to_string(),
+                        e.status.clone(),
+                        e.bundle.clone(),
+                        e.created.clone(),
+                        if e.owner.is_empty() {
+                            "root".into()
+                        } else {
+                            e.owner.clone()
+                        },
+                    ]
+                })
+                .collect();
+            // runc's tabwriter: columns at least 12 wide, 3 spaces of padding.
+            let mut widths = header.map(|h| h.len());
+            for r in &rows {
+                for (w, c) in widths.iter_mut().zip(r) {
+                    *w = (*w).max(c.len());
+                }
+            }
+            let line = |cells: Vec<&str>| {
+                let mut s = String::new();
+                for (i, c) in cells.iter().enumerate() {
+                    if i + 1 == cells.len() {
+                        s.push_str(c);
+                    } else {
+                        let w = (widths[i] + 3).max(12);
+                        s.push_str(&format!("{c:<w$}"));
+                    }
+                }
+                s
+            };
+            writeln!(out, "{}", line(header.to_vec()))?;
+            for r in &rows {
+                writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+            }
+        }
+        other => anyhow::bail!("invalid format option {other:?}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::Mode;
+
+use super::{ContainerError, Runtime};
+use crate::cgroups::Cgroup;
+use crate::hooks;
+use crate::process::console;
+use crate::process::spawn::{self, SpawnRequest};
+use crate::seccomp;
+use crate::spec;
+use crate::state::{self, ContainerDir, ContainerState, Status};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    /// `run` without --detach: a terminal may then be used without a console socket
+    /// only if the caller handles it; we require the socket like `create` does.
+    pub foreground: bool,
+}
+
+/// `nucleus create`: set the container up with its init blocked until `start`. On error
+/// nothing is left behind: no state dir, cgroup or process.
+pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, ContainerError> {
+    state::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(super::io_err(format!("bundle {}", opts.bundle.display())))?;
+    let config = spec::load(&bundle)?;
+    spec::validate(&config)?;
+    let rootfs = spec::rootfs_path(&config, &bundle)?;
+    hooks::validate(&config)?;
+    let annotations = config.annotations().clone().unwrap_or_default();
+    let seccomp_prog = compile_seccomp(&config, &annotations)?;
+    let terminal = config
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let console = match (terminal, opts.console_socket.as_deref()) {
+        (true, Some(p)) => Some(console::connect(p)?),
+        (true, None) => return Err(console::ConsoleError::NoSocket.into()),
+        (false, Some(_)) => return Err(console::ConsoleError::NotTerminal.into()),
+        (false, None) => None,
+    };
+    let cgroup = Cgroup::new(
+        config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned())
+            .as_deref(),
+        &opts.id,
+        rt.systemd_cgroup,
+    )?;
+    let dir = rt.root.create(&opts.id)?;
+    let mut st = ContainerState {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: crate::logger::rfc3339_now(true),
+        owner: String::new(),
+        annotations,
+        cgroup: Some(cgroup),
+        config,
+        monitor_pid: None,
+    };
+    match setup(&dir, &mut st, opts, console, seccomp_prog) {
+        Ok(()) => Ok(st),
+        Err(e) => {
+            cleanup(dir, &st);
+            Err(e)
+        }
+    }
+}
+
+fn compile_seccomp(
+    config: &oci_spec::runtime::Spec,
+    annotations: &std::collections::HashMap<String, String>,
+) -> Result<Option<seccomp::Program>, ContainerError> {
+    let Some(s) = config.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    let prog = seccomp::compile_for_container(s, config, annotations)?;
+    Ok(Some(prog))
+}
+
+fn setup(
+    dir: &ContainerDir,
+    st: &mut ContainerState,
+    opts: &CreateOptions,
+    console: Option<std::os::fd::OwnedFd>,
+    seccomp_prog: Option<seccomp::Program>,
+) -> Result<(), ContainerError> {
+    let fifo = dir.fifo_path();
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+        .map_err(|e| super::io_err(format!("mkfifo {}", fifo.display()))(e.into()))?;
+    let cg = st.cgroup.as_ref().expect("cgroup set at create");
+    cg.create()?;
+    if let Some(r) = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+    {
+        cg.apply(r)?;
+    }
+    let hook_state = |pid: i32, st: &ContainerState| {
+        let mut s = st.clone();
+        s.pid = pid;
+        serde_json::to_vec(&s.oci(Status::Creating, false)).unwrap_or_default()
+    };
+    let req = SpawnRequest {
+        spec: &st.config,
+        rootfs: &st.rootfs,
+        bundle: &st.bundle,
+        fifo: &fifo,
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        console,
+        cgroup: Some(cg),
+        seccomp: seccomp_prog,
+        // The init's pid is not known before the fork; hooks in the container see 0 as
+        // runc's createContainer hooks see the pid from the runtime's view.
+        state_json: hook_state(0, st),
+    };
+    let st_ref = &*st;
+    let pid = spawn::spawn(req, |pid| {
+        let json = hook_state(pid, st_ref);
+        hooks::run_all(&st_ref.config, hooks::Kind::Prestart, &json)
+            .and_then(|()| hooks::run_all(&st_ref.config, hooks::Kind::CreateRuntime, &json))
+            .map_err(|e| e.to_string())
+    })?;
+    st.pid = pid;
+    st.pid_start = state::process_start_time(pid).unwrap_or(0);
+    dir.save(st)?;
+    if let Some(p) = opts.pid_file.as_deref() {
+        write_pid_file(p, pid)?;
+    }
+    Ok(())
+}
+
+fn cleanup(dir: ContainerDir, st: &ContainerState) {
+    if st.pid > 0 {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(st.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    if let Some(cg) = st.cgroup.as_ref() {
+        let _ = cg.kill_all(nix::sys::signal::Signal::SIGKILL);
+        if let Err(e) = cg.destroy() {
+            crate::warn!("remove cgroup: {e}");
+        }
+    }
+    if let Err(e) = dir.remove() {
+        crate::warn!("{e}");
+    }
+}
+
+/// Digits only, no newline, replaced atomically: what containerd and conmon read.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(super::io_err("current dir"))?
+            .join(path)
+    };
+    let name = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = abs.with_file_name(format!(".{name}"));
+    std::fs::write(&tmp, pid.to_string())
+        .map_err(super::io_err(format!("write pid file {}", tmp.display())))?;
+    std::fs::rename(&tmp, &abs).map_err(super::io_err(format!("write pid file {}", abs.display())))
+}

@@ -1,0 +1,62 @@
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::{open, ContainerError, Runtime};
+use crate::hooks;
+use crate::state::{self, ContainerDir, ContainerState, Status};
+
+/// `nucleus delete`: a stopped (or never started) container is torn down; a running one
+/// only with `force`.
+pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<(), ContainerError> {
+    let (dir, st, status) = open(rt, id)?;
+    match status {
+        Status::Stopped | Status::Created => {}
+        _ if force => {}
+        s => {
+            return Err(ContainerError::WrongState(format!(
+                "cannot delete container {id} that is not stopped: {s}"
+            )))
+        }
+    }
+    destroy(dir, &st, status)
+}
+
+/// Kill whatever is left, remove the cgroup, run poststop hooks, remove the state.
+pub fn destroy(
+    dir: ContainerDir,
+    st: &ContainerState,
+    status: Status,
+) -> Result<(), ContainerError> {
+    if status != Status::Stopped {
+        kill_and_wait(st);
+    }
+    if let Some(m) = st.monitor_pid {
+        let _ = nix::sys::signal::kill(Pid::from_raw(m), Signal::SIGKILL);
+    }
+    if let Some(cg) = st.cgroup.as_ref() {
+        // Processes that outlived the init (no pid namespace) must not keep the cgroup alive.
+        let _ = cg.kill_all(Signal::SIGKILL);
+        cg.destroy()?;
+    }
+    let json = serde_json::to_vec(&st.oci(Status::Stopped, false)).unwrap_or_default();
+    // Poststop failures are warnings: the container is gone either way.
+    if let Err(e) = hooks::run_all(&st.config, hooks::Kind::Poststop, &json) {
+        crate::warn!("{e}");
+    }
+    dir.remove()?;
+    Ok(())
+}
+
+fn kill_and_wait(st: &ContainerState) {
+    if let Some(cg) = st.cgroup.as_ref() {
+        let _ = cg.kill_all(Signal::SIGKILL);
+    }
+    let pid = Pid::from_raw(st.pid);
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state::process_start_time(st.pid) == Some(st.pid_start) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

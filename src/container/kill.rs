@@ -1,0 +1,51 @@
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::{open, ContainerError, Runtime};
+use crate::state::Status;
+
+/// Parse a signal as runc does: a number, or a name with or without the SIG prefix.
+pub fn parse_signal(s: &str) -> Result<Signal, ContainerError> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| ContainerError::Signal(s.into()));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| ContainerError::Signal(s.into()))
+}
+
+/// `nucleus kill`: signal the init, or every process of the container with `all`.
+pub fn kill(rt: &Runtime, id: &str, sig: Signal, all: bool) -> Result<(), ContainerError> {
+    let (_dir, st, status) = open(rt, id)?;
+    if status == Status::Stopped && !all {
+        return Err(ContainerError::NotRunning);
+    }
+    if all {
+        if let Some(cg) = st.cgroup.as_ref() {
+            cg.kill_all(sig)?;
+            return Ok(());
+        }
+    }
+    nix::sys::signal::kill(Pid::from_raw(st.pid), sig)
+        .map_err(|e| super::io_err(format!("kill {} with {sig}", st.pid))(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_number_and_name() {
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("KILL").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("SIGTERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("term").unwrap(), Signal::SIGTERM);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! Container lifecycle verbs over the state directory: create, start, state, kill, delete,
+//! run and list.
+
+mod create;
+mod delete;
+mod kill;
+mod list;
+mod run;
+mod start;
+
+pub use create::{create, CreateOptions};
+pub use delete::{delete, destroy};
+pub use kill::{kill, parse_signal};
+pub use list::{list, ListEntry};
+pub use run::run;
+pub use start::start;
+
+use crate::state::{self, ContainerDir, ContainerState, Root, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    #[error(transparent)]
+    Spawn(#[from] crate::process::spawn::SpawnError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Console(#[from] crate::process::console::ConsoleError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error("{0}")]
+    WrongState(String),
+    #[error("container not running")]
+    NotRunning,
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("invalid signal {0:?}")]
+    Signal(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let what = what.into();
+    move |source| ContainerError::Io { what, source }
+}
+
+/// Global options every verb shares.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub root: Root,
+    pub systemd_cgroup: bool,
+}
+
+/// The live status of a container, derived from its init process, exec fifo and freezer.
+pub fn status(dir: &ContainerDir, st: &ContainerState) -> Status {
+    if st.pid <= 0 {
+        return Status::Stopped;
+    }
+    match state::process_start_time(st.pid) {
+        Some(t) if t == st.pid_start => {}
+        _ => return Status::Stopped,
+    }
+    if dir.fifo_path().exists() {
+        return Status::Created;
+    }
+    if st
+        .cgroup
+        .as_ref()
+        .is_some_and(|c| c.is_frozen().unwrap_or(false))
+    {
+        return Status::Paused;
+    }
+    Status::Running
+}
+
+/// Open a container and load its state (with the lock held by the returned dir).
+pub fn open(
+    rt: &Runtime,
+    id: &str,
+) -> Result<(ContainerDir, ContainerState, Status), ContainerError> {
+    let dir = rt.root.open(id)?;
+    let st = dir.load()?;
+    let s = status(&dir, &st);
+    Ok((dir, st, s))
+}
+
+/// `nucleus state`: the OCI state JSON, indented as runc prints it.
+pub fn state_json(rt: &Runtime, id: &str) -> Result<String, ContainerError> {
+    let (_dir, st, s) = open(rt, id)?;
+    serde_json::to_string_pretty(&st.oci(s, true)).map_err(|e| ContainerError::Other(e.to_string()))
+}

@@ -1,0 +1,53 @@
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use super::{open, ContainerError, Runtime};
+use crate::hooks;
+use crate::state::Status;
+
+/// `nucleus start`: release the init blocked on the exec fifo, then run poststart hooks.
+pub fn start(rt: &Runtime, id: &str) -> Result<(), ContainerError> {
+    let (dir, st, status) = open(rt, id)?;
+    match status {
+        Status::Created => {}
+        Status::Stopped => {
+            return Err(ContainerError::WrongState(
+                "cannot start a container that has stopped".into(),
+            ))
+        }
+        Status::Running => {
+            return Err(ContainerError::WrongState(
+                "cannot start an already running container".into(),
+            ))
+        }
+        other => {
+            return Err(ContainerError::WrongState(format!(
+                "cannot start a container in the {other} state"
+            )))
+        }
+    }
+    let fifo = dir.fifo_path();
+    // Non-blocking: if the init is gone there is no reader and open fails with ENXIO
+    // instead of hanging.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                ContainerError::WrongState("cannot start a container that has stopped".into())
+            } else {
+                super::io_err(format!("open exec fifo {}", fifo.display()))(e)
+            }
+        })?;
+    f.write_all(&[0])
+        .map_err(super::io_err("write exec fifo"))?;
+    drop(f);
+    std::fs::remove_file(&fifo).map_err(super::io_err("remove exec fifo"))?;
+    let json = serde_json::to_vec(&st.oci(Status::Running, false)).unwrap_or_default();
+    // The spec: a failing poststart hook is logged and the lifecycle goes on.
+    if let Err(e) = hooks::run_all(&st.config, hooks::Kind::Poststart, &json) {
+        crate::warn!("{e}");
+    }
+    Ok(())
+}

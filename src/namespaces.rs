@@ -1,0 +1,223 @@
+//! Which namespaces a container gets: new ones to unshare, existing ones to join by path.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NamespaceError {
+    #[error("open {kind} namespace {path}: {source}")]
+    Open {
+        kind: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("join {kind} namespace {path}: {source}")]
+    Join {
+        kind: &'static str,
+        path: PathBuf,
+        source: nix::Error,
+    },
+    #[error("unshare {flags:?}: {source}")]
+    Unshare {
+        flags: CloneFlags,
+        source: nix::Error,
+    },
+    #[error("write {path}: {source}")]
+    Map {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("linux.timeOffsets: unknown clock {0:?} (want monotonic or boottime)")]
+    Clock(String),
+}
+
+pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+pub fn kind(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// The namespace plan of a container.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Namespaces to create, as unshare flags (user excluded: it goes first, on its own).
+    pub new: CloneFlags,
+    pub new_user: bool,
+    /// Namespaces to join, user first (joining it first is what lets the others be joined
+    /// with the capabilities it grants).
+    pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+}
+
+impl Plan {
+    pub fn from_spec(spec: &Spec) -> Plan {
+        let mut plan = Plan {
+            new: CloneFlags::empty(),
+            new_user: false,
+            join: Vec::new(),
+        };
+        let nss = spec.linux().as_ref().and_then(|l| l.namespaces().clone());
+        for ns in nss.unwrap_or_default() {
+            match ns.path() {
+                Some(p) => plan.join.push((ns.typ(), p.clone())),
+                None if ns.typ() == LinuxNamespaceType::User => plan.new_user = true,
+                None => plan.new |= flag(ns.typ()),
+            }
+        }
+        plan.join
+            .sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
+        plan
+    }
+
+    pub fn has(&self, t: LinuxNamespaceType) -> bool {
+        if t == LinuxNamespaceType::User {
+            return self.new_user || self.join.iter().any(|(j, _)| *j == t);
+        }
+        self.new.contains(flag(t)) || self.join.iter().any(|(j, _)| *j == t)
+    }
+
+    pub fn creates(&self, t: LinuxNamespaceType) -> bool {
+        if t == LinuxNamespaceType::User {
+            return self.new_user;
+        }
+        self.new.contains(flag(t))
+    }
+
+    /// Open every namespace to join before joining any: after the first setns the paths may
+    /// no longer resolve the same way.
+    pub fn open_joins(&self) -> Result<Vec<(LinuxNamespaceType, PathBuf, File)>, NamespaceError> {
+        self.join
+            .iter()
+            .map(|(t, p)| {
+                File::open(p)
+                    .map(|f| (*t, p.clone(), f))
+                    .map_err(|source| NamespaceError::Open {
+                        kind: kind(*t),
+                        path: p.clone(),
+                        source,
+                    })
+            })
+            .collect()
+    }
+}
+
+pub fn join(opened: &[(LinuxNamespaceType, PathBuf, File)]) -> Result<(), NamespaceError> {
+    for (t, p, f) in opened {
+        nix::sched::setns(f.as_fd(), flag(*t)).map_err(|source| NamespaceError::Join {
+            kind: kind(*t),
+            path: p.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+pub fn unshare(flags: CloneFlags) -> Result<(), NamespaceError> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    nix::sched::unshare(flags).map_err(|source| NamespaceError::Unshare { flags, source })
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Write uid/gid maps for `pid`, which has just unshared its user namespace.
+pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<(), NamespaceError> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let write = |file: &str, text: String| -> Result<(), NamespaceError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, text).map_err(|source| NamespaceError::Map { path, source })
+    };
+    write(
+        "uid_map",
+        map_text(linux.uid_mappings().as_deref().unwrap_or(&[])),
+    )?;
+    write(
+        "gid_map",
+        map_text(linux.gid_mappings().as_deref().unwrap_or(&[])),
+    )
+}
+
+/// Clock offsets for a new time namespace; must be written before any process enters it.
+pub fn write_time_offsets(spec: &Spec) -> Result<(), NamespaceError> {
+    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()) else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(NamespaceError::Clock(clock));
+        }
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    let path = "/proc/self/timens_offsets".to_string();
+    std::fs::write(&path, text).map_err(|source| NamespaceError::Map { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_splits_new_and_joined_user_first() {
+        let v = serde_json::json!({
+            "ociVersion": "1.2.0",
+            "linux": {"namespaces": [
+                {"type": "network", "path": "/proc/1/ns/net"},
+                {"type": "pid"}, {"type": "mount"},
+                {"type": "user", "path": "/proc/1/ns/user"}
+            ]}
+        });
+        let spec: Spec = serde_json::from_value(v).unwrap();
+        let p = Plan::from_spec(&spec);
+        assert_eq!(p.new, CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS);
+        assert!(!p.new_user);
+        assert_eq!(p.join[0].0, LinuxNamespaceType::User);
+        assert!(p.has(LinuxNamespaceType::Network));
+        assert!(!p.creates(LinuxNamespaceType::Network));
+    }
+
+    #[test]
+    fn id_maps_are_kernel_format() {
+        let m: Vec<LinuxIdMapping> =
+            serde_json::from_value(serde_json::json!([{"containerID":0,"hostID":1000,"size":10}]))
+                .unwrap();
+        assert_eq!(map_text(&m), "0 1000 10\n");
+    }
+}

@@ -1,0 +1,77 @@
+//! Applying the five capability sets of `process.capabilities`.
+
+use caps::{CapSet, Capability, CapsHashSet};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CapsError {
+    #[error("set {set} capabilities: {source}")]
+    Set {
+        set: &'static str,
+        source: caps::errors::CapsError,
+    },
+}
+
+/// The highest capability the running kernel knows; the ones above it are skipped (with a
+/// warning) as runc does, so one config works across kernels.
+fn last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+fn to_set(list: &Option<Capabilities>) -> CapsHashSet {
+    let last = last_cap();
+    let mut out = CapsHashSet::new();
+    for c in list.iter().flatten() {
+        // oci-spec serialises capabilities by their kernel names (CAP_...).
+        let name = serde_json::to_value(c)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        match name.parse::<Capability>() {
+            Ok(cap) if cap.index() <= last => {
+                out.insert(cap);
+            }
+            _ => crate::warn!("capability {name} is not known to this kernel, ignored"),
+        }
+    }
+    out
+}
+
+fn err(set: &'static str) -> impl FnOnce(caps::errors::CapsError) -> CapsError {
+    move |source| CapsError::Set { set, source }
+}
+
+/// Drop from the bounding set everything not listed. Must happen while still privileged.
+pub fn apply_bounding(c: &LinuxCapabilities) -> Result<(), CapsError> {
+    let keep = to_set(c.bounding());
+    for cap in caps::all() {
+        if cap.index() <= last_cap() && !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(err("bounding"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Set effective, permitted, inheritable and ambient sets (after the uid switch).
+pub fn apply_sets(c: &LinuxCapabilities) -> Result<(), CapsError> {
+    let permitted = to_set(c.permitted());
+    let effective = to_set(c.effective());
+    let inheritable = to_set(c.inheritable());
+    // Each capset must leave effective within permitted, and inheritable can only take what
+    // permitted still holds: so inheritable first, then shrink effective, then permitted.
+    caps::set(None, CapSet::Inheritable, &inheritable).map_err(err("inheritable"))?;
+    caps::set(None, CapSet::Effective, &effective).map_err(err("effective"))?;
+    caps::set(None, CapSet::Permitted, &permitted).map_err(err("permitted"))?;
+    caps::clear(None, CapSet::Ambient).map_err(err("ambient"))?;
+    for cap in to_set(c.ambient()) {
+        // The kernel refuses an ambient cap not in both permitted and inheritable; runc
+        // skips those silently, and so do we.
+        if permitted.contains(&cap) && inheritable.contains(&cap) {
+            caps::raise(None, CapSet::Ambient, cap).map_err(err("ambient"))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! The container init: a fork of the runtime, already in the container's namespaces and
+//! cgroup. It builds the rootfs, reports to the runtime, blocks on the exec fifo until
+//! `start`, then becomes the container process. No re-exec of the runtime binary happens.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use super::setup::{self, SetupError};
+use super::{caps, console};
+use crate::hooks;
+use crate::namespaces::Plan;
+use crate::rootfs::RootfsSetup;
+use crate::seccomp;
+use crate::sync::{Channel, Msg};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Caps(#[from] caps::CapsError),
+    #[error(transparent)]
+    Console(#[from] console::ConsoleError),
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("a container needs its own mount namespace (add {{\"type\": \"mount\"}} to linux.namespaces)")]
+    NoMountNs,
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> InitError {
+    let what = what.into();
+    move |source| InitError::Sys { what, source }
+}
+
+/// What the init needs, all prepared by the runtime before the fork.
+pub struct InitConfig<'a> {
+    pub spec: &'a Spec,
+    pub plan: &'a Plan,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub fifo: &'a Path,
+    pub no_pivot: bool,
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: i32,
+    /// State JSON for createContainer / startContainer hooks.
+    pub state_json: Vec<u8>,
+    pub seccomp: Option<seccomp::Program>,
+}
+
+/// Run the init; never returns. Setup errors go to the runtime over `chan`; once the
+/// runtime has gone (after Ready) they can only go to stderr.
+pub fn run(cfg: InitConfig<'_>, chan: Channel) -> ! {
+    match prepare(&cfg, &chan) {
+        Ok(prepared) => {
+            drop(chan);
+            let err = finish(&cfg, prepared);
+            eprintln!("nucleus init: {err}");
+            std::process::exit(127)
+        }
+        Err(e) => {
+            let _ = chan.send(&Msg::Error(e.to_string()));
+            std::process::exit(1)
+        }
+    }
+}
+
+struct Prepared {
+    fifo: File,
+    exe: PathBuf,
+    env: Vec<String>,
+}
+
+fn process(spec: &Spec) -> &Process {
+    // Validated at create: a container always has a process.
+    spec.process()
+        .as_ref()
+        .expect("process validated at create")
+}
+
+fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> {
+    let spec = cfg.spec;
+    let proc_ = process(spec);
+    nix::unistd::setsid().map_err(|e| sys("setsid")(e.into()))?;
+    if cfg.plan.creates(LinuxNamespaceType::Uts) {
+        if let Some(h) = spec.hostname() {
+            nix::unistd::sethostname(h).map_err(|e| sys(format!("sethostname {h}"))(e.into()))?;
+        }
+        if let Some(d) = spec.domainname() {
+            set_domainname(d)?;
+        }
+    }
+    if !cfg.plan.has(LinuxNamespaceType::Mount) {
+        return Err(InitError::NoMountNs);
+    }
+    let rootfs = RootfsSetup {
+        spec,
+        rootfs: cfg.rootfs,
+        bundle: cfg.bundle,
+        no_pivot: cfg.no_pivot,
+        user_ns: cfg.plan.has(LinuxNamespaceType::User),
+    };
+    rootfs.prepare()?;
+    if needs_runtime_hooks(spec) {
+        chan.send(&Msg::RunHooks)?;
+        chan.expect(Msg::HooksDone, "hooks done")?;
+    }
+    hooks::run_all(spec, hooks::Kind::CreateContainer, &cfg.state_json)?;
+    // Opened O_RDWR so the open itself never blocks; `start` writes one byte into it.
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(cfg.fifo)
+        .map_err(sys(format!("open exec fifo {}", cfg.fifo.display())))?;
+    rootfs.pivot()?;
+    write_sysctls(spec)?;
+    rootfs.finalize()?;
+    if let Some(sock) = cfg.console.as_ref() {
+        let sock = sock.try_clone().map_err(sys("dup console socket"))?;
+        let size = proc_
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        console::setup(sock, size)?;
+    }
+    setup::apply_rlimits(proc_.rlimits().as_deref().unwrap_or(&[]))?;
+    if let Some(adj) = proc_.oom_score_adj() {
+        setup::set_oom_score_adj(adj)?;
+    }
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        setup::apply_personality(p)?;
+    }
+    let env = setup::environment(proc_.env().as_deref().unwrap_or(&[]), proc_.user().uid());
+    let args = proc_.args().as_deref().unwrap_or(&[]);
+    let exe = setup::lookup(&args[0], &env)?;
+    chan.send(&Msg::Ready)?;
+    Ok(Prepared { fifo, exe, env })
+}
+
+fn needs_runtime_hooks(spec: &Spec) -> bool {
+    !hooks::of(spec, hooks::Kind::Prestart).is_empty()
+        || !hooks::of(spec, hooks::Kind::CreateRuntime).is_empty()
+}
+
+fn set_domainname(d: &str) -> Result<(), InitError> {
+    // SAFETY: setdomainname reads exactly len bytes from the slice.
+    let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+    if r != 0 {
+        return Err(sys(format!("setdomainname {d}"))(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+fn write_sysctls(spec: &Spec) -> Result<(), InitError> {
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().clone()) else {
+        return Ok(());
+    };
+    for (k, v) in map {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&path, v.as_bytes()).map_err(sys(format!("write sysctl {k}")))?;
+    }
+    Ok(())
+}
+
+/// After Ready: wait for `start`, then become the container process.
+fn finish(cfg: &InitConfig<'_>, p: Prepared) -> InitError {
+    match finish_inner(cfg, p) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+pub(crate) enum Never {}
+
+fn finish_inner(cfg: &InitConfig<'_>, mut p: Prepared) -> Result<Never, InitError> {
+    let mut b = [0u8; 1];
+    loop {
+        match p.fifo.read(&mut b) {
+            Ok(1) => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(sys("read exec fifo")(e)),
+        }
+    }
+    drop(p.fifo);
+    hooks::run_all(cfg.spec, hooks::Kind::StartContainer, &cfg.state_json)?;
+    become_process(
+        process(cfg.spec),
+        cfg.preserve_fds,
+        cfg.plan,
+        cfg.seccomp.as_ref(),
+        &p.exe,
+        &p.env,
+    )
+}
+
+/// The last steps shared by the init and `exec`: fds, capabilities, user, cwd, umask,
+/// no_new_privs, seccomp, execve.
+pub(crate) fn become_process(
+    proc_: &Process,
+    preserve_fds: i32,
+    plan: &Plan,
+    seccomp: Option<&seccomp::Program>,
+    exe: &Path,
+    env: &[String],
+) -> Result<Never, InitError> {
+    setup::cloexec_from(3 + preserve_fds)?;
+    let nnp = proc_.no_new_privileges().unwrap_or(false);
+    // Without no_new_privs the filter must go in while we still hold CAP_SYS_ADMIN.
+    if !nnp {
+        if let Some(prog) = seccomp {
+            seccomp::install(prog)?;
+        }
+    }
+    if let Some(c) = proc_.capabilities() {
+        caps::apply_bounding(c)?;
+    }
+    // SAFETY: PR_SET_KEEPCAPS keeps permitted caps across the uid switch below.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    setup::switch_user(proc_.user(), setgroups_allowed(plan))?;
+    // SAFETY: back to the default: later uid changes by the workload drop caps as usual.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    let cwd = proc_.cwd();
+    nix::unistd::chdir(cwd).map_err(|source| SetupError::Cwd {
+        cwd: cwd.display().to_string(),
+        source,
+    })?;
+    if let Some(c) = proc_.capabilities() {
+        caps::apply_sets(c)?;
+    }
+    if let Some(m) = proc_.user().umask() {
+        nix::sys::stat::umask(Mode::from_bits_truncate(m));
+    }
+    if nnp {
+        // SAFETY: prctl with constant arguments; affects only this process.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(sys("set no_new_privs")(std::io::Error::last_os_error()));
+        }
+        if let Some(prog) = seccomp {
+            seccomp::install(prog)?;
+        }
+    }
+    let args = proc_.args().as_deref().unwrap_or(&[]);
+    Err(setup::exec(exe, args, env).into())
+}
+
+/// setgroups(2) is refused in a user namespace whose /proc/PID/setgroups says deny.
+fn setgroups_allowed(plan: &Plan) -> bool {
+    if !plan.has(LinuxNamespaceType::User) {
+        return true;
+    }
+    std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
+}

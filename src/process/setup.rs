@@ -1,0 +1,277 @@
+//! Process attributes applied inside the container just before exec: rlimits, user and
+//! groups, personality, OOM score, environment, fds, and the exec itself.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    LinuxPersonality, LinuxPersonalityDomain, PosixRlimit, PosixRlimitType, User,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("setrlimit {kind:?} (soft {soft}, hard {hard}): {source}")]
+    Rlimit {
+        kind: PosixRlimitType,
+        soft: u64,
+        hard: u64,
+        source: std::io::Error,
+    },
+    #[error("write oom_score_adj {value}: {source}")]
+    Oom { value: i32, source: std::io::Error },
+    #[error("personality {0:?}: {1}")]
+    Personality(String, std::io::Error),
+    #[error("{call}({id}): {source}")]
+    User {
+        call: &'static str,
+        id: String,
+        source: nix::Error,
+    },
+    #[error("exec: {0:?}: executable file not found in $PATH")]
+    NotFound(String),
+    #[error("exec {path}: {source}")]
+    Exec { path: String, source: nix::Error },
+    #[error("chdir to cwd ({cwd}) set in config.json failed: {source}")]
+    Cwd { cwd: String, source: nix::Error },
+    #[error("close fds: {0}")]
+    Fds(std::io::Error),
+    #[error("invalid string {0:?} (contains NUL)")]
+    Nul(String),
+}
+
+fn resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+pub fn apply_rlimits(limits: &[PosixRlimit]) -> Result<(), SetupError> {
+    for l in limits {
+        let r = libc::rlimit {
+            rlim_cur: l.soft(),
+            rlim_max: l.hard(),
+        };
+        // SAFETY: setrlimit reads the struct we pass by pointer; it lives for the call.
+        if unsafe { libc::setrlimit(resource(l.typ()), &r) } != 0 {
+            return Err(SetupError::Rlimit {
+                kind: l.typ(),
+                soft: l.soft(),
+                hard: l.hard(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub fn set_oom_score_adj(value: i32) -> Result<(), SetupError> {
+    std::fs::write("/proc/self/oom_score_adj", value.to_string())
+        .map_err(|source| SetupError::Oom { value, source })
+}
+
+pub fn apply_personality(p: &LinuxPersonality) -> Result<(), SetupError> {
+    let domain = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    // SAFETY: personality(2) takes a plain integer and only changes this process's ABI flags.
+    if unsafe { libc::personality(domain) } == -1 {
+        return Err(SetupError::Personality(
+            format!("{:?}", p.domain()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// A passwd entry of the container's /etc/passwd (read after pivot_root).
+struct PasswdEntry {
+    name: String,
+    home: String,
+}
+
+fn passwd_entry(uid: u32) -> Option<PasswdEntry> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| PasswdEntry {
+            name: f[0].to_string(),
+            home: f[5].to_string(),
+        })
+    })
+}
+
+/// Groups of the container's /etc/group that list `name` as a member.
+fn member_groups(name: &str) -> Vec<u32> {
+    let Ok(text) = std::fs::read_to_string("/etc/group") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4 && f[3].split(',').any(|m| m == name))
+                .then(|| f[2].parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// The user's home from the container's passwd, for a HOME the config does not set.
+pub fn home_of(uid: u32) -> String {
+    passwd_entry(uid).map_or_else(|| "/".to_string(), |e| e.home)
+}
+
+/// Switch to the configured uid/gid with supplementary groups: those the container's
+/// /etc/group gives the user, plus additionalGids. `setgroups_allowed` is false in a user
+/// namespace whose setgroups is denied.
+pub fn switch_user(user: &User, setgroups_allowed: bool) -> Result<(), SetupError> {
+    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+    if setgroups_allowed {
+        let mut groups: Vec<u32> = passwd_entry(user.uid())
+            .map(|e| member_groups(&e.name))
+            .unwrap_or_default();
+        groups.extend(user.additional_gids().iter().flatten().copied());
+        groups.dedup();
+        let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        setgroups(&gids).map_err(|source| SetupError::User {
+            call: "setgroups",
+            id: format!("{groups:?}"),
+            source,
+        })?;
+    }
+    let g = Gid::from_raw(user.gid());
+    setresgid(g, g, g).map_err(|source| SetupError::User {
+        call: "setresgid",
+        id: user.gid().to_string(),
+        source,
+    })?;
+    let u = Uid::from_raw(user.uid());
+    setresuid(u, u, u).map_err(|source| SetupError::User {
+        call: "setresuid",
+        id: user.uid().to_string(),
+        source,
+    })
+}
+
+/// Find the program as execvp would, with the container's PATH.
+pub fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, SetupError> {
+    if prog.contains('/') {
+        return Ok(PathBuf::from(prog));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(prog);
+        if is_executable(&cand) {
+            return Ok(cand);
+        }
+    }
+    Err(SetupError::NotFound(prog.to_string()))
+}
+
+fn is_executable(p: &Path) -> bool {
+    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) on a valid NUL-terminated path.
+    let ok = unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0;
+    ok && p.metadata().is_ok_and(|m| m.is_file())
+}
+
+/// Mark every fd from `first` upward close-on-exec, so only stdio and the preserved fds
+/// reach the container process.
+pub fn cloexec_from(first: i32) -> Result<(), SetupError> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on fds of this process.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(SetupError::Fds(std::io::Error::last_os_error()))
+    }
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>, SetupError> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| SetupError::Nul(s.clone())))
+        .collect()
+}
+
+/// execve; returns only on failure.
+pub fn exec(path: &Path, args: &[String], env: &[String]) -> SetupError {
+    let p = match CString::new(path.as_os_str().as_bytes()) {
+        Ok(p) => p,
+        Err(_) => return SetupError::Nul(path.display().to_string()),
+    };
+    let (a, e) = match (cstrings(args), cstrings(env)) {
+        (Ok(a), Ok(e)) => (a, e),
+        (Err(x), _) | (_, Err(x)) => return x,
+    };
+    match nix::unistd::execve(&p, &a, &e) {
+        Err(source) => SetupError::Exec {
+            path: path.display().to_string(),
+            source,
+        },
+        Ok(never) => match never {},
+    }
+}
+
+/// The environment of the container process: config env, with HOME from the container's
+/// passwd when the config does not set it (as runc does).
+pub fn environment(env: &[String], uid: u32) -> Vec<String> {
+    let mut out = env.to_vec();
+    if !out.iter().any(|e| e.starts_with("HOME=")) {
+        out.push(format!("HOME={}", home_of(uid)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_uses_path_and_reports_missing() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        assert!(lookup("sh", &env).unwrap().ends_with("sh"));
+        assert_eq!(lookup("/x/y", &env).unwrap(), PathBuf::from("/x/y"));
+        let e = lookup("no-such-prog-xyz", &env).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "exec: \"no-such-prog-xyz\": executable file not found in $PATH"
+        );
+    }
+
+    #[test]
+    fn home_is_added_once() {
+        let env = environment(&["HOME=/h".into()], 0);
+        assert_eq!(env, vec!["HOME=/h".to_string()]);
+        let env = environment(&[], 0);
+        assert!(env[0].starts_with("HOME="));
+    }
+}

@@ -1,0 +1,211 @@
+//! The fork sequence that makes a container init, run in the runtime process.
+//!
+//! runtime ──fork──▶ intermediate: joins namespaces by path, unshares the user namespace
+//! (the runtime writes its id maps), then the others ──fork──▶ init (pid 1 of a new pid
+//! namespace, since unshare(CLONE_NEWPID) applies to children). The intermediate reports
+//! the init's pid and exits. Both children are forks of a single-threaded runtime, so no
+//! re-exec of the runtime binary is needed.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, ForkResult, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::init::{self, InitConfig};
+use crate::cgroups::Cgroup;
+use crate::namespaces::{self, Plan};
+use crate::seccomp;
+use crate::sync::{self, Channel, Msg, SyncError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("fork: {0}")]
+    Fork(nix::Error),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("{0}")]
+    Child(String),
+    #[error(transparent)]
+    Namespace(#[from] namespaces::NamespaceError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+    #[error("{0}")]
+    Hook(String),
+}
+
+pub struct SpawnRequest<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub fifo: &'a Path,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    pub console: Option<OwnedFd>,
+    pub cgroup: Option<&'a Cgroup>,
+    pub seccomp: Option<seccomp::Program>,
+    /// State JSON (status "creating") for the hooks that run in the container.
+    pub state_json: Vec<u8>,
+}
+
+/// Start the init and wait until it is set up and blocked on the exec fifo. `runtime_hooks`
+/// runs prestart and createRuntime hooks in the runtime when the init asks for them.
+/// Returns the init's host pid. On error every process started here is gone.
+pub fn spawn(
+    req: SpawnRequest<'_>,
+    mut runtime_hooks: impl FnMut(i32) -> Result<(), String>,
+) -> Result<i32, SpawnError> {
+    let plan = Plan::from_spec(req.spec);
+    let (ours, theirs) = sync::pair()?;
+    // SAFETY: the runtime is single-threaded here (no threads are ever started before a
+    // container is spawned), so the child may run arbitrary code after fork.
+    let child = match unsafe { fork() }.map_err(SpawnError::Fork)? {
+        ForkResult::Child => {
+            drop(ours);
+            intermediate(req, plan, theirs)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(theirs);
+    let mut init_pid = None;
+    let result = drive(&req, &ours, child, &mut init_pid, &mut runtime_hooks);
+    if result.is_err() {
+        if let Some(p) = init_pid {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+        let _ = kill(child, Signal::SIGKILL);
+    }
+    let _ = waitpid(child, None);
+    if result.is_err() {
+        if let Some(p) = init_pid {
+            // Reaped here when we are its subreaper (run); otherwise init (pid 1) reaps it.
+            let _ = waitpid(Pid::from_raw(p), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        }
+    }
+    result.map(|()| init_pid.unwrap_or(0))
+}
+
+fn drive(
+    req: &SpawnRequest<'_>,
+    chan: &Channel,
+    child: Pid,
+    init_pid: &mut Option<i32>,
+    runtime_hooks: &mut impl FnMut(i32) -> Result<(), String>,
+) -> Result<(), SpawnError> {
+    if let Some(cg) = req.cgroup {
+        cg.add_process(child.as_raw())?;
+    }
+    chan.send(&Msg::Continue)?;
+    loop {
+        match chan.recv()? {
+            Msg::MapIds => {
+                namespaces::write_id_maps(child.as_raw(), req.spec)?;
+                chan.send(&Msg::MapsDone)?;
+            }
+            Msg::InitPid(p) => *init_pid = Some(p),
+            Msg::RunHooks => {
+                let pid = init_pid.unwrap_or(0);
+                runtime_hooks(pid).map_err(SpawnError::Hook)?;
+                chan.send(&Msg::HooksDone)?;
+            }
+            Msg::Ready => return Ok(()),
+            Msg::Error(e) => return Err(SpawnError::Child(e)),
+            other => {
+                return Err(SyncError::Unexpected {
+                    got: other,
+                    want: "init progress",
+                }
+                .into())
+            }
+        }
+    }
+}
+
+/// The intermediate process: never returns.
+fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
+    let _ = SigSet::empty().thread_set_mask();
+    let mut keep: Vec<RawFd> = vec![chan.raw()];
+    if let Some(c) = req.console.as_ref() {
+        keep.push(c.as_raw_fd());
+    }
+    close_fds_except(3 + req.preserve_fds, &keep);
+    match intermediate_inner(&req, &plan, &chan) {
+        Ok(ForkResult::Parent { child }) => {
+            let _ = chan.send(&Msg::InitPid(child.as_raw()));
+            std::process::exit(0)
+        }
+        Ok(ForkResult::Child) => {
+            let cfg = InitConfig {
+                spec: req.spec,
+                plan: &plan,
+                rootfs: req.rootfs,
+                bundle: req.bundle,
+                fifo: req.fifo,
+                no_pivot: req.no_pivot,
+                console: req.console,
+                preserve_fds: req.preserve_fds,
+                state_json: req.state_json,
+                seccomp: req.seccomp,
+            };
+            init::run(cfg, chan)
+        }
+        Err(e) => {
+            let _ = chan.send(&Msg::Error(e.to_string()));
+            std::process::exit(1)
+        }
+    }
+}
+
+fn intermediate_inner(
+    req: &SpawnRequest<'_>,
+    plan: &Plan,
+    chan: &Channel,
+) -> Result<ForkResult, SpawnError> {
+    chan.expect(Msg::Continue, "continue")?;
+    let joins = plan.open_joins()?;
+    namespaces::join(&joins)?;
+    drop(joins);
+    if plan.new_user {
+        namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)?;
+        chan.send(&Msg::MapIds)?;
+        chan.expect(Msg::MapsDone, "id maps")?;
+    }
+    if plan.has(LinuxNamespaceType::User) {
+        let root = nix::unistd::Uid::from_raw(0);
+        let groot = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(groot, groot, groot)
+            .and_then(|()| nix::unistd::setresuid(root, root, root))
+            .map_err(|e| {
+                SpawnError::Child(format!(
+                    "become root in the user namespace (is uid/gid 0 mapped?): {e}"
+                ))
+            })?;
+    }
+    namespaces::unshare(plan.new)?;
+    if plan.creates(LinuxNamespaceType::Time) {
+        namespaces::write_time_offsets(req.spec)?;
+    }
+    // SAFETY: still single-threaded (a fork of a single-threaded process).
+    unsafe { fork() }.map_err(SpawnError::Fork)
+}
+
+/// Close every fd from `first` upward except those in `keep`.
+fn close_fds_except(first: RawFd, keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&k| k >= first).collect();
+    keep.sort_unstable();
+    let mut lo = first;
+    for k in keep.into_iter().chain(std::iter::once(RawFd::MAX)) {
+        if k > lo {
+            let hi = if k == RawFd::MAX {
+                libc::c_uint::MAX
+            } else {
+                (k - 1) as libc::c_uint
+            };
+            // SAFETY: closing fds of this (forked) process that nothing here uses any more.
+            unsafe { libc::syscall(libc::SYS_close_range, lo as libc::c_uint, hi, 0) };
+        }
+        lo = k.saturating_add(1);
+    }
+}

@@ -1,0 +1,356 @@
+//! Per-container state under `--root`: one directory per container holding `state.json`
+//! (written atomically) and the `exec.fifo` the init blocks on until `start`.
+//!
+//! Every command that touches a container holds an exclusive `flock` on its directory, so
+//! concurrent commands on one id run one after the other.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroups::Cgroup;
+
+pub const DEFAULT_ROOT: &str = "/run/nucleus";
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+/// The OCI runtime-spec version nucleus implements.
+pub const OCI_VERSION: &str = "1.2.0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("container does not exist")]
+    NotExist,
+    #[error("container with id exists: {0}")]
+    Exists(String),
+    #[error("invalid container id {0:?}: only letters, digits, '_', '+', '-' and '.' are allowed, and not '.' or '..'")]
+    InvalidId(String),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corrupt state file {path}: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateError + 'a {
+    move |source| StateError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Container status as the OCI spec names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Stopped,
+    Paused,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+            Status::Paused => "paused",
+        })
+    }
+}
+
+/// What nucleus remembers about a container between commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    /// Host pid of the container init; 0 once it is known to be gone.
+    pub pid: i32,
+    /// Start time of the init (field 22 of /proc/PID/stat): guards against pid reuse.
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    pub cgroup: Option<Cgroup>,
+    /// The bundle's config as it was at create: exec, hooks and delete need it later.
+    pub config: oci_spec::runtime::Spec,
+    /// Host pid of the seccomp supervisor (trace / deny-log), if any.
+    #[serde(default)]
+    pub monitor_pid: Option<i32>,
+}
+
+/// The state the OCI spec defines: printed by `state` and fed to hooks on stdin.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState<'a> {
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: &'a Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<&'a Path>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<&'a str>,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: &'a HashMap<String, String>,
+}
+
+impl ContainerState {
+    /// The OCI state for `status`; `full` adds the fields `nucleus state` prints beyond the
+    /// spec's (rootfs, created, owner), as runc does.
+    pub fn oci(&self, status: Status, full: bool) -> OciState<'_> {
+        OciState {
+            oci_version: OCI_VERSION,
+            id: &self.id,
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status,
+            bundle: &self.bundle,
+            rootfs: full.then_some(self.rootfs.as_path()),
+            created: full.then_some(self.created.as_str()),
+            owner: full.then_some(self.owner.as_str()),
+            annotations: &self.annotations,
+        }
+    }
+}
+
+/// runc's rule for ids: `^[\w+-\.]+$`, and never `.` or `..`, so an id is always one plain
+/// path component under the state root.
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::InvalidId(id.to_string()))
+    }
+}
+
+/// The state root (`--root`).
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub path: PathBuf,
+}
+
+/// An open, locked container directory. The lock is released on drop.
+#[derive(Debug)]
+pub struct ContainerDir {
+    pub id: String,
+    pub path: PathBuf,
+    _lock: OwnedFd,
+}
+
+impl Root {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Root { path: path.into() }
+    }
+
+    fn ensure(&self) -> Result<(), StateError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.path)
+            .map_err(io("create state root", &self.path))
+    }
+
+    /// Make the directory of a new container and lock it. Fails if the id is taken.
+    pub fn create(&self, id: &str) -> Result<ContainerDir, StateError> {
+        validate_id(id)?;
+        self.ensure()?;
+        let path = self.path.join(id);
+        match fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StateError::Exists(id.to_string()))
+            }
+            Err(e) => return Err(io("create state dir", &path)(e)),
+        }
+        let lock = lock_dir(&path)?;
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            _lock: lock,
+        })
+    }
+
+    /// Lock an existing container's directory; "container does not exist" otherwise.
+    pub fn open(&self, id: &str) -> Result<ContainerDir, StateError> {
+        validate_id(id).map_err(|_| StateError::NotExist)?;
+        let path = self.path.join(id);
+        let lock = match lock_dir(&path) {
+            Ok(l) => l,
+            Err(StateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotExist)
+            }
+            Err(e) => return Err(e),
+        };
+        // A concurrent delete may have removed the directory while we waited for the lock.
+        if !path.join(STATE_FILE).exists() {
+            return Err(StateError::NotExist);
+        }
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            _lock: lock,
+        })
+    }
+
+    /// Ids of all containers with a state file, sorted.
+    pub fn list(&self) -> Result<Vec<String>, StateError> {
+        let rd = match fs::read_dir(&self.path) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("read state root", &self.path)(e)),
+        };
+        let mut ids: Vec<String> = rd
+            .filter_map(Result::ok)
+            .filter(|e| e.path().join(STATE_FILE).exists())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+fn lock_dir(path: &Path) -> Result<OwnedFd, StateError> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(io("open state dir", path))?;
+    // SAFETY: flock on an fd we own; blocks until the lock is granted.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    if r != 0 {
+        return Err(io("lock state dir", path)(std::io::Error::last_os_error()));
+    }
+    Ok(OwnedFd::from(f))
+}
+
+impl ContainerDir {
+    pub fn state_path(&self) -> PathBuf {
+        self.path.join(STATE_FILE)
+    }
+
+    pub fn fifo_path(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    pub fn load(&self) -> Result<ContainerState, StateError> {
+        let p = self.state_path();
+        let data = fs::read(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StateError::NotExist
+            } else {
+                io("read", &p)(e)
+            }
+        })?;
+        serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path: p, source })
+    }
+
+    /// Write state.json through a temporary file and rename, so a reader never sees half.
+    pub fn save(&self, st: &ContainerState) -> Result<(), StateError> {
+        let p = self.state_path();
+        let tmp = self.path.join(".state.json.tmp");
+        let data = serde_json::to_vec(st).map_err(|source| StateError::Corrupt {
+            path: p.clone(),
+            source,
+        })?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(io("write", &tmp))?;
+        f.write_all(&data).map_err(io("write", &tmp))?;
+        f.sync_data().map_err(io("sync", &tmp))?;
+        fs::rename(&tmp, &p).map_err(io("rename", &p))
+    }
+
+    /// Remove the directory and everything in it.
+    pub fn remove(self) -> Result<(), StateError> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove state dir", &self.path)(e)),
+        }
+    }
+}
+
+/// Start time of a process in clock ticks since boot, or None if it is gone.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // `rest` starts at field 3; starttime is field 22.
+    fields.nth(18)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_single_safe_components() {
+        for ok in ["a", "abc-1_2+3.x", "A9"] {
+            validate_id(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "a b", "x\0", "é"] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn create_refuses_existing_and_open_reports_missing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::new(tmp.path().join("r"));
+        assert!(matches!(root.open("x"), Err(StateError::NotExist)));
+        let d = root.create("x").unwrap();
+        drop(d);
+        assert!(matches!(root.create("x"), Err(StateError::Exists(_))));
+        // No state file yet: still "does not exist" to other commands.
+        assert!(matches!(root.open("x"), Err(StateError::NotExist)));
+        assert!(root.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn own_start_time_is_readable() {
+        let me = std::process::id() as i32;
+        assert!(process_start_time(me).is_some());
+        assert!(process_start_time(i32::MAX).is_none());
+    }
+}
