@@ -80,6 +80,61 @@ impl CreateArgs {
     }
 }
 
+#[derive(Args, Debug)]
+struct ExecArgs {
+    /// Path to a process.json to run
+    #[arg(short, long)]
+    process: Option<PathBuf>,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// Unix socket that receives the pty master
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Detach from the process
+    #[arg(short, long)]
+    detach: bool,
+    /// File to write the process's pid to
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE)
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// UID[:GID] to run as
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Additional gids
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    /// Add a capability
+    #[arg(short, long)]
+    cap: Vec<String>,
+    /// Set no_new_privs
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// Pass N additional fds
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: i32,
+    /// Run in a sub-cgroup (accepted; the process joins the container cgroup)
+    #[arg(long)]
+    cgroup: Vec<String>,
+    /// Exec even if the container is paused
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    /// Accepted for compatibility
+    #[arg(long = "apparmor")]
+    apparmor: Option<String>,
+    /// Accepted for compatibility
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Create a container (its process waits for `start`)
@@ -124,6 +179,10 @@ enum Cmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run a new process inside a running container
+    Exec(Box<ExecArgs>),
+    /// Print the features this runtime supports as JSON
+    Features,
     /// Write a default config.json into the bundle
     Spec {
         #[arg(short, long, default_value = ".")]
@@ -198,6 +257,28 @@ fn dispatch(cli: Cli) -> Result<u8> {
             return Ok(code.clamp(0, 255) as u8);
         }
         Cmd::List { format, quiet } => print_list(&rt, &format, quiet)?,
+        Cmd::Exec(a) => {
+            let o = container::ExecOptions {
+                id: a.id,
+                process_file: a.process,
+                args: a.args,
+                tty: a.tty,
+                console_socket: a.console_socket,
+                detach: a.detach,
+                pid_file: a.pid_file,
+                env: a.env,
+                cwd: a.cwd,
+                user: a.user,
+                additional_gids: a.additional_gids,
+                caps: a.cap,
+                no_new_privs: a.no_new_privs,
+                preserve_fds: a.preserve_fds,
+                ignore_paused: a.ignore_paused,
+            };
+            let code = container::exec(&rt, &o)?;
+            return Ok(code.clamp(0, 255) as u8);
+        }
+        Cmd::Features => println!("{}", nucleus::features::json()),
         Cmd::Spec { bundle, .. } => nucleus::spec::write_default(&bundle)?,
     }
     Ok(0)

@@ -73,12 +73,16 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_spec(spec: &Spec) -> Plan {
-        let mut plan = Plan {
+    pub fn empty() -> Plan {
+        Plan {
             new: CloneFlags::empty(),
             new_user: false,
             join: Vec::new(),
-        };
+        }
+    }
+
+    pub fn from_spec(spec: &Spec) -> Plan {
+        let mut plan = Plan::empty();
         let nss = spec.linux().as_ref().and_then(|l| l.namespaces().clone());
         for ns in nss.unwrap_or_default() {
             match ns.path() {

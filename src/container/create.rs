@@ -80,7 +80,7 @@ pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, Cont
     }
 }
 
-fn compile_seccomp(
+pub(crate) fn compile_seccomp(
     config: &oci_spec::runtime::Spec,
     annotations: &std::collections::HashMap<String, String>,
 ) -> Result<Option<seccomp::Program>, ContainerError> {

@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
 mod list;
 mod run;
@@ -10,6 +11,7 @@ mod start;
 
 pub use create::{create, CreateOptions};
 pub use delete::{delete, destroy};
+pub use exec::{exec, ExecOptions};
 pub use kill::{kill, parse_signal};
 pub use list::{list, ListEntry};
 pub use run::run;

@@ -1,6 +1,4 @@
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 
 use super::{create, delete, start, ContainerError, CreateOptions, Runtime};
 
@@ -26,7 +24,7 @@ pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, Cont
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let st = create(rt, opts)?;
     start_or_destroy(rt, &opts.id)?;
-    let code = wait_forwarding(st.pid, &forward);
+    let code = super::exec::wait_forwarding(st.pid, &forward);
     let (dir, st, status) = super::open(rt, &opts.id)?;
     delete::destroy(dir, &st, status)?;
     Ok(code)
@@ -40,26 +38,4 @@ fn start_or_destroy(rt: &Runtime, id: &str) -> Result<(), ContainerError> {
         return Err(e);
     }
     Ok(())
-}
-
-fn wait_forwarding(init: i32, set: &SigSet) -> i32 {
-    let init = Pid::from_raw(init);
-    loop {
-        let sig = match set.wait() {
-            Ok(s) => s,
-            Err(_) => continue,
-        };
-        if sig != Signal::SIGCHLD {
-            let _ = nix::sys::signal::kill(init, sig);
-            continue;
-        }
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(p, code)) if p == init => return code,
-                Ok(WaitStatus::Signaled(p, s, _)) if p == init => return 128 + s as i32,
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    }
 }

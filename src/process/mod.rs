@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod console;
+pub mod exec;
 pub mod init;
 pub mod setup;
 pub mod spawn;

@@ -192,7 +192,7 @@ fn intermediate_inner(
 }
 
 /// Close every fd from `first` upward except those in `keep`.
-fn close_fds_except(first: RawFd, keep: &[RawFd]) {
+pub(crate) fn close_fds_except(first: RawFd, keep: &[RawFd]) {
     let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&k| k >= first).collect();
     keep.sort_unstable();
     let mut lo = first;

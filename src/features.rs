@@ -1,0 +1,148 @@
+//! `nucleus features`: what this runtime supports, in the runc/OCI features format.
+
+use serde_json::{json, Value};
+
+use crate::state::OCI_VERSION;
+
+/// Mount options the rootfs code understands (flags, propagation, recursive attributes).
+pub const MOUNT_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "unbindable",
+];
+
+/// Annotations nucleus acts on, with their accepted values.
+pub const ANNOTATIONS: &[(&str, &str)] = &[
+    ("run.nucleus.seccomp.mode", "enforce|trace"),
+    (
+        "run.nucleus.seccomp.trace-file",
+        "path (default: seccomp-trace.ndjson in the bundle)",
+    ),
+    ("run.nucleus.seccomp.log-denied", "true|false"),
+    (
+        "run.nucleus.seccomp.builtin-filters",
+        "all|none|comma-separated syscall names",
+    ),
+];
+
+fn capabilities() -> Vec<String> {
+    let last: u8 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    let mut all: Vec<caps::Capability> = caps::all()
+        .into_iter()
+        .filter(|c| c.index() <= last)
+        .collect();
+    all.sort_by_key(|c| c.index());
+    all.iter().map(|c| c.to_string()).collect()
+}
+
+pub fn value() -> Value {
+    let mut ann = serde_json::Map::new();
+    ann.insert(
+        "run.nucleus.version".into(),
+        env!("CARGO_PKG_VERSION").into(),
+    );
+    for (k, v) in ANNOTATIONS {
+        ann.insert((*k).into(), (*v).into());
+    }
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": MOUNT_OPTIONS,
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": capabilities(),
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+                              "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                "archs": ["SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+                "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                               "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "supportedFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                                   "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
+            },
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": ann
+    })
+}
+
+pub fn json() -> String {
+    serde_json::to_string_pretty(&value()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lists_our_annotations_and_kernel_caps() {
+        let v = super::value();
+        assert!(v["annotations"]["run.nucleus.seccomp.mode"].is_string());
+        let caps = v["linux"]["capabilities"].as_array().unwrap();
+        assert_eq!(caps[0], "CAP_CHOWN");
+        assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
+    }
+}

@@ -1,0 +1,167 @@
+//! `exec`: a new process inside a running container. The runtime forks an intermediate
+//! that joins every namespace of the container init (user first) and its cgroup, then
+//! forks the process itself (so a joined pid namespace applies), which takes the
+//! container's seccomp filter, capabilities, user and rlimits and execs.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::sys::signal::SigSet;
+use nix::unistd::{fork, ForkResult, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use super::init::{self, InitError};
+use super::{console, setup};
+use crate::cgroups::Cgroup;
+use crate::namespaces::{self, Plan};
+use crate::seccomp;
+use crate::sync::{self, Channel, Msg, SyncError};
+
+use super::spawn::{close_fds_except, SpawnError};
+
+pub struct ExecRequest<'a> {
+    pub process: &'a Process,
+    /// Host pid of the container init whose namespaces the process joins.
+    pub init_pid: i32,
+    /// The container's namespace plan (which namespaces it has).
+    pub plan: &'a Plan,
+    pub cgroup: Option<&'a Cgroup>,
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: i32,
+    pub seccomp: Option<seccomp::Program>,
+}
+
+/// Namespaces to join for an exec, in the order they must be joined.
+fn exec_plan(container: &Plan, init_pid: i32) -> Plan {
+    let mut plan = Plan::empty();
+    for t in [
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Time,
+        LinuxNamespaceType::Mount,
+    ] {
+        if container.has(t) {
+            let p = format!("/proc/{init_pid}/ns/{}", namespaces::kind(t));
+            plan.join.push((t, p.into()));
+        }
+    }
+    plan
+}
+
+/// Start the process; returns its host pid once it has exec'd (the sync socket closes on
+/// exec), or the error that stopped it.
+pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
+    let plan = exec_plan(req.plan, req.init_pid);
+    // Open the namespaces now: /proc/PID/ns of the init may be gone by the time a child
+    // would look, and errors are clearer here.
+    let joins = plan.open_joins()?;
+    let (ours, theirs) = sync::pair()?;
+    // SAFETY: the runtime is single-threaded; the child may run arbitrary code.
+    let child = match unsafe { fork() }.map_err(SpawnError::Fork)? {
+        ForkResult::Child => {
+            drop(ours);
+            let _ = SigSet::empty().thread_set_mask();
+            let mut keep: Vec<RawFd> = vec![theirs.raw()];
+            keep.extend(joins.iter().map(|(_, _, f)| f.as_raw_fd()));
+            if let Some(c) = req.console.as_ref() {
+                keep.push(c.as_raw_fd());
+            }
+            close_fds_except(3 + req.preserve_fds, &keep);
+            match intermediate(&joins, &theirs) {
+                Ok(ForkResult::Parent { child }) => {
+                    let _ = theirs.send(&Msg::InitPid(child.as_raw()));
+                    std::process::exit(0)
+                }
+                Ok(ForkResult::Child) => {
+                    drop(joins);
+                    let e = run_process(req);
+                    let _ = theirs.send(&Msg::Error(e.to_string()));
+                    std::process::exit(127)
+                }
+                Err(e) => {
+                    let _ = theirs.send(&Msg::Error(e.to_string()));
+                    std::process::exit(1)
+                }
+            }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(theirs);
+    drop(joins);
+    let result = (|| {
+        if let Some(cg) = req.cgroup {
+            cg.add_process(child.as_raw())?;
+        }
+        ours.send(&Msg::Continue)?;
+        let pid = match ours.recv()? {
+            Msg::InitPid(p) => p,
+            Msg::Error(e) => return Err(SpawnError::Child(e)),
+            got => {
+                return Err(SyncError::Unexpected {
+                    got,
+                    want: "exec pid",
+                }
+                .into())
+            }
+        };
+        match ours.recv() {
+            Err(SyncError::Eof) => Ok(pid),
+            Ok(Msg::Error(e)) => {
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+                Err(SpawnError::Child(e))
+            }
+            Ok(got) => Err(SyncError::Unexpected { got, want: "exec" }.into()),
+            Err(e) => Err(e.into()),
+        }
+    })();
+    if result.is_err() {
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = nix::sys::wait::waitpid(child, None);
+    result
+}
+
+fn intermediate(
+    joins: &[(LinuxNamespaceType, std::path::PathBuf, std::fs::File)],
+    chan: &Channel,
+) -> Result<ForkResult, SpawnError> {
+    chan.expect(Msg::Continue, "continue")?;
+    namespaces::join(joins)?;
+    // SAFETY: a fork of a single-threaded process is single-threaded.
+    unsafe { fork() }.map_err(SpawnError::Fork)
+}
+
+fn run_process(req: ExecRequest<'_>) -> InitError {
+    let p = req.process;
+    let r = (|| -> Result<init::Never, InitError> {
+        nix::unistd::setsid().map_err(|e| InitError::Sys {
+            what: "setsid".into(),
+            source: e.into(),
+        })?;
+        if let Some(sock) = req.console {
+            let size = p
+                .console_size()
+                .map(|b| (b.height() as u16, b.width() as u16));
+            console::setup(sock, size)?;
+        }
+        setup::apply_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;
+        let env = setup::environment(p.env().as_deref().unwrap_or(&[]), p.user().uid());
+        let args = p.args().as_deref().unwrap_or(&[]);
+        let exe = setup::lookup(args.first().map_or("", String::as_str), &env)?;
+        init::become_process(
+            p,
+            req.preserve_fds,
+            req.plan,
+            req.seccomp.as_ref(),
+            &exe,
+            &env,
+        )
+    })();
+    match r {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
