@@ -16,7 +16,16 @@ const AUDIT_WRITE: u32 = 29;
 #[test]
 fn args_are_passed_verbatim() {
     let mut c = Container::new("args");
-    c.args(&["sh", "-c", "printf '%s|' \"$@\"", "argv0", "a b", "c*", "", "'q\""]);
+    c.args(&[
+        "sh",
+        "-c",
+        "printf '%s|' \"$@\"",
+        "argv0",
+        "a b",
+        "c*",
+        "",
+        "'q\"",
+    ]);
     let out = c.run().ok();
     assert_eq!(out.stdout, "a b|c*||'q\"|");
 }
@@ -29,11 +38,17 @@ fn env_is_exactly_the_configured_one() {
     let out = c.run().ok();
     let lines: Vec<&str> = out.stdout.lines().collect();
     for want in [DEFAULT_PATH, "A=1", "B=two words", "EMPTY="] {
-        assert!(lines.contains(&want), "{want} missing from env:\n{}", out.stdout);
+        assert!(
+            lines.contains(&want),
+            "{want} missing from env:\n{}",
+            out.stdout
+        );
     }
     // Nothing of the caller's environment leaks in.
     assert!(
-        !lines.iter().any(|l| l.starts_with("CARGO") || l.starts_with("RUST")),
+        !lines
+            .iter()
+            .any(|l| l.starts_with("CARGO") || l.starts_with("RUST")),
         "host environment leaked:\n{}",
         out.stdout
     );
@@ -63,8 +78,16 @@ fn user_uid_gid_additional_gids() {
     c.sh("id; grep -E '^(Uid|Gid|Groups):' /proc/self/status");
     let out = c.run().ok();
     let s = &out.stdout;
-    assert_eq!(status_field(s, "Uid").unwrap(), "1000\t1000\t1000\t1000", "{s}");
-    assert_eq!(status_field(s, "Gid").unwrap(), "1000\t1000\t1000\t1000", "{s}");
+    assert_eq!(
+        status_field(s, "Uid").unwrap(),
+        "1000\t1000\t1000\t1000",
+        "{s}"
+    );
+    assert_eq!(
+        status_field(s, "Gid").unwrap(),
+        "1000\t1000\t1000\t1000",
+        "{s}"
+    );
     let mut groups: Vec<&str> = status_field(s, "Groups")
         .map(|g| g.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
         .unwrap()
@@ -90,9 +113,15 @@ fn user_without_additional_gids_has_no_host_groups() {
     c.config()["process"]["user"] = json!({"uid": 65534, "gid": 65534});
     c.args(&["cat", "/proc/self/status"]);
     let out = c.run().ok();
-    assert_eq!(status_field(&out.stdout, "Uid").unwrap(), "65534\t65534\t65534\t65534");
+    assert_eq!(
+        status_field(&out.stdout, "Uid").unwrap(),
+        "65534\t65534\t65534\t65534"
+    );
     let groups = status_field(&out.stdout, "Groups").unwrap();
-    assert!(groups.is_empty() || groups == "65534", "groups leaked: {groups:?}");
+    assert!(
+        groups.is_empty() || groups == "65534",
+        "groups leaked: {groups:?}"
+    );
 }
 
 #[test]
@@ -125,7 +154,11 @@ fn capabilities_all_five_sets_as_root() {
     c.args(&["cat", "/proc/self/status"]);
     let out = c.run().ok();
     let s = &out.stdout;
-    assert_eq!(status_field(s, "CapInh").unwrap(), cap_mask(&[KILL, NET_BIND_SERVICE]), "{s}");
+    assert_eq!(
+        status_field(s, "CapInh").unwrap(),
+        cap_mask(&[KILL, NET_BIND_SERVICE]),
+        "{s}"
+    );
     assert_eq!(
         status_field(s, "CapBnd").unwrap(),
         cap_mask(&[CHOWN, KILL, NET_BIND_SERVICE, AUDIT_WRITE]),
@@ -153,11 +186,31 @@ fn capabilities_non_root_keeps_only_ambient() {
     c.args(&["cat", "/proc/self/status"]);
     let out = c.run().ok();
     let s = &out.stdout;
-    assert_eq!(status_field(s, "CapInh").unwrap(), cap_mask(&[KILL, NET_BIND_SERVICE]), "{s}");
-    assert_eq!(status_field(s, "CapBnd").unwrap(), cap_mask(&[CHOWN, KILL, NET_BIND_SERVICE]), "{s}");
-    assert_eq!(status_field(s, "CapAmb").unwrap(), cap_mask(&[NET_BIND_SERVICE]), "{s}");
-    assert_eq!(status_field(s, "CapPrm").unwrap(), cap_mask(&[NET_BIND_SERVICE]), "{s}");
-    assert_eq!(status_field(s, "CapEff").unwrap(), cap_mask(&[NET_BIND_SERVICE]), "{s}");
+    assert_eq!(
+        status_field(s, "CapInh").unwrap(),
+        cap_mask(&[KILL, NET_BIND_SERVICE]),
+        "{s}"
+    );
+    assert_eq!(
+        status_field(s, "CapBnd").unwrap(),
+        cap_mask(&[CHOWN, KILL, NET_BIND_SERVICE]),
+        "{s}"
+    );
+    assert_eq!(
+        status_field(s, "CapAmb").unwrap(),
+        cap_mask(&[NET_BIND_SERVICE]),
+        "{s}"
+    );
+    assert_eq!(
+        status_field(s, "CapPrm").unwrap(),
+        cap_mask(&[NET_BIND_SERVICE]),
+        "{s}"
+    );
+    assert_eq!(
+        status_field(s, "CapEff").unwrap(),
+        cap_mask(&[NET_BIND_SERVICE]),
+        "{s}"
+    );
 }
 
 #[test]
@@ -167,7 +220,12 @@ fn capabilities_empty_means_none() {
     c.args(&["cat", "/proc/self/status"]);
     let out = c.run().ok();
     for f in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert_eq!(status_field(&out.stdout, f).unwrap(), cap_mask(&[]), "{f}: {}", out.stdout);
+        assert_eq!(
+            status_field(&out.stdout, f).unwrap(),
+            cap_mask(&[]),
+            "{f}: {}",
+            out.stdout
+        );
     }
 }
 
@@ -203,8 +261,14 @@ fn rlimits_are_set() {
     let out = c.run().ok();
     let l = &out.stdout;
     let row = |name: &str| -> Vec<String> {
-        let line = l.lines().find(|x| x.starts_with(name)).unwrap_or_else(|| panic!("{name} in {l}"));
-        line[name.len()..].split_whitespace().map(str::to_string).collect()
+        let line = l
+            .lines()
+            .find(|x| x.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {l}"));
+        line[name.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
     };
     assert_eq!(row("Max open files")[..2], ["512", "2048"], "{l}");
     assert_eq!(row("Max core file size")[..2], ["0", "4096"], "{l}");
@@ -226,7 +290,11 @@ fn no_new_privileges_true_and_false() {
         c.config()["process"]["noNewPrivileges"] = json!(nnp);
         c.args(&["cat", "/proc/self/status"]);
         let out = c.run().ok();
-        assert_eq!(status_field(&out.stdout, "NoNewPrivs").unwrap(), want, "nnp={nnp}");
+        assert_eq!(
+            status_field(&out.stdout, "NoNewPrivs").unwrap(),
+            want,
+            "nnp={nnp}"
+        );
     }
 }
 
@@ -259,7 +327,11 @@ fn stdio_fds_only() {
     let mut c = Container::new("fds");
     c.sh("ls /proc/self/fd");
     let out = c.run().ok();
-    let mut fds: Vec<u32> = out.stdout.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    let mut fds: Vec<u32> = out
+        .stdout
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
     fds.sort();
     // ls itself opens one fd for the directory.
     assert!(fds.len() <= 4 && fds[..3] == [0, 1, 2], "fds: {:?}", fds);
