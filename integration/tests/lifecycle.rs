@@ -1,0 +1,266 @@
+//! create/start/state/kill/delete/run and the state JSON seen from the host.
+
+use nucleus_integration::*;
+use serde_json::json;
+use std::fs;
+use std::time::Duration;
+
+#[test]
+fn run_foreground_passes_output_and_exit_code() {
+    let mut c = Container::new("run-exit");
+    c.sh("echo out-line; echo err-line >&2; exit 3");
+    let out = c.run();
+    assert_eq!(out.code(), 3, "{out}");
+    assert_eq!(out.stdout, "out-line\n", "{out}");
+    assert!(out.stderr.contains("err-line"), "{out}");
+}
+
+#[test]
+fn run_exit_zero() {
+    let mut c = Container::new("run-true");
+    c.run().ok();
+}
+
+#[test]
+fn run_killed_by_signal_exits_128_plus_signal() {
+    // Without a pid namespace the shell is not a pid-1 that ignores signals from inside.
+    let mut c = Container::new("run-sigkill");
+    c.namespaces(json!([{"type": "mount"}, {"type": "uts"}, {"type": "ipc"}]));
+    c.sh("kill -KILL $$");
+    let out = c.run();
+    assert_eq!(out.code(), 137, "{out}");
+}
+
+#[test]
+fn run_killed_from_outside_exits_137() {
+    let mut c = Container::new("run-killed-outside");
+    c.args(&["sleep", "30"]);
+    c.bundle.write_config();
+    let b = c.bundle.path().to_string_lossy().into_owned();
+    let mut cmd = c.command();
+    cmd.args(["run", "--bundle", &b, &c.id]);
+    let out = std::thread::scope(|s| {
+        let h = s.spawn(move || exec(&mut cmd, CMD_TIMEOUT));
+        assert!(c.wait_status("running", Duration::from_secs(10)));
+        c.kill("KILL").ok();
+        h.join().unwrap()
+    });
+    assert_eq!(out.code(), 137, "{out}");
+}
+
+#[test]
+fn run_passes_stdin_through() {
+    let mut c = Container::new("run-stdin");
+    c.args(&["cat"]);
+    let out = c.run_stdin(b"hello from stdin\n");
+    assert_eq!(out.stdout, "hello from stdin\n", "{out}");
+    out.ok();
+}
+
+#[test]
+fn run_removes_container_after_exit() {
+    let mut c = Container::new("run-removes");
+    c.run().ok();
+    let st = c.state();
+    st.fails();
+}
+
+#[test]
+fn create_start_state_transitions() {
+    let mut c = Container::new("lifecycle");
+    c.sh("read x < /dev/null; sleep 30");
+    c.config()["annotations"] = json!({"org.nucleus.test": "value-1"});
+    c.create().ok();
+
+    let st = c.state_json();
+    assert_eq!(st["status"], "created", "{st}");
+    assert_eq!(st["id"], c.id.as_str(), "{st}");
+    assert!(
+        st["ociVersion"].as_str().is_some_and(|v| !v.is_empty()),
+        "{st}"
+    );
+    let pid = st["pid"].as_i64().expect("pid in created state");
+    assert!(pid > 0, "{st}");
+    let bundle = st["bundle"].as_str().expect("bundle");
+    assert_eq!(
+        fs::canonicalize(bundle).unwrap(),
+        fs::canonicalize(c.bundle.path()).unwrap(),
+        "{st}"
+    );
+    assert_eq!(st["annotations"]["org.nucleus.test"], "value-1", "{st}");
+
+    // pid file: digits only, the state's pid.
+    let pf = fs::read_to_string(c.pid_file()).expect("pid file written by create");
+    assert!(
+        !pf.is_empty() && pf.chars().all(|ch| ch.is_ascii_digit()),
+        "pid file {pf:?}"
+    );
+    assert_eq!(pf.parse::<i64>().unwrap(), pid);
+    assert!(
+        pid_alive(pid as i32),
+        "init of a created container must exist"
+    );
+
+    // The user process has not started: init is not running busybox sh yet.
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("sleep 30"),
+        "user process ran before start: {:?}",
+        String::from_utf8_lossy(&cmdline)
+    );
+
+    c.start().ok();
+    assert_eq!(c.status(), "running");
+    assert_eq!(c.pid() as i64, pid, "pid changes across start");
+
+    c.kill("KILL").ok();
+    assert!(c.wait_status("stopped", Duration::from_secs(10)));
+    let st = c.state_json();
+    assert_eq!(st["status"], "stopped", "{st}");
+    c.delete().ok();
+    c.state().fails();
+    assert!(!pid_alive(pid as i32));
+}
+
+#[test]
+fn container_output_goes_to_create_stdio() {
+    let mut c = Container::new("create-stdio");
+    c.sh("echo created-out; echo created-err >&2");
+    let (o, e) = c.create_start_wait();
+    assert_eq!(o, "created-out\n");
+    assert!(e.contains("created-err"), "{e}");
+}
+
+#[test]
+fn run_detached() {
+    let mut c = Container::new("run-detach");
+    c.sh("echo detached; sleep 30");
+    c.run_detached().ok();
+    assert_eq!(c.status(), "running");
+    let pf = fs::read_to_string(c.pid_file()).unwrap();
+    assert_eq!(pf.parse::<i32>().unwrap(), c.pid());
+    c.kill("KILL").ok();
+    assert!(c.wait_status("stopped", Duration::from_secs(10)));
+    c.delete().ok();
+    assert_eq!(c.container_stdout(), "detached\n");
+}
+
+#[test]
+fn kill_term_by_name_number_and_sig_prefix() {
+    for (i, sig) in ["TERM", "SIGTERM", "15", "KILL", "SIGKILL", "9"]
+        .iter()
+        .enumerate()
+    {
+        let mut c = Container::new(&format!("kill-{i}"));
+        // sh as pid 1 ignores TERM unless it installs a handler.
+        c.sh("trap 'exit 0' TERM; while true; do sleep 0.1; done");
+        c.run_detached().ok();
+        c.kill(sig).ok();
+        assert!(
+            c.wait_status("stopped", Duration::from_secs(10)),
+            "signal {sig} did not stop the container"
+        );
+        c.delete().ok();
+    }
+}
+
+#[test]
+fn kill_all_reaches_every_process() {
+    let mut c = Container::new("kill-all");
+    // Without a pid namespace, killing init alone would leave the children running.
+    c.namespaces(json!([{"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}]));
+    c.sh("sleep 30 & sleep 31 & echo started; wait");
+    c.run_detached().ok();
+    let pid = c.pid();
+    std::thread::sleep(Duration::from_millis(200));
+    let cg = c.cgroups_path().unwrap();
+    let procs_file = cgroup_dirs(&cg)
+        .into_iter()
+        .map(|d| d.join("cgroup.procs"))
+        .find(|p| p.exists())
+        .expect("container cgroup with cgroup.procs");
+    let procs: Vec<i32> = fs::read_to_string(&procs_file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert!(
+        procs.len() >= 3,
+        "expected init and two sleeps in {procs_file:?}: {procs:?}"
+    );
+    assert!(procs.contains(&pid));
+    c.cmd(&["kill", "--all", &c.id, "KILL"]).ok();
+    assert!(c.wait_status("stopped", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(100));
+    for p in &procs {
+        assert!(!pid_alive(*p), "process {p} survived kill --all");
+    }
+    c.delete().ok();
+}
+
+#[test]
+fn delete_force_running_container() {
+    let mut c = Container::new("delete-force");
+    c.args(&["sleep", "30"]);
+    c.run_detached().ok();
+    let pid = c.pid();
+    c.delete_force().ok();
+    c.state().fails();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!pid_alive(pid), "init survived delete --force");
+}
+
+#[test]
+fn delete_force_created_container() {
+    let mut c = Container::new("delete-force-created");
+    c.create().ok();
+    let pid = c.pid();
+    c.delete_force().ok();
+    c.state().fails();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!pid_alive(pid), "init survived delete --force");
+}
+
+#[test]
+fn host_sees_new_namespaces_and_cgroup() {
+    let mut c = Container::new("host-view");
+    let mut ns = vec![
+        json!({"type": "pid"}),
+        json!({"type": "network"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if host_has_ns("cgroup") {
+        ns.push(json!({"type": "cgroup"}));
+    }
+    c.namespaces(json!(ns));
+    c.args(&["sleep", "30"]);
+    c.create().ok();
+    let pid = c.pid().to_string();
+    for kind in ["pid", "net", "ipc", "uts", "mnt", "cgroup"] {
+        if !host_has_ns(kind) {
+            continue;
+        }
+        let host = ns_link("self", kind);
+        let ctr = ns_link(&pid, kind);
+        assert!(!ctr.is_empty(), "cannot read ns {kind} of {pid}");
+        // pid ns: the init's own ns link shows the new namespace (it is its first process).
+        assert_ne!(host, ctr, "namespace {kind} not new");
+    }
+    // user ns not requested: shared with the host.
+    assert_eq!(ns_link("self", "user"), ns_link(&pid, "user"));
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let want = c.cgroups_path().unwrap();
+    assert!(
+        cg.lines().any(|l| l.ends_with(&want)),
+        "cgroupsPath {want} not in /proc/{pid}/cgroup:\n{cg}"
+    );
+    c.start().ok();
+    c.delete_force().ok();
+    assert!(
+        cgroup_dirs(&want).is_empty(),
+        "cgroup left after delete: {:?}",
+        cgroup_dirs(&want)
+    );
+}
