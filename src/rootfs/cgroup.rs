@@ -179,7 +179,11 @@ pub fn mount_cgroup<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result
                 opts,
             }
         };
-        mnt.mount(&entry)?;
+        if entry.is_bind() {
+            mnt.mount(&entry)?;
+        } else {
+            mnt.mount_fs(&entry)?;
+        }
         // Co-mounted controllers ("cpu,cpuacct") are also reachable by each name.
         if h.name.contains(',') {
             let dir =

@@ -10,6 +10,9 @@ pub mod options;
 mod resolve;
 mod syscall;
 
+#[cfg(test)]
+mod root_tests;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 

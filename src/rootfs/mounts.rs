@@ -308,7 +308,8 @@ impl<M: MountApi> Mounter<'_, M> {
         nix::fcntl::openat2(parent_fd.as_fd(), name, how).map_err(resolve_err(&e.dest))
     }
 
-    fn mount_fs(&self, e: &MountEntry) -> Result<(), RootfsError> {
+    /// A non-bind filesystem mount of `e.fstype` (no special handling of "cgroup").
+    pub fn mount_fs(&self, e: &MountEntry) -> Result<(), RootfsError> {
         let strict = matches!(e.fstype.as_str(), "proc" | "sysfs");
         let dest_fd = if e.opts.flags.contains(MsFlags::MS_REMOUNT) {
             resolve::open_path(self.root, &e.dest).map_err(resolve_err(&e.dest))?

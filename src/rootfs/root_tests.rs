@@ -1,0 +1,452 @@
+//! Real setups inside a forked child with its own mount namespace (needs root). Each test
+//! checks, from the child, the resulting mount table and files, and, from the parent, that
+//! nothing leaked into the host's mount table.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, pipe2, ForkResult};
+use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceType, MountBuilder, Spec};
+
+use super::mountinfo::{self, MountInfo};
+use super::RootfsSetup;
+
+type Check = Result<(), String>;
+
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return Err(format!($($arg)*));
+        }
+    };
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Runs `f` in a forked child in a new mount namespace and returns its verdict.
+fn in_child(f: impl FnOnce() -> Check) -> Check {
+    let (rd, wr) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    // SAFETY: the child only runs the test closure and leaves with _exit, never returning
+    // into the test harness.
+    match unsafe { fork() }.map_err(|e| e.to_string())? {
+        ForkResult::Child => {
+            drop(rd);
+            let verdict = unshare(CloneFlags::CLONE_NEWNS)
+                .map_err(|e| format!("unshare: {e}"))
+                .and_then(|()| f());
+            let code = match verdict {
+                Ok(()) => 0,
+                Err(msg) => {
+                    let _ = nix::unistd::write(wr.as_fd(), msg.as_bytes());
+                    1
+                }
+            };
+            // SAFETY: _exit is async-signal-safe and skips the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(wr);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(rd).read_to_string(&mut msg);
+            match waitpid(child, None).map_err(|e| e.to_string())? {
+                WaitStatus::Exited(_, 0) => Ok(()),
+                other => Err(format!("child {other:?}: {msg}")),
+            }
+        }
+    }
+}
+
+/// A bundle in a temp dir with an empty rootfs holding busybox (when available).
+struct Bundle {
+    dir: tempfile::TempDir,
+}
+
+impl Bundle {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("rootfs/bin")).expect("mkdir rootfs");
+        if Path::new("/usr/bin/busybox").exists() {
+            std::fs::copy("/usr/bin/busybox", dir.path().join("rootfs/bin/busybox"))
+                .expect("copy busybox");
+        }
+        Self { dir }
+    }
+
+    fn bundle(&self) -> PathBuf {
+        std::fs::canonicalize(self.dir.path()).expect("canonicalize")
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.bundle().join("rootfs")
+    }
+
+    /// No host mount may mention the bundle after the child is gone.
+    fn check_no_leak(&self) -> Check {
+        let host = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+        let b = self.bundle();
+        ensure!(
+            !host.contains(b.to_str().unwrap_or("?")),
+            "mount leaked into the host:\n{host}"
+        );
+        Ok(())
+    }
+}
+
+fn mounts_in_child() -> Result<Vec<MountInfo>, String> {
+    mountinfo::read_self().map_err(|e| e.to_string())
+}
+
+fn find<'a>(m: &'a [MountInfo], point: &str) -> Result<&'a MountInfo, String> {
+    m.iter()
+        .rev()
+        .find(|i| i.mount_point == Path::new(point))
+        .ok_or_else(|| format!("no mount at {point}: {m:#?}"))
+}
+
+fn mount_opts(point: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.split(' ').nth(4) == Some(point))
+        .ok_or_else(|| format!("no mount at {point}"))?;
+    Ok(line
+        .split(' ')
+        .nth(5)
+        .unwrap_or("")
+        .split(',')
+        .map(str::to_string)
+        .collect())
+}
+
+fn run_setup(spec: &Spec, b: &Bundle, no_pivot: bool, user_ns: bool) -> Check {
+    let rootfs = b.rootfs();
+    let bundle = b.bundle();
+    let setup = RootfsSetup {
+        spec,
+        rootfs: &rootfs,
+        bundle: &bundle,
+        no_pivot,
+        user_ns,
+    };
+    setup.prepare().map_err(|e| format!("prepare: {e}"))?;
+    setup.pivot().map_err(|e| format!("pivot: {e}"))?;
+    setup.finalize().map_err(|e| format!("finalize: {e}"))
+}
+
+#[test]
+fn default_spec_full_setup() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    let spec = Spec::default();
+    let res = in_child(|| {
+        run_setup(&spec, &b, false, false)?;
+        let m = mounts_in_child()?;
+        for point in [
+            "/",
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/sys/fs/cgroup",
+        ] {
+            find(&m, point)?;
+        }
+        ensure!(find(&m, "/proc")?.fstype == "proc", "proc type");
+        ensure!(
+            find(&m, "/dev/pts")?
+                .super_options
+                .iter()
+                .any(|o| o == "ptmxmode=666"),
+            "devpts options: {:?}",
+            find(&m, "/dev/pts")?
+        );
+        ensure!(
+            find(&m, "/dev/shm")?
+                .super_options
+                .iter()
+                .any(|o| o == "size=65536k"),
+            "shm size"
+        );
+        ensure!(
+            mount_opts("/")?.contains(&"ro".to_string()),
+            "root not read-only"
+        );
+        ensure!(
+            mount_opts("/sys")?.contains(&"ro".to_string()),
+            "/sys not read-only"
+        );
+        ensure!(
+            mount_opts("/proc/sys")?.contains(&"ro".to_string()),
+            "/proc/sys not read-only"
+        );
+        ensure!(
+            mount_opts("/dev/shm")?.iter().any(|o| o == "noexec"),
+            "/dev/shm exec"
+        );
+        // The old root is gone: every mount is one of ours.
+        let bundle = b.bundle();
+        ensure!(
+            m.iter().all(|i| !i.mount_point.starts_with(&bundle) && !i.mount_point.starts_with("/home")),
+            "old root visible: {m:#?}"
+        );
+        ensure!(
+            std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
+            "cwd"
+        );
+        // Masked paths.
+        let kcore = std::fs::metadata("/proc/kcore").map_err(|e| format!("kcore: {e}"))?;
+        ensure!(
+            kcore.file_type().is_char_device() && kcore.rdev() == nix::sys::stat::makedev(1, 3),
+            "kcore not masked"
+        );
+        let acpi = find(&m, "/proc/scsi").or_else(|_| find(&m, "/proc/acpi"));
+        if let Ok(a) = acpi {
+            ensure!(a.fstype == "tmpfs", "masked dir type {}", a.fstype);
+        }
+        // Devices and links.
+        for (dev, major, minor) in [
+            ("null", 1, 3),
+            ("zero", 1, 5),
+            ("full", 1, 7),
+            ("random", 1, 8),
+            ("urandom", 1, 9),
+            ("tty", 5, 0),
+        ] {
+            let md =
+                std::fs::metadata(format!("/dev/{dev}")).map_err(|e| format!("/dev/{dev}: {e}"))?;
+            ensure!(md.file_type().is_char_device(), "/dev/{dev} type");
+            ensure!(
+                md.rdev() == nix::sys::stat::makedev(major, minor),
+                "/dev/{dev} numbers"
+            );
+            ensure!(
+                md.mode() & 0o7777 == 0o666,
+                "/dev/{dev} mode {:o}",
+                md.mode()
+            );
+        }
+        for (link, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+            ("ptmx", "pts/ptmx"),
+        ] {
+            let t = std::fs::read_link(format!("/dev/{link}"))
+                .map_err(|e| format!("/dev/{link}: {e}"))?;
+            ensure!(t == Path::new(target), "/dev/{link} -> {}", t.display());
+        }
+        ensure!(
+            std::fs::read_link("/dev/core").is_ok() == Path::new("/proc/kcore").exists(),
+            "/dev/core"
+        );
+        // Root is read-only, tmpfs /dev is not.
+        ensure!(std::fs::write("/newfile", b"").is_err(), "root writable");
+        std::fs::write("/dev/shm/ok", b"").map_err(|e| format!("/dev/shm: {e}"))?;
+        // cgroup hierarchies (v1 host: one per hierarchy, read-only).
+        if Path::new("/sys/fs/cgroup/cpu").exists() || Path::new("/sys/fs/cgroup/memory").exists() {
+            let cg: Vec<_> = m
+                .iter()
+                .filter(|i| i.mount_point.starts_with("/sys/fs/cgroup/"))
+                .collect();
+            ensure!(!cg.is_empty(), "no cgroup hierarchies");
+            ensure!(
+                mount_opts("/sys/fs/cgroup")?.contains(&"ro".to_string()),
+                "cgroup tmpfs writable"
+            );
+        }
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak()).expect("default spec");
+}
+
+#[test]
+fn symlink_out_of_rootfs_does_not_touch_the_host() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    let host_dir = tempfile::tempdir().expect("tempdir");
+    let host_dir_path = std::fs::canonicalize(host_dir.path()).expect("canonicalize");
+    symlink(&host_dir_path, b.rootfs().join("mnt")).expect("symlink");
+    symlink("/etc", b.rootfs().join("etc2")).expect("symlink");
+    std::fs::write(b.bundle().join("hosts"), b"127.0.0.1 x\n").expect("write");
+    let mut spec = Spec::default();
+    spec.set_mounts(Some(vec![
+        MountBuilder::default()
+            .destination("/mnt")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .build()
+            .expect("m"),
+        MountBuilder::default()
+            .destination("/etc/hosts")
+            .typ("bind")
+            .source("hosts")
+            .options(vec!["bind".into(), "ro".into()])
+            .build()
+            .expect("m"),
+    ]));
+    spec.set_linux(None);
+    spec.set_root(None);
+    let res = in_child(|| {
+        let rootfs = b.rootfs();
+        let bundle = b.bundle();
+        let setup = RootfsSetup {
+            spec: &spec,
+            rootfs: &rootfs,
+            bundle: &bundle,
+            no_pivot: false,
+            user_ns: false,
+        };
+        setup.prepare().map_err(|e| format!("prepare: {e}"))?;
+        let m = mounts_in_child()?;
+        ensure!(
+            m.iter().all(|i| i.mount_point != host_dir_path),
+            "mounted over the host dir"
+        );
+        ensure!(
+            m.iter().all(|i| i.mount_point != Path::new("/etc/hosts")),
+            "mounted over host /etc/hosts"
+        );
+        let inside = rootfs.join(host_dir_path.strip_prefix("/").unwrap_or(&host_dir_path));
+        find(&m, inside.to_str().unwrap_or("?"))?;
+        find(&m, rootfs.join("etc/hosts").to_str().unwrap_or("?"))?;
+        ensure!(
+            std::fs::read(rootfs.join("etc/hosts")).map_err(|e| e.to_string())? == b"127.0.0.1 x\n",
+            "hosts content"
+        );
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak())
+        .expect("symlink escape");
+    assert_eq!(
+        std::fs::read_dir(host_dir.path())
+            .expect("read_dir")
+            .count(),
+        0,
+        "host dir touched"
+    );
+}
+
+#[test]
+fn no_pivot_user_ns_devices_and_mount_options() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    std::fs::create_dir_all(b.bundle().join("data/sub")).expect("mkdir");
+    let mut spec = Spec::default();
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.retain(|m| m.destination() != Path::new("/sys/fs/cgroup"));
+    mounts.push(
+        MountBuilder::default()
+            .destination("/data")
+            .typ("none")
+            .source("data")
+            .options(vec![
+                "rbind".into(),
+                "rro".into(),
+                "nosuid".into(),
+                "noatime".into(),
+                "rprivate".into(),
+            ])
+            .build()
+            .expect("m"),
+    );
+    spec.set_mounts(Some(mounts));
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_devices(Some(vec![LinuxDeviceBuilder::default()
+            .path("/dev/fuse")
+            .typ(LinuxDeviceType::C)
+            .major(10)
+            .minor(229)
+            .file_mode(0o600u32)
+            .build()
+            .expect("device")]));
+        linux.set_masked_paths(None);
+        linux.set_readonly_paths(None);
+    }
+    let res = in_child(|| {
+        // Inner mount on the bind source, to check that rbind + rro reaches it.
+        nix::mount::mount(
+            Some("tmpfs"),
+            &b.bundle().join("data/sub"),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| format!("inner tmpfs: {e}"))?;
+        run_setup(&spec, &b, true, true)?;
+        let m = mounts_in_child()?;
+        // With user_ns the devices are bind mounts of the host's nodes.
+        find(&m, "/dev/null")?;
+        find(&m, "/dev/fuse")?;
+        let md = std::fs::metadata("/dev/null").map_err(|e| e.to_string())?;
+        ensure!(md.rdev() == nix::sys::stat::makedev(1, 3), "/dev/null");
+        let data = mount_opts("/data")?;
+        ensure!(
+            data.contains(&"ro".into())
+                && data.contains(&"nosuid".into())
+                && data.contains(&"noatime".into()),
+            "/data {data:?}"
+        );
+        ensure!(
+            mount_opts("/data/sub")?.contains(&"ro".into()),
+            "rro did not reach /data/sub"
+        );
+        ensure!(find(&m, "/data")?.optional.is_empty(), "/data not private");
+        ensure!(
+            std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
+            "cwd"
+        );
+        ensure!(
+            Path::new("/bin/busybox").exists() || !Path::new("/usr/bin/busybox").exists(),
+            "not chrooted"
+        );
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak())
+        .expect("no-pivot setup");
+}
+
+#[test]
+fn errors_leave_nothing_behind() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    symlink("/etc", b.rootfs().join("proc")).expect("symlink");
+    let spec = Spec::default();
+    let res = in_child(|| {
+        let rootfs = b.rootfs();
+        let bundle = b.bundle();
+        let setup = RootfsSetup {
+            spec: &spec,
+            rootfs: &rootfs,
+            bundle: &bundle,
+            no_pivot: false,
+            user_ns: false,
+        };
+        match setup.prepare() {
+            Err(e) if e.to_string().contains("symlink") => Ok(()),
+            other => Err(format!("expected a symlink refusal, got {other:?}")),
+        }
+    });
+    res.and_then(|()| b.check_no_leak()).expect("refusal");
+}
