@@ -62,7 +62,7 @@ fn own_cgroups(text: &str) -> Vec<(BTreeSet<String>, PathBuf)> {
 /// One hierarchy to expose in the container.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Hierarchy {
-    /// Directory name under the cgroup mount ("cpu", "cpu,cpuacct", "unified").
+    /// Directory name under the cgroup mount ("cpu", "cpu,cpuacct", "systemd").
     pub name: String,
     pub fstype: String,
     /// Data for a fresh mount ("cpu", "name=systemd").
@@ -77,25 +77,18 @@ pub fn hierarchies(mounts: &[MountInfo], self_cgroup: &str) -> Vec<Hierarchy> {
     mounts
         .iter()
         .filter(|m| m.mount_point.parent() == Some(Path::new(CGROUP_ROOT)))
-        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+        // As runc: on a hybrid host only the v1 hierarchies are exposed.
+        .filter(|m| m.fstype == "cgroup")
         .filter_map(|m| {
             let name = m.mount_point.file_name()?.to_string_lossy().into_owned();
-            let ctrls = if m.fstype == "cgroup2" {
-                BTreeSet::new()
-            } else {
-                controllers(m)
-            };
-            let data = if m.fstype == "cgroup2" {
-                String::new()
-            } else {
-                let words: Vec<&str> = m
-                    .super_options
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|o| !matches!(*o, "rw" | "ro"))
-                    .collect();
-                words.join(",")
-            };
+            let ctrls = controllers(m);
+            let words: Vec<&str> = m
+                .super_options
+                .iter()
+                .map(String::as_str)
+                .filter(|o| !matches!(*o, "rw" | "ro"))
+                .collect();
+            let data = words.join(",");
             let path = own
                 .iter()
                 .find(|(set, _)| *set == ctrls)
@@ -279,12 +272,6 @@ mod tests {
                     fstype: "cgroup".into(),
                     data: "memory".into(),
                     host_dir: "/sys/fs/cgroup/memory/c1".into()
-                },
-                Hierarchy {
-                    name: "unified".into(),
-                    fstype: "cgroup2".into(),
-                    data: String::new(),
-                    host_dir: "/sys/fs/cgroup/unified/u1".into()
                 },
             ]
         );

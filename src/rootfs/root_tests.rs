@@ -37,9 +37,13 @@ fn in_child(f: impl FnOnce() -> Check) -> Check {
     match unsafe { fork() }.map_err(|e| e.to_string())? {
         ForkResult::Child => {
             drop(rd);
+            // A panic must not unwind into the test harness of the forked copy.
             let verdict = unshare(CloneFlags::CLONE_NEWNS)
                 .map_err(|e| format!("unshare: {e}"))
-                .and_then(|()| f());
+                .and_then(|()| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                        .unwrap_or_else(|_| Err("panicked".to_string()))
+                });
             let code = match verdict {
                 Ok(()) => 0,
                 Err(msg) => {
@@ -64,7 +68,9 @@ fn in_child(f: impl FnOnce() -> Check) -> Check {
 
 /// A bundle in a temp dir with an empty rootfs holding busybox (when available).
 struct Bundle {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    /// Canonical path, taken before any pivot makes the host paths unreachable.
+    path: PathBuf,
 }
 
 impl Bundle {
@@ -75,11 +81,12 @@ impl Bundle {
             std::fs::copy("/usr/bin/busybox", dir.path().join("rootfs/bin/busybox"))
                 .expect("copy busybox");
         }
-        Self { dir }
+        let path = std::fs::canonicalize(dir.path()).expect("canonicalize");
+        Self { _dir: dir, path }
     }
 
     fn bundle(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).expect("canonicalize")
+        self.path.clone()
     }
 
     fn rootfs(&self) -> PathBuf {
@@ -205,16 +212,37 @@ fn default_spec_full_setup() {
             std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
             "cwd"
         );
-        // Masked paths.
-        let kcore = std::fs::metadata("/proc/kcore").map_err(|e| format!("kcore: {e}"))?;
+        // Masked paths: files become /dev/null, directories an empty read-only tmpfs.
+        let keys = std::fs::metadata("/proc/keys").map_err(|e| format!("/proc/keys: {e}"))?;
         ensure!(
-            kcore.file_type().is_char_device() && kcore.rdev() == nix::sys::stat::makedev(1, 3),
-            "kcore not masked"
+            keys.file_type().is_char_device() && keys.rdev() == nix::sys::stat::makedev(1, 3),
+            "/proc/keys not masked"
         );
-        let acpi = find(&m, "/proc/scsi").or_else(|_| find(&m, "/proc/acpi"));
-        if let Ok(a) = acpi {
-            ensure!(a.fstype == "tmpfs", "masked dir type {}", a.fstype);
+        for file in ["/proc/kcore", "/proc/timer_list", "/proc/sched_debug"] {
+            if let Ok(md) = std::fs::metadata(file) {
+                ensure!(
+                    md.rdev() == nix::sys::stat::makedev(1, 3),
+                    "{file} not masked"
+                );
+            }
         }
+        let firmware = find(&m, "/sys/firmware")?;
+        ensure!(
+            firmware.fstype == "tmpfs",
+            "/sys/firmware type {}",
+            firmware.fstype
+        );
+        ensure!(
+            mount_opts("/sys/firmware")?.contains(&"ro".to_string()),
+            "/sys/firmware writable"
+        );
+        ensure!(
+            std::fs::read_dir("/sys/firmware")
+                .map_err(|e| e.to_string())?
+                .count()
+                == 0,
+            "/sys/firmware not empty"
+        );
         // Devices and links.
         for (dev, major, minor) in [
             ("null", 1, 3),
@@ -449,4 +477,48 @@ fn errors_leave_nothing_behind() {
         }
     });
     res.and_then(|()| b.check_no_leak()).expect("refusal");
+}
+
+/// Runs busybox inside the finished rootfs, as the container process would, and checks
+/// what it sees. With NUCLEUS_SHOW_MOUNTINFO set the table is printed, for comparing by
+/// eye with `runc run` on the same bundle.
+#[test]
+fn busybox_runs_in_the_finished_rootfs() {
+    if !is_root() || !Path::new("/usr/bin/busybox").exists() {
+        eprintln!("skipped: needs root and busybox");
+        return;
+    }
+    let b = Bundle::new();
+    let spec = Spec::default();
+    let res = in_child(|| {
+        run_setup(&spec, &b, false, false)?;
+        let out = std::fs::File::create("/dev/shm/mountinfo").map_err(|e| e.to_string())?;
+        let status = std::process::Command::new("/bin/busybox")
+            .args(["cat", "/proc/self/mountinfo"])
+            .stdout(out)
+            .status()
+            .map_err(|e| format!("exec busybox: {e}"))?;
+        ensure!(status.success(), "busybox: {status}");
+        let text = std::fs::read_to_string("/dev/shm/mountinfo").map_err(|e| e.to_string())?;
+        if std::env::var_os("NUCLEUS_SHOW_MOUNTINFO").is_some() {
+            eprintln!("{text}");
+        }
+        let points: Vec<&str> = text.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+        for want in [
+            "/",
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/proc/keys",
+            "/proc/sys",
+            "/sys/firmware",
+        ] {
+            ensure!(points.contains(&want), "{want} missing from:\n{text}");
+        }
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak()).expect("busybox");
 }

@@ -1,7 +1,6 @@
 //! The mount system calls used by the rootfs setup, behind a trait so the sequence of calls
 //! for a mount can be checked without a kernel.
 
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -15,6 +14,8 @@ const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 
@@ -67,6 +68,28 @@ fn owned(ret: libc::c_long) -> Result<OwnedFd, Errno> {
     let fd = Errno::result(ret)?;
     // SAFETY: the syscall returned a new file descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+fn fsconfig(
+    fs: &OwnedFd,
+    cmd: libc::c_uint,
+    key: &std::ffi::CStr,
+    value: Option<&std::ffi::CStr>,
+) -> Result<(), Errno> {
+    let value = value.map_or(std::ptr::null(), |v| v.as_ptr());
+    // SAFETY: key and value are NUL-terminated strings (or null for a flag) that outlive
+    // the call; fs is a live fs context.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            cmd,
+            key.as_ptr(),
+            value,
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
 }
 
 impl MountApi for Kernel {
@@ -142,10 +165,12 @@ impl MountApi for Kernel {
     }
 
     fn new_readonly_tmpfs(&self) -> Result<OwnedFd, Errno> {
-        let fstype = CString::new("tmpfs").map_err(|_| Errno::EINVAL)?;
-        // SAFETY: fstype is a valid C string.
+        // SAFETY: the file system name is a valid C string.
         let fs =
-            owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+            owned(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })?;
+        // Same look as runc's mount(2) of a read-only tmpfs: source "tmpfs", superblock ro.
+        fsconfig(&fs, FSCONFIG_SET_STRING, c"source", Some(c"tmpfs"))?;
+        fsconfig(&fs, FSCONFIG_SET_FLAG, c"ro", None)?;
         // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux; fs is a live fs context.
         let ret = unsafe {
             libc::syscall(
