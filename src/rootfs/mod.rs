@@ -179,6 +179,7 @@ impl RootfsSetup<'_> {
             }
         };
         if self.no_pivot {
+            self.detach_outside_rootfs();
             chdir(self.rootfs).map_err(err("chdir to rootfs"))?;
             nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
                 .map_err(err("move rootfs to /"))?;
@@ -203,6 +204,26 @@ impl RootfsSetup<'_> {
             umount2(".", MntFlags::MNT_DETACH).map_err(err("detach old root"))?;
         }
         chdir("/").map_err(err("chdir to /"))
+    }
+
+    /// Without pivot_root the old root stays under the chroot; as runc, detach every mount
+    /// that is neither the rootfs, below it, nor above it (those hold the rootfs), so that
+    /// escaping the chroot finds as little as possible. Best effort by design: a mount
+    /// that cannot be detached (busy, locked by a user namespace) stays as runc leaves it.
+    fn detach_outside_rootfs(&self) {
+        let Ok(info) = mountinfo::read_self() else {
+            return;
+        };
+        let mut points: Vec<PathBuf> = info
+            .into_iter()
+            .map(|m| m.mount_point)
+            .filter(|p| !p.starts_with(self.rootfs) && !self.rootfs.starts_with(p))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        points.dedup();
+        for p in points {
+            let _ = umount2(&p, MntFlags::MNT_DETACH);
+        }
     }
 
     /// After pivot: readonly paths, masked paths, read-only /dev and root, root propagation.

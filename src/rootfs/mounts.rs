@@ -337,15 +337,23 @@ impl<M: MountApi> Mounter<'_, M> {
         );
         match res {
             Ok(()) => {}
-            // Without its own network namespace a user namespace cannot mount sysfs; runc
-            // then binds the host's /sys instead.
-            Err(Errno::EPERM) if e.fstype == "sysfs" && self.user_ns => {
+            // Without its own network (sysfs) or IPC (mqueue) namespace, a user namespace
+            // cannot mount these; runc then binds the host's instance instead.
+            Err(Errno::EPERM)
+                if self.user_ns && matches!(e.fstype.as_str(), "sysfs" | "mqueue") =>
+            {
+                let host = if e.fstype == "sysfs" {
+                    "/sys"
+                } else {
+                    "/dev/mqueue"
+                };
                 let mut opts = e.opts.clone();
                 opts.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
+                opts.data.clear();
                 let fallback = MountEntry {
                     dest: e.dest.clone(),
                     fstype: "bind".into(),
-                    source: Some("/sys".into()),
+                    source: Some(host.into()),
                     opts,
                 };
                 return self.bind(&fallback);
@@ -503,6 +511,53 @@ mod tests {
         assert_eq!(
             calls[1],
             "setattr recursive=true set=0x4 clr=0x0 propagation=MsFlags(0x0)"
+        );
+    }
+
+    #[test]
+    fn sysfs_falls_back_to_host_bind_in_user_ns_only() {
+        let f = fixture();
+        *f.api.fail_mount.borrow_mut() = Some(Errno::EPERM);
+        let e = f
+            .run("/sys", "sysfs", "sysfs", &["ro"])
+            .expect_err("no fallback without user ns");
+        assert!(
+            matches!(
+                e,
+                RootfsError::Mount {
+                    errno: Errno::EPERM,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let mnt = Mounter {
+            api: &f.api,
+            root: f.root.as_fd(),
+            rootfs: f.rootfs.path(),
+            bundle: f.bundle.path(),
+            user_ns: true,
+            cgroup_ns: false,
+        };
+        let m = MountBuilder::default()
+            .destination("/sys")
+            .typ("sysfs")
+            .source("sysfs")
+            .options(vec!["nosuid".to_string(), "ro".to_string()])
+            .build()
+            .expect("m");
+        f.api.calls.borrow_mut().clear();
+        mnt.mount(&MountEntry::from_spec(&m).expect("entry"))
+            .expect("fallback");
+        let calls = f.api.calls.borrow().clone();
+        assert_eq!(
+            calls[1..],
+            [
+                "clone_tree recursive=true".to_string(),
+                "setattr recursive=false set=0x3 clr=0x0 propagation=MsFlags(0x0)".into(),
+                "attach".into(),
+            ],
+            "{calls:?}"
         );
     }
 

@@ -31,6 +31,14 @@ fn is_root() -> bool {
 
 /// Runs `f` in a forked child in a new mount namespace and returns its verdict.
 fn in_child(f: impl FnOnce() -> Check) -> Check {
+    forked(|| {
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare: {e}"))?;
+        f()
+    })
+}
+
+/// Runs `f` in a forked child and returns its verdict.
+fn forked(f: impl FnOnce() -> Check) -> Check {
     let (rd, wr) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     // SAFETY: the child only runs the test closure and leaves with _exit, never returning
     // into the test harness.
@@ -38,12 +46,8 @@ fn in_child(f: impl FnOnce() -> Check) -> Check {
         ForkResult::Child => {
             drop(rd);
             // A panic must not unwind into the test harness of the forked copy.
-            let verdict = unshare(CloneFlags::CLONE_NEWNS)
-                .map_err(|e| format!("unshare: {e}"))
-                .and_then(|()| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                        .unwrap_or_else(|_| Err("panicked".to_string()))
-                });
+            let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|_| Err("panicked".to_string()));
             let code = match verdict {
                 Ok(()) => 0,
                 Err(msg) => {
@@ -521,4 +525,118 @@ fn busybox_runs_in_the_finished_rootfs() {
         Ok(())
     });
     res.and_then(|()| b.check_no_leak()).expect("busybox");
+}
+
+/// Enters a new user namespace mapping only root, as a rootless-style container would.
+fn enter_user_ns() -> Check {
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare user: {e}"))?;
+    std::fs::write("/proc/self/uid_map", "0 0 1").map_err(|e| format!("uid_map: {e}"))?;
+    std::fs::write("/proc/self/setgroups", "deny").map_err(|e| format!("setgroups: {e}"))?;
+    std::fs::write("/proc/self/gid_map", "0 0 1").map_err(|e| format!("gid_map: {e}"))?;
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare mount: {e}"))
+}
+
+#[test]
+fn user_ns_keeps_locked_flags_and_falls_back_for_sysfs() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    let locked = b.bundle().join("locked");
+    std::fs::create_dir(&locked).expect("mkdir");
+    let bind = |opts: &[&str]| {
+        MountBuilder::default()
+            .destination("/data")
+            .typ("bind")
+            .source("locked")
+            .options(opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .build()
+            .expect("mount")
+    };
+    let mut clear_locked = Spec::default();
+    clear_locked.set_mounts(Some(vec![bind(&["bind", "dev"])]));
+    let mut spec = Spec::default();
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.retain(|m| m.destination() != Path::new("/sys/fs/cgroup"));
+    mounts.push(bind(&["bind", "ro"]));
+    // gid 5 is not mapped in this user namespace (runc's rootless spec drops it too).
+    for m in mounts
+        .iter_mut()
+        .filter(|m| m.destination() == Path::new("/dev/pts"))
+    {
+        let opts = m.options().clone().unwrap_or_default();
+        m.set_options(Some(opts.into_iter().filter(|o| o != "gid=5").collect()));
+    }
+    spec.set_mounts(Some(mounts));
+    let res = in_child(|| {
+        // Flags set in the initial user namespace become locked for the container.
+        nix::mount::mount(
+            Some("tmpfs"),
+            &locked,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID
+                | nix::mount::MsFlags::MS_NODEV
+                | nix::mount::MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(|e| format!("locked tmpfs: {e}"))?;
+        enter_user_ns()?;
+        forked(|| {
+            unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+            let rootfs = b.rootfs();
+            let bundle = b.bundle();
+            let setup = RootfsSetup {
+                spec: &clear_locked,
+                rootfs: &rootfs,
+                bundle: &bundle,
+                no_pivot: false,
+                user_ns: true,
+            };
+            match setup.prepare() {
+                Err(e) if e.to_string().contains("/data") && e.to_string().contains("EPERM") => {
+                    Ok(())
+                }
+                other => Err(format!(
+                    "clearing a locked flag: expected EPERM naming /data, got {other:?}"
+                )),
+            }
+        })?;
+        // proc and mqueue need pid and IPC namespaces owned by the user namespace.
+        unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC)
+            .map_err(|e| format!("unshare pid, ipc: {e}"))?;
+        forked(|| {
+            run_setup(&spec, &b, false, true)?;
+            let m = mounts_in_child()?;
+            let data = mount_opts("/data")?;
+            for want in ["ro", "nosuid", "nodev", "noexec"] {
+                ensure!(
+                    data.iter().any(|o| o == want),
+                    "/data lost {want}: {data:?}"
+                );
+            }
+            let sys = find(&m, "/sys")?;
+            ensure!(sys.fstype == "sysfs", "/sys type {}", sys.fstype);
+            ensure!(
+                mount_opts("/sys")?.contains(&"ro".to_string()),
+                "/sys writable"
+            );
+            find(&m, "/dev/null")?;
+            find(&m, "/dev/tty")?;
+            let null = std::fs::metadata("/dev/null").map_err(|e| e.to_string())?;
+            ensure!(null.rdev() == nix::sys::stat::makedev(1, 3), "/dev/null");
+            ensure!(
+                mount_opts("/")?.contains(&"ro".to_string()),
+                "root writable"
+            );
+            let keys = std::fs::metadata("/proc/keys").map_err(|e| format!("/proc/keys: {e}"))?;
+            ensure!(
+                keys.rdev() == nix::sys::stat::makedev(1, 3),
+                "/proc/keys not masked"
+            );
+            Ok(())
+        })
+    });
+    res.and_then(|()| b.check_no_leak())
+        .expect("user namespace");
 }

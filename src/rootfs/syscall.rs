@@ -198,6 +198,8 @@ pub mod mock {
     #[derive(Default)]
     pub struct Recorder {
         pub calls: RefCell<Vec<String>>,
+        /// When set, mount(2) fails with this errno.
+        pub fail_mount: RefCell<Option<Errno>>,
     }
 
     fn dummy_fd() -> Result<OwnedFd, Errno> {
@@ -218,7 +220,10 @@ pub mod mock {
                 "mount {:?} {:?} {:?} {:?}",
                 source, fstype, flags, data
             ));
-            Ok(())
+            match *self.fail_mount.borrow() {
+                Some(errno) => Err(errno),
+                None => Ok(()),
+            }
         }
         fn clone_tree(&self, _fd: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd, Errno> {
             self.calls
