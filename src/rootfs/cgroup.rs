@@ -1,0 +1,279 @@
+//! The "cgroup" mount type. On a cgroup v2 host it is a cgroup2 mount. On a v1/hybrid host
+//! it becomes a tmpfs holding one mount per hierarchy: a fresh cgroup instance when the
+//! container has its own cgroup namespace (its root is then the container's cgroup),
+//! otherwise a bind of the container's own cgroup directory from the host.
+
+use std::collections::BTreeSet;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::MsFlags;
+use nix::unistd::symlinkat;
+
+use super::error::RootfsError;
+use super::mountinfo::{self, MountInfo};
+use super::mounts::{MountEntry, Mounter};
+use super::options::MountOptions;
+use super::resolve;
+use super::syscall::MountApi;
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+fn cg_err(dest: &Path, reason: String) -> RootfsError {
+    RootfsError::Cgroup {
+        dest: dest.to_path_buf(),
+        reason,
+    }
+}
+
+/// Controllers (and name=) of a v1 hierarchy, from its superblock options.
+fn controllers(info: &MountInfo) -> BTreeSet<String> {
+    info.super_options
+        .iter()
+        .filter(|o| {
+            !matches!(
+                o.as_str(),
+                "rw" | "ro" | "xattr" | "noprefix" | "clone_children" | "cpuset_v2_mode"
+            ) && !o.starts_with("release_agent=")
+        })
+        .cloned()
+        .collect()
+}
+
+/// The calling process's cgroup path per hierarchy key (sorted controller set; "" for v2).
+fn own_cgroups(text: &str) -> Vec<(BTreeSet<String>, PathBuf)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let _id = f.next()?;
+            let ctrls = f.next()?;
+            let path = f.next()?;
+            let set = ctrls
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
+            Some((set, PathBuf::from(path)))
+        })
+        .collect()
+}
+
+/// One hierarchy to expose in the container.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Directory name under the cgroup mount ("cpu", "cpu,cpuacct", "systemd").
+    pub name: String,
+    pub fstype: String,
+    /// Data for a fresh mount ("cpu", "name=systemd").
+    pub data: String,
+    /// Host directory of the container's own cgroup in this hierarchy.
+    pub host_dir: PathBuf,
+}
+
+/// The v1/hybrid hierarchies mounted directly under /sys/fs/cgroup.
+pub fn hierarchies(mounts: &[MountInfo], self_cgroup: &str) -> Vec<Hierarchy> {
+    let own = own_cgroups(self_cgroup);
+    mounts
+        .iter()
+        .filter(|m| m.mount_point.parent() == Some(Path::new(CGROUP_ROOT)))
+        // As runc: on a hybrid host only the v1 hierarchies are exposed.
+        .filter(|m| m.fstype == "cgroup")
+        .filter_map(|m| {
+            let name = m.mount_point.file_name()?.to_string_lossy().into_owned();
+            let ctrls = controllers(m);
+            let words: Vec<&str> = m
+                .super_options
+                .iter()
+                .map(String::as_str)
+                .filter(|o| !matches!(*o, "rw" | "ro"))
+                .collect();
+            let data = words.join(",");
+            let path = own
+                .iter()
+                .find(|(set, _)| *set == ctrls)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| PathBuf::from("/"));
+            // The host mount may itself be rooted below the hierarchy's root.
+            let rel = path.strip_prefix(&m.root).unwrap_or(&path);
+            let host_dir = m.mount_point.join(rel.strip_prefix("/").unwrap_or(rel));
+            Some(Hierarchy {
+                name,
+                fstype: m.fstype.clone(),
+                data,
+                host_dir,
+            })
+        })
+        .collect()
+}
+
+pub fn mount_cgroup<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result<(), RootfsError> {
+    let host_v2 = nix::sys::statfs::statfs(CGROUP_ROOT)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false);
+    if host_v2 {
+        return mount_v2(mnt, e);
+    }
+    let info = mountinfo::read_self().map_err(|source| RootfsError::HostInfo {
+        path: "/proc/self/mountinfo".into(),
+        source,
+    })?;
+    let self_cg =
+        std::fs::read_to_string("/proc/self/cgroup").map_err(|source| RootfsError::HostInfo {
+            path: "/proc/self/cgroup".into(),
+            source,
+        })?;
+    let list = hierarchies(&info, &self_cg);
+    if list.is_empty() {
+        return Err(cg_err(
+            &e.dest,
+            "no cgroup hierarchy found under /sys/fs/cgroup".into(),
+        ));
+    }
+
+    // The tmpfs holding the hierarchies stays writable until the subdirectories exist.
+    let mut tmpfs_opts = MountOptions {
+        flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        data: vec!["mode=755".into()],
+        ..Default::default()
+    };
+    tmpfs_opts.propagation = e.opts.propagation.clone();
+    let tmpfs = MountEntry {
+        dest: e.dest.clone(),
+        fstype: "tmpfs".into(),
+        source: Some("tmpfs".into()),
+        opts: tmpfs_opts,
+    };
+    mnt.mount(&tmpfs)?;
+
+    let mut hier_opts = e.opts.clone();
+    hier_opts.data.clear();
+    hier_opts.propagation.clear();
+    for h in &list {
+        let dest = e.dest.join(&h.name);
+        let entry = if mnt.cgroup_ns {
+            let mut opts = hier_opts.clone();
+            if !h.data.is_empty() {
+                opts.data = vec![h.data.clone()];
+            }
+            MountEntry {
+                dest,
+                fstype: h.fstype.clone(),
+                source: Some(h.fstype.clone().into()),
+                opts,
+            }
+        } else {
+            let mut opts = hier_opts.clone();
+            opts.flags |= MsFlags::MS_BIND;
+            MountEntry {
+                dest,
+                fstype: "bind".into(),
+                source: Some(h.host_dir.clone()),
+                opts,
+            }
+        };
+        if entry.is_bind() {
+            mnt.mount(&entry)?;
+        } else {
+            mnt.mount_fs(&entry)?;
+        }
+        // Co-mounted controllers ("cpu,cpuacct") are also reachable by each name.
+        if h.name.contains(',') {
+            let dir =
+                resolve::open_path(mnt.root, &e.dest).map_err(|errno| RootfsError::Resolve {
+                    path: e.dest.clone(),
+                    errno,
+                })?;
+            for part in h.name.split(',') {
+                if part == h.name || part.starts_with("name=") {
+                    continue;
+                }
+                match symlinkat(h.name.as_str(), dir.as_fd(), part) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(errno) => {
+                        return Err(RootfsError::Symlink {
+                            path: e.dest.join(part),
+                            target: h.name.clone().into(),
+                            errno,
+                        })
+                    }
+                }
+            }
+        }
+    }
+    if e.opts.flags.contains(MsFlags::MS_RDONLY) {
+        mnt.remount_readonly(&e.dest)?;
+    }
+    Ok(())
+}
+
+fn mount_v2<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result<(), RootfsError> {
+    let entry = MountEntry {
+        dest: e.dest.clone(),
+        fstype: "cgroup2".into(),
+        source: Some("cgroup2".into()),
+        opts: e.opts.clone(),
+    };
+    match mnt.mount(&entry) {
+        Ok(()) => Ok(()),
+        // As runc: when cgroup2 cannot be mounted (no cgroup namespace in a user
+        // namespace), bind the host's hierarchy instead.
+        Err(RootfsError::Mount {
+            errno: Errno::EPERM | Errno::EBUSY,
+            ..
+        }) => {
+            let mut opts = e.opts.clone();
+            opts.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
+            opts.data.clear();
+            mnt.mount(&MountEntry {
+                dest: e.dest.clone(),
+                fstype: "bind".into(),
+                source: Some(CGROUP_ROOT.into()),
+                opts,
+            })
+        }
+        Err(other) => Err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hybrid_hierarchies() {
+        let mi = mountinfo::parse(
+            "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+             32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+             40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
+             35 31 0:32 /outer /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+             41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+             42 27 0:39 / /mnt/cg rw - cgroup cgroup rw,pids\n",
+        );
+        let own = "9:name=systemd:/a\n4:memory:/outer/c1\n2:cpu,cpuacct:/c1\n0::/u1\n";
+        let h = hierarchies(&mi, own);
+        assert_eq!(
+            h,
+            vec![
+                Hierarchy {
+                    name: "cpu,cpuacct".into(),
+                    fstype: "cgroup".into(),
+                    data: "cpu,cpuacct".into(),
+                    host_dir: "/sys/fs/cgroup/cpu,cpuacct/c1".into()
+                },
+                Hierarchy {
+                    name: "systemd".into(),
+                    fstype: "cgroup".into(),
+                    data: "xattr,name=systemd".into(),
+                    host_dir: "/sys/fs/cgroup/systemd/a".into()
+                },
+                Hierarchy {
+                    name: "memory".into(),
+                    fstype: "cgroup".into(),
+                    data: "memory".into(),
+                    host_dir: "/sys/fs/cgroup/memory/c1".into()
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! The container's filesystem: spec mounts, devices, pivot_root, masked and read-only
+//! paths. Runs inside the container init, after it unshared its mount namespace.
+
+mod cgroup;
+mod devices;
+mod error;
+mod mountinfo;
+mod mounts;
+pub mod options;
+mod resolve;
+mod syscall;
+
+#[cfg(test)]
+mod root_tests;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{umount2, MntFlags, MsFlags};
+use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::unistd::{chdir, chroot, fchdir, pivot_root};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+pub use error::RootfsError;
+use mounts::{MountEntry, Mounter};
+use options::{AttrChange, MOUNT_ATTR_RDONLY};
+use syscall::{Kernel, MountApi};
+
+/// Filesystem setup of one container.
+pub struct RootfsSetup<'a> {
+    pub spec: &'a Spec,
+    /// Absolute, canonical host path of spec.root.path.
+    pub rootfs: &'a Path,
+    /// Absolute bundle directory; relative bind sources are relative to it.
+    pub bundle: &'a Path,
+    /// --no-pivot: MS_MOVE + chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// The container has its own user namespace: device nodes are bind-mounted from the host.
+    pub user_ns: bool,
+}
+
+fn open_dir(path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+    nix::fcntl::open(
+        path,
+        flags | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+impl RootfsSetup<'_> {
+    fn root_propagation(&self) -> Result<Option<MsFlags>, RootfsError> {
+        let value = self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.rootfs_propagation().clone());
+        match value.as_deref() {
+            None | Some("") => Ok(None),
+            Some(v) => options::parse_propagation(v)
+                .map(Some)
+                .ok_or_else(|| RootfsError::Propagation(v.to_string())),
+        }
+    }
+
+    fn cgroup_ns(&self) -> bool {
+        self.spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Cgroup))
+    }
+
+    fn entries(&self) -> Result<Vec<MountEntry>, RootfsError> {
+        self.spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(MountEntry::from_spec)
+            .collect()
+    }
+
+    /// runc skips device setup when /dev is bind-mounted from the host.
+    fn needs_dev_setup(entries: &[MountEntry]) -> bool {
+        !entries
+            .iter()
+            .any(|e| e.dest == Path::new("/dev") && e.is_bind())
+    }
+
+    /// Before pivot: propagation of "/", the rootfs bind, spec mounts, devices and /dev links.
+    pub fn prepare(&self) -> Result<(), RootfsError> {
+        self.prepare_with(&Kernel)
+    }
+
+    fn prepare_with<M: MountApi>(&self, api: &M) -> Result<(), RootfsError> {
+        let entries = self.entries()?;
+        let devices = devices::all_devices(
+            self.spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.devices().as_deref())
+                .unwrap_or(&[]),
+        )?;
+        let root_flags = self
+            .root_propagation()?
+            .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        api.mount(None, Path::new("/"), None, root_flags, None)
+            .map_err(|errno| RootfsError::SetPropagation {
+                path: "/".into(),
+                errno,
+            })?;
+        self.make_parent_mount_private(api)?;
+        api.mount(
+            Some(self.rootfs),
+            self.rootfs,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )
+        .map_err(|errno| RootfsError::Mount {
+            dest: self.rootfs.to_path_buf(),
+            src: self.rootfs.display().to_string(),
+            fstype: "bind".into(),
+            errno,
+        })?;
+        // Opened after the self-bind so that lookups walk the new mount tree.
+        let root =
+            open_dir(self.rootfs, OFlag::O_PATH).map_err(|errno| RootfsError::OpenRootfs {
+                path: self.rootfs.to_path_buf(),
+                errno,
+            })?;
+        let mnt = Mounter {
+            api,
+            root: root.as_fd(),
+            rootfs: self.rootfs,
+            bundle: self.bundle,
+            user_ns: self.user_ns,
+            cgroup_ns: self.cgroup_ns(),
+        };
+        for e in &entries {
+            mnt.mount(e)?;
+        }
+        if Self::needs_dev_setup(&entries) {
+            devices::create(&mnt, &devices)?;
+            devices::create_symlinks(&mnt)?;
+        }
+        Ok(())
+    }
+
+    /// pivot_root(2) needs the rootfs's parent mount not to be shared.
+    fn make_parent_mount_private<M: MountApi>(&self, api: &M) -> Result<(), RootfsError> {
+        let info = mountinfo::read_self().map_err(|source| RootfsError::HostInfo {
+            path: "/proc/self/mountinfo".into(),
+            source,
+        })?;
+        let parent = self.rootfs.parent().unwrap_or(Path::new("/"));
+        let holder = info
+            .iter()
+            .filter(|m| parent.starts_with(&m.mount_point))
+            .max_by_key(|m| m.mount_point.components().count());
+        if let Some(m) = holder.filter(|m| m.is_shared()) {
+            api.mount(None, &m.mount_point, None, MsFlags::MS_PRIVATE, None)
+                .map_err(|errno| RootfsError::SetPropagation {
+                    path: m.mount_point.clone(),
+                    errno,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Makes the rootfs the process's root; the old root is detached, not left visible.
+    pub fn pivot(&self) -> Result<(), RootfsError> {
+        let err = |step: &'static str| {
+            move |errno| RootfsError::Pivot {
+                rootfs: self.rootfs.to_path_buf(),
+                step,
+                errno,
+            }
+        };
+        if self.no_pivot {
+            self.detach_outside_rootfs();
+            chdir(self.rootfs).map_err(err("chdir to rootfs"))?;
+            nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+                .map_err(err("move rootfs to /"))?;
+            chroot(".").map_err(err("chroot"))?;
+        } else {
+            let old_root =
+                open_dir(Path::new("/"), OFlag::O_RDONLY).map_err(err("open old root"))?;
+            let new_root = open_dir(self.rootfs, OFlag::O_RDONLY).map_err(err("open rootfs"))?;
+            fchdir(new_root.as_fd()).map_err(err("chdir to rootfs"))?;
+            // Stacking the old root under the new one avoids needing a put_old directory.
+            pivot_root(".", ".").map_err(err("pivot_root"))?;
+            fchdir(old_root.as_fd()).map_err(err("chdir to old root"))?;
+            // Keep the unmount below from propagating to the host.
+            nix::mount::mount(
+                None::<&str>,
+                ".",
+                None::<&str>,
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(err("make old root rslave"))?;
+            umount2(".", MntFlags::MNT_DETACH).map_err(err("detach old root"))?;
+        }
+        chdir("/").map_err(err("chdir to /"))
+    }
+
+    /// Without pivot_root the old root stays under the chroot; as runc, detach every mount
+    /// that is neither the rootfs, below it, nor above it (those hold the rootfs), so that
+    /// escaping the chroot finds as little as possible. Best effort by design: a mount
+    /// that cannot be detached (busy, locked by a user namespace) stays as runc leaves it.
+    fn detach_outside_rootfs(&self) {
+        let Ok(info) = mountinfo::read_self() else {
+            return;
+        };
+        let mut points: Vec<PathBuf> = info
+            .into_iter()
+            .map(|m| m.mount_point)
+            .filter(|p| !p.starts_with(self.rootfs) && !self.rootfs.starts_with(p))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        points.dedup();
+        for p in points {
+            let _ = umount2(&p, MntFlags::MNT_DETACH);
+        }
+    }
+
+    /// After pivot: readonly paths, masked paths, read-only /dev and root, root propagation.
+    pub fn finalize(&self) -> Result<(), RootfsError> {
+        self.finalize_with(&Kernel)
+    }
+
+    fn finalize_with<M: MountApi>(&self, api: &M) -> Result<(), RootfsError> {
+        let root =
+            open_dir(Path::new("/"), OFlag::O_PATH).map_err(|errno| RootfsError::OpenRootfs {
+                path: "/".into(),
+                errno,
+            })?;
+        let linux = self.spec.linux().as_ref();
+        for p in linux
+            .and_then(|l| l.readonly_paths().as_deref())
+            .unwrap_or(&[])
+        {
+            readonly_path(api, &root, Path::new(p))?;
+        }
+        for p in linux
+            .and_then(|l| l.masked_paths().as_deref())
+            .unwrap_or(&[])
+        {
+            mask_path(api, &root, Path::new(p))?;
+        }
+        let entries = self.entries()?;
+        let dev_ro = entries.iter().any(|e| {
+            e.dest == Path::new("/dev") && !e.is_bind() && e.opts.flags.contains(MsFlags::MS_RDONLY)
+        });
+        if dev_ro {
+            let mnt = Mounter {
+                api,
+                root: root.as_fd(),
+                rootfs: Path::new("/"),
+                bundle: self.bundle,
+                user_ns: self.user_ns,
+                cgroup_ns: false,
+            };
+            mnt.remount_readonly(Path::new("/dev"))?;
+        }
+        if self
+            .spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false)
+        {
+            api.setattr(
+                root.as_fd(),
+                false,
+                AttrChange {
+                    set: MOUNT_ATTR_RDONLY,
+                    clr: 0,
+                },
+                MsFlags::empty(),
+            )
+            .map_err(|errno| RootfsError::Readonly {
+                path: "/".into(),
+                errno,
+            })?;
+        }
+        if let Some(p) = self.root_propagation()? {
+            api.setattr(
+                root.as_fd(),
+                p.contains(MsFlags::MS_REC),
+                AttrChange::default(),
+                p,
+            )
+            .map_err(|errno| RootfsError::SetPropagation {
+                path: "/".into(),
+                errno,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Binds a path onto itself read-only (recursively, so submounts cannot stay writable).
+fn readonly_path<M: MountApi>(api: &M, root: &OwnedFd, path: &Path) -> Result<(), RootfsError> {
+    let err = |errno| RootfsError::ReadonlyPath {
+        path: path.to_path_buf(),
+        errno,
+    };
+    let fd = match resolve::open_path(root.as_fd(), path) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(errno) => return Err(err(errno)),
+    };
+    let tree = api.clone_tree(fd.as_fd(), true).map_err(err)?;
+    api.setattr(
+        tree.as_fd(),
+        true,
+        AttrChange {
+            set: MOUNT_ATTR_RDONLY,
+            clr: 0,
+        },
+        MsFlags::empty(),
+    )
+    .map_err(err)?;
+    api.attach(tree.as_fd(), fd.as_fd()).map_err(err)
+}
+
+/// Hides a path: /dev/null over files, an empty read-only tmpfs over directories.
+fn mask_path<M: MountApi>(api: &M, root: &OwnedFd, path: &Path) -> Result<(), RootfsError> {
+    let err = |errno| RootfsError::MaskedPath {
+        path: path.to_path_buf(),
+        errno,
+    };
+    let fd = match resolve::open_path(root.as_fd(), path) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(errno) => return Err(err(errno)),
+    };
+    let st = fstat(fd.as_fd()).map_err(err)?;
+    let tree = if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR {
+        api.new_readonly_tmpfs().map_err(err)?
+    } else {
+        let null = resolve::open_path(root.as_fd(), Path::new("/dev/null")).map_err(err)?;
+        api.clone_tree(null.as_fd(), false).map_err(err)?
+    };
+    api.attach(tree.as_fd(), fd.as_fd()).map_err(err)
+}
+
+/// The canonical rootfs path of a bundle's spec (spec.root.path made absolute).
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Option<PathBuf> {
+    let p = spec.root().as_ref()?.path();
+    Some(if p.is_absolute() {
+        p.clone()
+    } else {
+        bundle.join(p)
+    })
+}

@@ -1,0 +1,204 @@
+//! Path resolution confined to the container's root: every lookup goes through
+//! openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) from an O_PATH fd of the root, so a
+//! symlink such as `rootfs/mnt -> /etc` resolves to `rootfs/etc`, never to the host.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{mkdirat, Mode};
+
+/// Symlinks followed while creating directories, as the kernel's own limit.
+const MAX_SYMLINKS: usize = 40;
+
+fn how(flags: OFlag) -> OpenHow {
+    OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+}
+
+/// The path made relative to the root, dropping "/" and "." (".." is resolved by the
+/// kernel inside the root).
+pub fn relative(path: &Path) -> PathBuf {
+    let rel: PathBuf = path
+        .components()
+        .filter(|c| {
+            !matches!(
+                c,
+                Component::RootDir | Component::CurDir | Component::Prefix(_)
+            )
+        })
+        .collect();
+    if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    }
+}
+
+/// Opens `path` inside `root` with `flags` (O_CLOEXEC is always added).
+pub fn open(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+    openat2(root, &relative(path), how(flags))
+}
+
+/// Opens `path` inside `root` as an O_PATH fd.
+pub fn open_path(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, Errno> {
+    open(root, path, OFlag::O_PATH)
+}
+
+/// `mkdir -p` inside the root; returns an O_PATH fd of the final directory.
+pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: Mode) -> Result<OwnedFd, Errno> {
+    mkdir_all_depth(root, &relative(path), mode, 0)
+}
+
+fn mkdir_all_depth(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    mode: Mode,
+    depth: usize,
+) -> Result<OwnedFd, Errno> {
+    if depth > MAX_SYMLINKS {
+        return Err(Errno::ELOOP);
+    }
+    let dir = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    let mut prefix = PathBuf::new();
+    let mut current = openat2(root, ".", how(dir))?;
+    for comp in rel.components() {
+        let name: &OsStr = match comp {
+            Component::Normal(n) => n,
+            Component::ParentDir => OsStr::new(".."),
+            _ => continue,
+        };
+        prefix.push(name);
+        match openat2(root, &prefix, how(dir)) {
+            Ok(fd) => current = fd,
+            Err(Errno::ENOENT) => match mkdirat(current.as_fd(), name, mode) {
+                Ok(()) => current = openat2(root, &prefix, how(dir))?,
+                Err(Errno::EEXIST) => {
+                    // A dangling symlink: create its target, still inside the root.
+                    let target = PathBuf::from(readlinkat(current.as_fd(), name)?);
+                    let base = prefix.parent().unwrap_or(Path::new(""));
+                    let joined = if target.is_absolute() {
+                        relative(&target)
+                    } else {
+                        base.join(target)
+                    };
+                    current = mkdir_all_depth(root, &joined, mode, depth + 1)?;
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(current)
+}
+
+/// Makes sure `path` exists inside the root as a non-directory (creating parents and an
+/// empty file if needed), for file bind mounts and device nodes mounted from the host.
+/// Returns an O_PATH fd of it.
+pub fn create_file(root: BorrowedFd<'_>, path: &Path, mode: Mode) -> Result<OwnedFd, Errno> {
+    match open_path(root, path) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let (parent, name) = split(path)?;
+    let parent_fd = mkdir_all(root, parent, Mode::from_bits_truncate(0o755))?;
+    let create = OpenHow::new()
+        .flags(OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .mode(mode)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
+    drop(openat2(parent_fd.as_fd(), name, create)?);
+    open_path(root, path)
+}
+
+/// Splits a path into its parent and final name; "/" has no name.
+pub fn split(path: &Path) -> Result<(&Path, &OsStr), Errno> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => Ok((parent, name)),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::stat::fstat;
+    use std::os::unix::fs::symlink;
+
+    fn root_fd(dir: &Path) -> OwnedFd {
+        nix::fcntl::open(
+            dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open root")
+    }
+
+    #[test]
+    fn relative_strips_root() {
+        assert_eq!(relative(Path::new("/a/./b")), PathBuf::from("a/b"));
+        assert_eq!(relative(Path::new("/")), PathBuf::from("."));
+        assert_eq!(relative(Path::new("a/../b")), PathBuf::from("a/../b"));
+    }
+
+    #[test]
+    fn absolute_symlink_stays_inside_root() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let host = tempfile::tempdir().expect("tempdir");
+        symlink(host.path(), tmp.path().join("mnt")).expect("symlink");
+        let root = root_fd(tmp.path());
+        let fd = mkdir_all(
+            root.as_fd(),
+            Path::new("/mnt/x/y"),
+            Mode::from_bits_truncate(0o755),
+        )
+        .expect("mkdir_all");
+        let inside = tmp.path().join(relative(host.path())).join("x/y");
+        assert!(inside.is_dir(), "{} missing", inside.display());
+        assert!(!host.path().join("x").exists(), "escaped to the host");
+        let st = fstat(fd.as_fd()).expect("fstat");
+        let want = std::fs::metadata(&inside).expect("stat");
+        assert_eq!(st.st_ino, std::os::unix::fs::MetadataExt::ino(&want));
+    }
+
+    #[test]
+    fn dotdot_and_relative_symlinks_stay_inside_root() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        symlink("../../../../etc", tmp.path().join("up")).expect("symlink");
+        let root = root_fd(tmp.path());
+        create_file(
+            root.as_fd(),
+            Path::new("/up/../../passwd-x"),
+            Mode::from_bits_truncate(0o644),
+        )
+        .expect("create_file");
+        assert!(tmp.path().join("passwd-x").is_file());
+        create_file(
+            root.as_fd(),
+            Path::new("/up/f"),
+            Mode::from_bits_truncate(0o644),
+        )
+        .expect("create_file");
+        assert!(tmp.path().join("etc/f").is_file());
+    }
+
+    #[test]
+    fn create_file_keeps_existing_and_refuses_magic_links() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("f"), b"data").expect("write");
+        let root = root_fd(tmp.path());
+        create_file(
+            root.as_fd(),
+            Path::new("f"),
+            Mode::from_bits_truncate(0o644),
+        )
+        .expect("create");
+        assert_eq!(std::fs::read(tmp.path().join("f")).expect("read"), b"data");
+        symlink("/proc/self/root", tmp.path().join("magic")).expect("symlink");
+        // Inside the root, /proc does not exist, so this can never reach the host's root.
+        assert!(open_path(root.as_fd(), Path::new("magic/etc")).is_err());
+    }
+}

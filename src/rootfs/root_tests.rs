@@ -1,0 +1,642 @@
+//! Real setups inside a forked child with its own mount namespace (needs root). Each test
+//! checks, from the child, the resulting mount table and files, and, from the parent, that
+//! nothing leaked into the host's mount table.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, pipe2, ForkResult};
+use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceType, MountBuilder, Spec};
+
+use super::mountinfo::{self, MountInfo};
+use super::RootfsSetup;
+
+type Check = Result<(), String>;
+
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return Err(format!($($arg)*));
+        }
+    };
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Runs `f` in a forked child in a new mount namespace and returns its verdict.
+fn in_child(f: impl FnOnce() -> Check) -> Check {
+    forked(|| {
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare: {e}"))?;
+        f()
+    })
+}
+
+/// Runs `f` in a forked child and returns its verdict.
+fn forked(f: impl FnOnce() -> Check) -> Check {
+    let (rd, wr) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    // SAFETY: the child only runs the test closure and leaves with _exit, never returning
+    // into the test harness.
+    match unsafe { fork() }.map_err(|e| e.to_string())? {
+        ForkResult::Child => {
+            drop(rd);
+            // A panic must not unwind into the test harness of the forked copy.
+            let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|_| Err("panicked".to_string()));
+            let code = match verdict {
+                Ok(()) => 0,
+                Err(msg) => {
+                    let _ = nix::unistd::write(wr.as_fd(), msg.as_bytes());
+                    1
+                }
+            };
+            // SAFETY: _exit is async-signal-safe and skips the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(wr);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(rd).read_to_string(&mut msg);
+            match waitpid(child, None).map_err(|e| e.to_string())? {
+                WaitStatus::Exited(_, 0) => Ok(()),
+                other => Err(format!("child {other:?}: {msg}")),
+            }
+        }
+    }
+}
+
+/// A bundle in a temp dir with an empty rootfs holding busybox (when available).
+struct Bundle {
+    _dir: tempfile::TempDir,
+    /// Canonical path, taken before any pivot makes the host paths unreachable.
+    path: PathBuf,
+}
+
+impl Bundle {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("rootfs/bin")).expect("mkdir rootfs");
+        if Path::new("/usr/bin/busybox").exists() {
+            std::fs::copy("/usr/bin/busybox", dir.path().join("rootfs/bin/busybox"))
+                .expect("copy busybox");
+        }
+        let path = std::fs::canonicalize(dir.path()).expect("canonicalize");
+        Self { _dir: dir, path }
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.bundle().join("rootfs")
+    }
+
+    /// No host mount may mention the bundle after the child is gone.
+    fn check_no_leak(&self) -> Check {
+        let host = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+        let b = self.bundle();
+        ensure!(
+            !host.contains(b.to_str().unwrap_or("?")),
+            "mount leaked into the host:\n{host}"
+        );
+        Ok(())
+    }
+}
+
+fn mounts_in_child() -> Result<Vec<MountInfo>, String> {
+    mountinfo::read_self().map_err(|e| e.to_string())
+}
+
+fn find<'a>(m: &'a [MountInfo], point: &str) -> Result<&'a MountInfo, String> {
+    m.iter()
+        .rev()
+        .find(|i| i.mount_point == Path::new(point))
+        .ok_or_else(|| format!("no mount at {point}: {m:#?}"))
+}
+
+fn mount_opts(point: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.split(' ').nth(4) == Some(point))
+        .ok_or_else(|| format!("no mount at {point}"))?;
+    Ok(line
+        .split(' ')
+        .nth(5)
+        .unwrap_or("")
+        .split(',')
+        .map(str::to_string)
+        .collect())
+}
+
+fn run_setup(spec: &Spec, b: &Bundle, no_pivot: bool, user_ns: bool) -> Check {
+    let rootfs = b.rootfs();
+    let bundle = b.bundle();
+    let setup = RootfsSetup {
+        spec,
+        rootfs: &rootfs,
+        bundle: &bundle,
+        no_pivot,
+        user_ns,
+    };
+    setup.prepare().map_err(|e| format!("prepare: {e}"))?;
+    setup.pivot().map_err(|e| format!("pivot: {e}"))?;
+    setup.finalize().map_err(|e| format!("finalize: {e}"))
+}
+
+#[test]
+fn default_spec_full_setup() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    let spec = Spec::default();
+    let res = in_child(|| {
+        run_setup(&spec, &b, false, false)?;
+        let m = mounts_in_child()?;
+        for point in [
+            "/",
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/sys/fs/cgroup",
+        ] {
+            find(&m, point)?;
+        }
+        ensure!(find(&m, "/proc")?.fstype == "proc", "proc type");
+        ensure!(
+            find(&m, "/dev/pts")?
+                .super_options
+                .iter()
+                .any(|o| o == "ptmxmode=666"),
+            "devpts options: {:?}",
+            find(&m, "/dev/pts")?
+        );
+        ensure!(
+            find(&m, "/dev/shm")?
+                .super_options
+                .iter()
+                .any(|o| o == "size=65536k"),
+            "shm size"
+        );
+        ensure!(
+            mount_opts("/")?.contains(&"ro".to_string()),
+            "root not read-only"
+        );
+        ensure!(
+            mount_opts("/sys")?.contains(&"ro".to_string()),
+            "/sys not read-only"
+        );
+        ensure!(
+            mount_opts("/proc/sys")?.contains(&"ro".to_string()),
+            "/proc/sys not read-only"
+        );
+        ensure!(
+            mount_opts("/dev/shm")?.iter().any(|o| o == "noexec"),
+            "/dev/shm exec"
+        );
+        // The old root is gone: every mount is one of ours.
+        let bundle = b.bundle();
+        ensure!(
+            m.iter().all(|i| !i.mount_point.starts_with(&bundle) && !i.mount_point.starts_with("/home")),
+            "old root visible: {m:#?}"
+        );
+        ensure!(
+            std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
+            "cwd"
+        );
+        // Masked paths: files become /dev/null, directories an empty read-only tmpfs.
+        let keys = std::fs::metadata("/proc/keys").map_err(|e| format!("/proc/keys: {e}"))?;
+        ensure!(
+            keys.file_type().is_char_device() && keys.rdev() == nix::sys::stat::makedev(1, 3),
+            "/proc/keys not masked"
+        );
+        for file in ["/proc/kcore", "/proc/timer_list", "/proc/sched_debug"] {
+            if let Ok(md) = std::fs::metadata(file) {
+                ensure!(
+                    md.rdev() == nix::sys::stat::makedev(1, 3),
+                    "{file} not masked"
+                );
+            }
+        }
+        let firmware = find(&m, "/sys/firmware")?;
+        ensure!(
+            firmware.fstype == "tmpfs",
+            "/sys/firmware type {}",
+            firmware.fstype
+        );
+        ensure!(
+            mount_opts("/sys/firmware")?.contains(&"ro".to_string()),
+            "/sys/firmware writable"
+        );
+        ensure!(
+            std::fs::read_dir("/sys/firmware")
+                .map_err(|e| e.to_string())?
+                .count()
+                == 0,
+            "/sys/firmware not empty"
+        );
+        // Devices and links.
+        for (dev, major, minor) in [
+            ("null", 1, 3),
+            ("zero", 1, 5),
+            ("full", 1, 7),
+            ("random", 1, 8),
+            ("urandom", 1, 9),
+            ("tty", 5, 0),
+        ] {
+            let md =
+                std::fs::metadata(format!("/dev/{dev}")).map_err(|e| format!("/dev/{dev}: {e}"))?;
+            ensure!(md.file_type().is_char_device(), "/dev/{dev} type");
+            ensure!(
+                md.rdev() == nix::sys::stat::makedev(major, minor),
+                "/dev/{dev} numbers"
+            );
+            ensure!(
+                md.mode() & 0o7777 == 0o666,
+                "/dev/{dev} mode {:o}",
+                md.mode()
+            );
+        }
+        for (link, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+            ("ptmx", "pts/ptmx"),
+        ] {
+            let t = std::fs::read_link(format!("/dev/{link}"))
+                .map_err(|e| format!("/dev/{link}: {e}"))?;
+            ensure!(t == Path::new(target), "/dev/{link} -> {}", t.display());
+        }
+        ensure!(
+            std::fs::read_link("/dev/core").is_ok() == Path::new("/proc/kcore").exists(),
+            "/dev/core"
+        );
+        // Root is read-only, tmpfs /dev is not.
+        ensure!(std::fs::write("/newfile", b"").is_err(), "root writable");
+        std::fs::write("/dev/shm/ok", b"").map_err(|e| format!("/dev/shm: {e}"))?;
+        // cgroup hierarchies (v1 host: one per hierarchy, read-only).
+        if Path::new("/sys/fs/cgroup/cpu").exists() || Path::new("/sys/fs/cgroup/memory").exists() {
+            let cg: Vec<_> = m
+                .iter()
+                .filter(|i| i.mount_point.starts_with("/sys/fs/cgroup/"))
+                .collect();
+            ensure!(!cg.is_empty(), "no cgroup hierarchies");
+            ensure!(
+                mount_opts("/sys/fs/cgroup")?.contains(&"ro".to_string()),
+                "cgroup tmpfs writable"
+            );
+        }
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak()).expect("default spec");
+}
+
+#[test]
+fn symlink_out_of_rootfs_does_not_touch_the_host() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    let host_dir = tempfile::tempdir().expect("tempdir");
+    let host_dir_path = std::fs::canonicalize(host_dir.path()).expect("canonicalize");
+    symlink(&host_dir_path, b.rootfs().join("mnt")).expect("symlink");
+    symlink("/etc", b.rootfs().join("etc2")).expect("symlink");
+    std::fs::write(b.bundle().join("hosts"), b"127.0.0.1 x\n").expect("write");
+    let mut spec = Spec::default();
+    spec.set_mounts(Some(vec![
+        MountBuilder::default()
+            .destination("/mnt")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .build()
+            .expect("m"),
+        MountBuilder::default()
+            .destination("/etc/hosts")
+            .typ("bind")
+            .source("hosts")
+            .options(vec!["bind".into(), "ro".into()])
+            .build()
+            .expect("m"),
+    ]));
+    spec.set_linux(None);
+    spec.set_root(None);
+    let res = in_child(|| {
+        let rootfs = b.rootfs();
+        let bundle = b.bundle();
+        let setup = RootfsSetup {
+            spec: &spec,
+            rootfs: &rootfs,
+            bundle: &bundle,
+            no_pivot: false,
+            user_ns: false,
+        };
+        setup.prepare().map_err(|e| format!("prepare: {e}"))?;
+        let m = mounts_in_child()?;
+        ensure!(
+            m.iter().all(|i| i.mount_point != host_dir_path),
+            "mounted over the host dir"
+        );
+        ensure!(
+            m.iter().all(|i| i.mount_point != Path::new("/etc/hosts")),
+            "mounted over host /etc/hosts"
+        );
+        let inside = rootfs.join(host_dir_path.strip_prefix("/").unwrap_or(&host_dir_path));
+        find(&m, inside.to_str().unwrap_or("?"))?;
+        find(&m, rootfs.join("etc/hosts").to_str().unwrap_or("?"))?;
+        ensure!(
+            std::fs::read(rootfs.join("etc/hosts")).map_err(|e| e.to_string())? == b"127.0.0.1 x\n",
+            "hosts content"
+        );
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak())
+        .expect("symlink escape");
+    assert_eq!(
+        std::fs::read_dir(host_dir.path())
+            .expect("read_dir")
+            .count(),
+        0,
+        "host dir touched"
+    );
+}
+
+#[test]
+fn no_pivot_user_ns_devices_and_mount_options() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    std::fs::create_dir_all(b.bundle().join("data/sub")).expect("mkdir");
+    let mut spec = Spec::default();
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.retain(|m| m.destination() != Path::new("/sys/fs/cgroup"));
+    mounts.push(
+        MountBuilder::default()
+            .destination("/data")
+            .typ("none")
+            .source("data")
+            .options(vec![
+                "rbind".into(),
+                "rro".into(),
+                "nosuid".into(),
+                "noatime".into(),
+                "rprivate".into(),
+            ])
+            .build()
+            .expect("m"),
+    );
+    spec.set_mounts(Some(mounts));
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_devices(Some(vec![LinuxDeviceBuilder::default()
+            .path("/dev/fuse")
+            .typ(LinuxDeviceType::C)
+            .major(10)
+            .minor(229)
+            .file_mode(0o600u32)
+            .build()
+            .expect("device")]));
+        linux.set_masked_paths(None);
+        linux.set_readonly_paths(None);
+    }
+    let res = in_child(|| {
+        // Inner mount on the bind source, to check that rbind + rro reaches it.
+        nix::mount::mount(
+            Some("tmpfs"),
+            &b.bundle().join("data/sub"),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| format!("inner tmpfs: {e}"))?;
+        run_setup(&spec, &b, true, true)?;
+        let m = mounts_in_child()?;
+        // With user_ns the devices are bind mounts of the host's nodes.
+        find(&m, "/dev/null")?;
+        find(&m, "/dev/fuse")?;
+        let md = std::fs::metadata("/dev/null").map_err(|e| e.to_string())?;
+        ensure!(md.rdev() == nix::sys::stat::makedev(1, 3), "/dev/null");
+        let data = mount_opts("/data")?;
+        ensure!(
+            data.contains(&"ro".into())
+                && data.contains(&"nosuid".into())
+                && data.contains(&"noatime".into()),
+            "/data {data:?}"
+        );
+        ensure!(
+            mount_opts("/data/sub")?.contains(&"ro".into()),
+            "rro did not reach /data/sub"
+        );
+        ensure!(find(&m, "/data")?.optional.is_empty(), "/data not private");
+        ensure!(
+            std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
+            "cwd"
+        );
+        ensure!(
+            Path::new("/bin/busybox").exists() || !Path::new("/usr/bin/busybox").exists(),
+            "not chrooted"
+        );
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak())
+        .expect("no-pivot setup");
+}
+
+#[test]
+fn errors_leave_nothing_behind() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    symlink("/etc", b.rootfs().join("proc")).expect("symlink");
+    let spec = Spec::default();
+    let res = in_child(|| {
+        let rootfs = b.rootfs();
+        let bundle = b.bundle();
+        let setup = RootfsSetup {
+            spec: &spec,
+            rootfs: &rootfs,
+            bundle: &bundle,
+            no_pivot: false,
+            user_ns: false,
+        };
+        match setup.prepare() {
+            Err(e) if e.to_string().contains("symlink") => Ok(()),
+            other => Err(format!("expected a symlink refusal, got {other:?}")),
+        }
+    });
+    res.and_then(|()| b.check_no_leak()).expect("refusal");
+}
+
+/// Runs busybox inside the finished rootfs, as the container process would, and checks
+/// what it sees. With NUCLEUS_SHOW_MOUNTINFO set the table is printed, for comparing by
+/// eye with `runc run` on the same bundle.
+#[test]
+fn busybox_runs_in_the_finished_rootfs() {
+    if !is_root() || !Path::new("/usr/bin/busybox").exists() {
+        eprintln!("skipped: needs root and busybox");
+        return;
+    }
+    let b = Bundle::new();
+    let spec = Spec::default();
+    let res = in_child(|| {
+        run_setup(&spec, &b, false, false)?;
+        let out = std::fs::File::create("/dev/shm/mountinfo").map_err(|e| e.to_string())?;
+        let status = std::process::Command::new("/bin/busybox")
+            .args(["cat", "/proc/self/mountinfo"])
+            .stdout(out)
+            .status()
+            .map_err(|e| format!("exec busybox: {e}"))?;
+        ensure!(status.success(), "busybox: {status}");
+        let text = std::fs::read_to_string("/dev/shm/mountinfo").map_err(|e| e.to_string())?;
+        if std::env::var_os("NUCLEUS_SHOW_MOUNTINFO").is_some() {
+            eprintln!("{text}");
+        }
+        let points: Vec<&str> = text.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+        for want in [
+            "/",
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/proc/keys",
+            "/proc/sys",
+            "/sys/firmware",
+        ] {
+            ensure!(points.contains(&want), "{want} missing from:\n{text}");
+        }
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak()).expect("busybox");
+}
+
+/// Enters a new user namespace mapping only root, as a rootless-style container would.
+fn enter_user_ns() -> Check {
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare user: {e}"))?;
+    std::fs::write("/proc/self/uid_map", "0 0 1").map_err(|e| format!("uid_map: {e}"))?;
+    std::fs::write("/proc/self/setgroups", "deny").map_err(|e| format!("setgroups: {e}"))?;
+    std::fs::write("/proc/self/gid_map", "0 0 1").map_err(|e| format!("gid_map: {e}"))?;
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare mount: {e}"))
+}
+
+#[test]
+fn user_ns_keeps_locked_flags_and_falls_back_for_sysfs() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    let locked = b.bundle().join("locked");
+    std::fs::create_dir(&locked).expect("mkdir");
+    let bind = |opts: &[&str]| {
+        MountBuilder::default()
+            .destination("/data")
+            .typ("bind")
+            .source("locked")
+            .options(opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .build()
+            .expect("mount")
+    };
+    let mut clear_locked = Spec::default();
+    clear_locked.set_mounts(Some(vec![bind(&["bind", "dev"])]));
+    let mut spec = Spec::default();
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.retain(|m| m.destination() != Path::new("/sys/fs/cgroup"));
+    mounts.push(bind(&["bind", "ro"]));
+    // gid 5 is not mapped in this user namespace (runc's rootless spec drops it too).
+    for m in mounts
+        .iter_mut()
+        .filter(|m| m.destination() == Path::new("/dev/pts"))
+    {
+        let opts = m.options().clone().unwrap_or_default();
+        m.set_options(Some(opts.into_iter().filter(|o| o != "gid=5").collect()));
+    }
+    spec.set_mounts(Some(mounts));
+    let res = in_child(|| {
+        // Flags set in the initial user namespace become locked for the container.
+        nix::mount::mount(
+            Some("tmpfs"),
+            &locked,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID
+                | nix::mount::MsFlags::MS_NODEV
+                | nix::mount::MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(|e| format!("locked tmpfs: {e}"))?;
+        enter_user_ns()?;
+        forked(|| {
+            unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+            let rootfs = b.rootfs();
+            let bundle = b.bundle();
+            let setup = RootfsSetup {
+                spec: &clear_locked,
+                rootfs: &rootfs,
+                bundle: &bundle,
+                no_pivot: false,
+                user_ns: true,
+            };
+            match setup.prepare() {
+                Err(e) if e.to_string().contains("/data") && e.to_string().contains("EPERM") => {
+                    Ok(())
+                }
+                other => Err(format!(
+                    "clearing a locked flag: expected EPERM naming /data, got {other:?}"
+                )),
+            }
+        })?;
+        // proc and mqueue need pid and IPC namespaces owned by the user namespace.
+        unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC)
+            .map_err(|e| format!("unshare pid, ipc: {e}"))?;
+        forked(|| {
+            run_setup(&spec, &b, false, true)?;
+            let m = mounts_in_child()?;
+            let data = mount_opts("/data")?;
+            for want in ["ro", "nosuid", "nodev", "noexec"] {
+                ensure!(
+                    data.iter().any(|o| o == want),
+                    "/data lost {want}: {data:?}"
+                );
+            }
+            let sys = find(&m, "/sys")?;
+            ensure!(sys.fstype == "sysfs", "/sys type {}", sys.fstype);
+            ensure!(
+                mount_opts("/sys")?.contains(&"ro".to_string()),
+                "/sys writable"
+            );
+            find(&m, "/dev/null")?;
+            find(&m, "/dev/tty")?;
+            let null = std::fs::metadata("/dev/null").map_err(|e| e.to_string())?;
+            ensure!(null.rdev() == nix::sys::stat::makedev(1, 3), "/dev/null");
+            ensure!(
+                mount_opts("/")?.contains(&"ro".to_string()),
+                "root writable"
+            );
+            let keys = std::fs::metadata("/proc/keys").map_err(|e| format!("/proc/keys: {e}"))?;
+            ensure!(
+                keys.rdev() == nix::sys::stat::makedev(1, 3),
+                "/proc/keys not masked"
+            );
+            Ok(())
+        })
+    });
+    res.and_then(|()| b.check_no_leak())
+        .expect("user namespace");
+}
