@@ -1,1 +1,3 @@
 //! nucleus: an OCI runtime library. The `nucleus` binary is a thin CLI over it.
+
+pub mod cgroups;
