@@ -1,0 +1,601 @@
+//! Container cgroups on v1, v2 and hybrid hosts, driven through cgroupfs as runc's `fs`/`fs2`
+//! drivers do: directory discovery, creation, joining, resources, freezer, signalling, removal.
+//!
+//! A [`Cgroup`] is plain data (serialisable into the container's state file) so that later
+//! commands can act on the same directories without recomputing them.
+
+mod devices;
+mod devices_bpf;
+mod files;
+mod hierarchy;
+pub mod stats;
+mod v1;
+mod v2;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use files::{read_file, write_file};
+pub use hierarchy::clean_cgroups_path;
+use hierarchy::{Hierarchies, Mount};
+pub use stats::Stats;
+
+/// Errors of cgroup management. Each names the file, path or field involved.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("systemd cgroup driver requested but systemd is not running")]
+    SystemdNotRunning,
+    #[error(
+        "cgroupsPath {path:?} is not of the form \"slice:prefix:name\" required by the systemd cgroup driver"
+    )]
+    SystemdPathFormat { path: String },
+    #[error("systemd cgroup driver is not supported by this runtime; use the cgroupfs driver (no --systemd-cgroup)")]
+    SystemdUnsupported,
+    #[error("cgroupsPath {path:?} uses \"..\" to climb above its cgroup root")]
+    PathEscapes { path: String },
+    #[error("no cgroup filesystem is mounted (nothing of type cgroup or cgroup2 in /proc/self/mountinfo)")]
+    NoCgroupMounts,
+    #[error("the devices cgroup controller is not mounted; refusing to run a container without device restrictions")]
+    DevicesControllerMissing,
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+    #[error("cannot create cgroup directory {path}: {source}")]
+    Mkdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot remove cgroup directory {path}: {source}")]
+    Rmdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unexpected content {content:?} in {path}")]
+    Parse { path: PathBuf, content: String },
+    #[error(
+        "cannot set {field}: the {controller} cgroup controller is not available on this host"
+    )]
+    ControllerMissing {
+        field: String,
+        controller: &'static str,
+    },
+    #[error("invalid {field} value {value}: {reason}")]
+    InvalidResource {
+        field: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{field} is not supported on cgroup {mode}")]
+    Unsupported { field: String, mode: &'static str },
+    #[error("no freezer is available for this cgroup (v1 freezer controller not mounted or cgroup.freeze missing in {path})")]
+    FreezerUnavailable { path: PathBuf },
+    #[error("timed out after {millis} ms waiting for {path} to report {wanted}")]
+    FreezeTimeout {
+        path: PathBuf,
+        wanted: &'static str,
+        millis: u128,
+    },
+    #[error("cannot send {signal} to pid {pid}: {source}")]
+    Signal {
+        signal: Signal,
+        pid: i32,
+        source: nix::Error,
+    },
+    #[error("device cgroup BPF program: {op} failed: {source}")]
+    Bpf {
+        op: &'static str,
+        source: std::io::Error,
+    },
+    #[error("invalid device cgroup rule {rule}: {reason}")]
+    DeviceRule { rule: String, reason: String },
+}
+
+/// Which cgroup layout the host uses.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupMode {
+    /// Only v1 controller hierarchies.
+    V1,
+    /// v1 controller hierarchies plus a cgroup2 hierarchy (usually /sys/fs/cgroup/unified).
+    Hybrid,
+    /// Only the unified cgroup2 hierarchy.
+    V2,
+}
+
+/// One directory of the container cgroup and the mount point of its hierarchy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CgroupDir {
+    pub mount: PathBuf,
+    pub path: PathBuf,
+}
+
+/// A container's cgroup: one directory per hierarchy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Cgroup {
+    mode: CgroupMode,
+    /// Keyed like runc's `cgroup_paths`: v1 controller names (`name=systemd` included) and
+    /// `""` for the cgroup2 hierarchy (the only key on v2).
+    dirs: BTreeMap<String, CgroupDir>,
+}
+
+/// How long freeze/thaw wait for the kernel to report the new state.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Cgroup {
+    /// The cgroup for container `container_id` on this host. `cgroups_path` is
+    /// linux.cgroupsPath: absolute (below each hierarchy's mount point) or relative to the
+    /// caller's own cgroup; `None` means `<own cgroup>/<container_id>` like runc.
+    pub fn new(
+        cgroups_path: Option<&str>,
+        container_id: &str,
+        systemd: bool,
+    ) -> Result<Self, CgroupError> {
+        if systemd {
+            check_systemd(cgroups_path)?;
+        }
+        let inner = inner_path(cgroups_path, container_id)?;
+        let hier = Hierarchies::from_host()?;
+        Self::from_hierarchies(&hier, &inner)
+    }
+
+    /// A cgroup below a cgroupfs tree rooted at `root` laid out like a standard host:
+    /// v1 controllers at `root/<controller>` (`name=systemd` at `root/systemd`), the unified
+    /// hierarchy at `root` (v2) or `root/unified` (hybrid). The caller's own cgroup is taken
+    /// to be `/` everywhere. Used to point the manager at a fake tree.
+    pub fn at_root(
+        root: &Path,
+        mode: CgroupMode,
+        v1_controllers: &[&str],
+        cgroups_path: Option<&str>,
+        container_id: &str,
+    ) -> Result<Self, CgroupError> {
+        let inner = inner_path(cgroups_path, container_id)?;
+        let mut hier = Hierarchies::default();
+        let slash = PathBuf::from("/");
+        if mode != CgroupMode::V2 {
+            for c in v1_controllers {
+                let dir = c.strip_prefix("name=").unwrap_or(c);
+                hier.v1.insert(
+                    c.to_string(),
+                    Mount {
+                        mount_point: root.join(dir),
+                        root: slash.clone(),
+                    },
+                );
+            }
+        }
+        match mode {
+            CgroupMode::V1 => {}
+            CgroupMode::Hybrid => {
+                hier.unified = Some(Mount {
+                    mount_point: root.join("unified"),
+                    root: slash,
+                })
+            }
+            CgroupMode::V2 => {
+                hier.unified = Some(Mount {
+                    mount_point: root.to_path_buf(),
+                    root: slash,
+                })
+            }
+        }
+        let cg = Self::from_hierarchies(&hier, &inner)?;
+        if cg.mode != mode {
+            return Err(CgroupError::NoCgroupMounts);
+        }
+        Ok(cg)
+    }
+
+    fn from_hierarchies(hier: &Hierarchies, inner: &Path) -> Result<Self, CgroupError> {
+        let mode = hier.mode()?;
+        let dirs = hier.container_dirs(inner)?;
+        // Running without the devices controller would silently give the container every
+        // device of the host; runc refuses too.
+        if mode != CgroupMode::V2 && !dirs.contains_key("devices") {
+            return Err(CgroupError::DevicesControllerMissing);
+        }
+        Ok(Cgroup { mode, dirs })
+    }
+
+    /// The host layout this cgroup lives in.
+    pub fn mode(&self) -> CgroupMode {
+        self.mode
+    }
+
+    /// runc's `cgroup_paths`: controller (or `""` for cgroup2) → directory.
+    pub fn paths(&self) -> BTreeMap<String, PathBuf> {
+        self.dirs
+            .iter()
+            .map(|(k, d)| (k.clone(), d.path.clone()))
+            .collect()
+    }
+
+    /// The directory of one v1 controller (`""` = the cgroup2 directory).
+    pub fn path(&self, controller: &str) -> Option<&Path> {
+        self.dirs.get(controller).map(|d| d.path.as_path())
+    }
+
+    /// Each distinct directory once (v1 controllers mounted together share one).
+    fn unique_dirs(&self) -> Vec<(&str, &CgroupDir)> {
+        let mut seen: Vec<&Path> = Vec::new();
+        let mut out = Vec::new();
+        for (k, d) in &self.dirs {
+            if !seen.contains(&d.path.as_path()) {
+                seen.push(&d.path);
+                out.push((k.as_str(), d));
+            }
+        }
+        out
+    }
+
+    /// Create the directory in every hierarchy. On v2 the controllers available at each level
+    /// are enabled in the parents' cgroup.subtree_control; on v1 cpuset directories get the
+    /// parent's cpus/mems so tasks can join them. On failure nothing new is left behind.
+    pub fn create(&self) -> Result<(), CgroupError> {
+        let res = self.create_dirs();
+        if res.is_err() {
+            let _ = self.destroy();
+        }
+        res
+    }
+
+    fn create_dirs(&self) -> Result<(), CgroupError> {
+        for (key, dir) in self.unique_dirs() {
+            if key.is_empty() && self.mode == CgroupMode::V2 {
+                v2::create_with_controllers(dir)?;
+            } else {
+                mkdir_all(&dir.path)?;
+                if key == "cpuset" {
+                    v1::init_cpuset(dir)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Move `pid` into the cgroup in every hierarchy.
+    pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        let value = pid.to_string();
+        for (_, dir) in self.unique_dirs() {
+            write_file(&dir.path, "cgroup.procs", &value)?;
+        }
+        Ok(())
+    }
+
+    /// Apply `r` (the complete resources of the container: for an update, the stored ones with
+    /// the changes merged in). Safe to call again on a live cgroup. Device rules are always
+    /// applied: without any, the container gets runc's default allow list.
+    pub fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
+        match self.mode {
+            CgroupMode::V1 | CgroupMode::Hybrid => v1::apply(&self.dirs, r),
+            CgroupMode::V2 => v2::apply(&self.dirs[""].path, r, true),
+        }
+    }
+
+    /// The directory whose cgroup.procs files list the container's processes.
+    fn procs_dir(&self) -> Option<&Path> {
+        ["", "pids", "freezer", "devices", "memory", "cpu"]
+            .iter()
+            .find_map(|k| self.path(k))
+            .or_else(|| self.dirs.values().next().map(|d| d.path.as_path()))
+    }
+
+    /// Every pid in the container cgroup and its descendants. Empty when the cgroup is gone.
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let mut out = Vec::new();
+        if let Some(dir) = self.procs_dir() {
+            if dir.exists() {
+                collect_pids(dir, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The freezer directory and whether it is v1 (`freezer.state`) or v2 (`cgroup.freeze`).
+    fn freezer(&self) -> Result<(&Path, bool), CgroupError> {
+        match self.mode {
+            CgroupMode::V2 => {
+                let p = &self.dirs[""].path;
+                if p.join("cgroup.freeze").exists() {
+                    Ok((p, false))
+                } else {
+                    Err(CgroupError::FreezerUnavailable { path: p.clone() })
+                }
+            }
+            _ => match self.path("freezer") {
+                Some(p) => Ok((p, true)),
+                None => Err(CgroupError::FreezerUnavailable {
+                    path: self
+                        .dirs
+                        .values()
+                        .next()
+                        .map(|d| d.path.clone())
+                        .unwrap_or_default(),
+                }),
+            },
+        }
+    }
+
+    /// Freeze every process of the container; returns once the kernel reports it frozen.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        let (dir, is_v1) = self.freezer()?;
+        let res = if is_v1 {
+            wait_state(dir, "freezer.state", "FROZEN", Some("FROZEN"), |s| {
+                s == "FROZEN"
+            })
+        } else {
+            write_file(dir, "cgroup.freeze", "1")?;
+            wait_state(dir, "cgroup.events", "frozen 1", None, |s| {
+                s.lines().any(|l| l == "frozen 1")
+            })
+        };
+        if res.is_err() {
+            // A half-frozen container is worse than a running one.
+            let _ = self.thaw();
+        }
+        res
+    }
+
+    /// Thaw the container.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        let (dir, is_v1) = self.freezer()?;
+        if is_v1 {
+            wait_state(dir, "freezer.state", "THAWED", Some("THAWED"), |s| {
+                s == "THAWED"
+            })
+        } else {
+            write_file(dir, "cgroup.freeze", "0")?;
+            wait_state(dir, "cgroup.events", "frozen 0", None, |s| {
+                !s.lines().any(|l| l == "frozen 1")
+            })
+        }
+    }
+
+    /// Whether the container is frozen (paused). False when no freezer exists or the cgroup
+    /// is gone.
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        let Ok((dir, is_v1)) = self.freezer() else {
+            return Ok(false);
+        };
+        if !dir.exists() {
+            return Ok(false);
+        }
+        if is_v1 {
+            Ok(read_file(dir, "freezer.state")? == "FROZEN")
+        } else {
+            Ok(read_file(dir, "cgroup.freeze")? == "1")
+        }
+    }
+
+    /// Send `sig` to every process of the container. SIGKILL on v2 uses cgroup.kill when the
+    /// kernel has it. Otherwise the cgroup is frozen while signalling so nothing forks past
+    /// the signal, then thawed; a container that was paused before stays paused unless the
+    /// signal is SIGKILL (which must be able to take effect).
+    pub fn kill_all(&self, sig: Signal) -> Result<(), CgroupError> {
+        if self.mode == CgroupMode::V2 && sig == Signal::SIGKILL {
+            let dir = &self.dirs[""].path;
+            if dir.join("cgroup.kill").exists() {
+                return write_file(dir, "cgroup.kill", "1");
+            }
+        }
+        let can_freeze = self.freezer().map(|(d, _)| d.exists()).unwrap_or(false);
+        let was_frozen = can_freeze && self.is_frozen()?;
+        let froze = can_freeze && !was_frozen && self.freeze().is_ok();
+        let signalled = self.pids().and_then(|pids| {
+            let mut first_err = None;
+            for pid in pids {
+                match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                    Err(source) => {
+                        first_err.get_or_insert(CgroupError::Signal {
+                            signal: sig,
+                            pid,
+                            source,
+                        });
+                    }
+                }
+            }
+            first_err.map_or(Ok(()), Err)
+        });
+        if froze || (was_frozen && sig == Signal::SIGKILL) {
+            self.thaw()?;
+        }
+        signalled
+    }
+
+    /// Remove the directory (and any sub-cgroups the container made) from every hierarchy,
+    /// retrying while the kernel still reports it busy. Missing directories are fine.
+    pub fn destroy(&self) -> Result<(), CgroupError> {
+        let mut first_err = None;
+        for (_, dir) in self.unique_dirs() {
+            if let Err(e) = remove_tree(&dir.path) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Whether the container cgroup exists in any hierarchy.
+    pub fn exists(&self) -> bool {
+        self.dirs.values().any(|d| d.path.is_dir())
+    }
+
+    /// Resource usage in runc's `events --stats` shape.
+    pub fn stats(&self) -> Result<Stats, CgroupError> {
+        match self.mode {
+            CgroupMode::V2 => stats::v2_stats(&self.dirs[""].path),
+            _ => stats::v1_stats(&self.dirs),
+        }
+    }
+
+    /// How many processes of the container the OOM killer has killed so far (v2:
+    /// memory.events oom_kill; v1: memory.oom_control oom_kill). 0 without a memory
+    /// controller.
+    pub fn oom_kill_count(&self) -> Result<u64, CgroupError> {
+        let (dir, file) = match self.mode {
+            CgroupMode::V2 => (&self.dirs[""].path, "memory.events"),
+            _ => match self.dirs.get("memory") {
+                Some(d) => (&d.path, "memory.oom_control"),
+                None => return Ok(0),
+            },
+        };
+        if !dir.join(file).exists() {
+            return Ok(0);
+        }
+        let content = read_file(dir, file)?;
+        Ok(files::keyed_value(&content, "oom_kill").unwrap_or(0))
+    }
+}
+
+/// The hierarchy-relative path of the container cgroup.
+fn inner_path(cgroups_path: Option<&str>, container_id: &str) -> Result<PathBuf, CgroupError> {
+    match cgroups_path.filter(|p| !p.is_empty()) {
+        Some(p) => clean_cgroups_path(p),
+        None => clean_cgroups_path(container_id),
+    }
+}
+
+/// runc accepts "slice:prefix:name" with --systemd-cgroup; validate it, then refuse because
+/// systemd cannot be asked for a scope here.
+fn check_systemd(cgroups_path: Option<&str>) -> Result<(), CgroupError> {
+    if let Some(p) = cgroups_path.filter(|p| !p.is_empty()) {
+        if p.split(':').count() != 3 {
+            return Err(CgroupError::SystemdPathFormat {
+                path: p.to_string(),
+            });
+        }
+    }
+    // systemd's own test for "booted with systemd" (sd_booted).
+    if !Path::new("/run/systemd/system").is_dir() {
+        return Err(CgroupError::SystemdNotRunning);
+    }
+    Err(CgroupError::SystemdUnsupported)
+}
+
+fn mkdir_all(path: &Path) -> Result<(), CgroupError> {
+    std::fs::create_dir_all(path).map_err(|source| CgroupError::Mkdir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError> {
+    let content = match std::fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(c) => c,
+        // The cgroup (or a child) went away while walking it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(CgroupError::Read {
+                path: dir.join("cgroup.procs"),
+                source,
+            })
+        }
+    };
+    for line in content.lines().filter(|l| !l.is_empty()) {
+        let pid = line.trim().parse().map_err(|_| CgroupError::Parse {
+            path: dir.join("cgroup.procs"),
+            content: line.to_string(),
+        })?;
+        if !out.contains(&pid) {
+            out.push(pid);
+        }
+    }
+    for child in sub_cgroups(dir)? {
+        collect_pids(&child, out)?;
+    }
+    Ok(())
+}
+
+fn sub_cgroups(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(CgroupError::Read {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
+
+fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    for child in sub_cgroups(dir)? {
+        remove_tree(&child)?;
+    }
+    let mut delay = Duration::from_millis(10);
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            // Exiting tasks keep the cgroup busy for a moment after they are reaped.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 8 => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(200));
+                tries += 1;
+            }
+            Err(source) => {
+                return Err(CgroupError::Rmdir {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Poll `dir/file` until `done` holds, (re)writing `write` first and every few rounds (the v1
+/// freezer can get stuck in FREEZING when a task is in an uninterruptible state).
+fn wait_state(
+    dir: &Path,
+    file: &'static str,
+    wanted: &'static str,
+    write: Option<&str>,
+    done: impl Fn(&str) -> bool,
+) -> Result<(), CgroupError> {
+    let start = Instant::now();
+    let mut round: u32 = 0;
+    loop {
+        if let Some(w) = write {
+            if round % 50 == 0 {
+                write_file(dir, file, w)?;
+            }
+        }
+        if done(&read_file(dir, file)?) {
+            return Ok(());
+        }
+        if start.elapsed() > FREEZE_TIMEOUT {
+            return Err(CgroupError::FreezeTimeout {
+                path: dir.join(file),
+                wanted,
+                millis: FREEZE_TIMEOUT.as_millis(),
+            });
+        }
+        std::thread::sleep(Duration::from_micros(if round < 100 { 100 } else { 2000 }));
+        round += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests;
