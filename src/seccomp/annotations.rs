@@ -1,0 +1,130 @@
+//! Per-container seccomp switches carried in OCI annotations.
+
+use super::builtin_filters::BuiltinFilters;
+use super::SeccompError;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+pub const ANNOTATION_PREFIX: &str = "run.nucleus.seccomp.";
+pub const MODE: &str = "run.nucleus.seccomp.mode";
+pub const TRACE_FILE: &str = "run.nucleus.seccomp.trace-file";
+pub const LOG_DENIED: &str = "run.nucleus.seccomp.log-denied";
+pub const BUILTIN_FILTERS: &str = "run.nucleus.seccomp.builtin-filters";
+
+/// Default trace file name, relative to the bundle.
+pub const DEFAULT_TRACE_FILE: &str = "seccomp-trace.ndjson";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The profile is enforced.
+    #[default]
+    Enforce,
+    /// Every syscall runs; each distinct one is recorded to the trace file.
+    Trace,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Annotations {
+    pub mode: Mode,
+    /// `run.nucleus.seccomp.trace-file` if given; else [`DEFAULT_TRACE_FILE`] in the bundle.
+    pub trace_file: Option<PathBuf>,
+    pub log_denied: bool,
+    pub builtin: BuiltinFilters,
+}
+
+fn bad(annotation: &str, value: &str, expected: &str) -> SeccompError {
+    SeccompError::BadAnnotation {
+        annotation: annotation.to_string(),
+        value: value.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+impl Annotations {
+    pub fn parse(annotations: &HashMap<String, String>) -> Result<Self, SeccompError> {
+        let mut out = Annotations::default();
+        for (key, value) in annotations {
+            if !key.starts_with(ANNOTATION_PREFIX) {
+                continue;
+            }
+            match key.as_str() {
+                MODE => {
+                    out.mode = match value.as_str() {
+                        "enforce" => Mode::Enforce,
+                        "trace" => Mode::Trace,
+                        _ => return Err(bad(key, value, "enforce or trace")),
+                    }
+                }
+                TRACE_FILE => {
+                    if value.is_empty() {
+                        return Err(bad(key, value, "a file path"));
+                    }
+                    out.trace_file = Some(PathBuf::from(value));
+                }
+                LOG_DENIED => {
+                    out.log_denied = match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(bad(key, value, "true or false")),
+                    }
+                }
+                BUILTIN_FILTERS => {
+                    out.builtin = BuiltinFilters::parse(value).map_err(|_| {
+                        bad(
+                            key,
+                            value,
+                            "all, none or a comma list of clone, clone3, execveat, ioctl, \
+                             mprotect, personality, pkey_mprotect, prctl, prlimit64, socket",
+                        )
+                    })?
+                }
+                _ => {
+                    return Err(SeccompError::UnknownAnnotation(key.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(kv: &[(&str, &str)]) -> HashMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let a = Annotations::parse(&map(&[("org.other", "x")])).unwrap();
+        assert_eq!(a, Annotations::default());
+        let a = Annotations::parse(&map(&[
+            (MODE, "trace"),
+            (TRACE_FILE, "/tmp/t.ndjson"),
+            (LOG_DENIED, "true"),
+            (BUILTIN_FILTERS, "ioctl, mprotect"),
+        ]))
+        .unwrap();
+        assert_eq!(a.mode, Mode::Trace);
+        assert!(a.log_denied);
+        assert!(a.builtin.includes("ioctl") && !a.builtin.includes("clone"));
+        let a = Annotations::parse(&map(&[(BUILTIN_FILTERS, "none")])).unwrap();
+        assert_eq!(a.builtin, BuiltinFilters::None);
+    }
+
+    #[test]
+    fn errors_name_annotation_and_value() {
+        let e = Annotations::parse(&map(&[(MODE, "audit")])).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(MODE) && msg.contains("audit"), "{msg}");
+        let e = Annotations::parse(&map(&[(BUILTIN_FILTERS, "ioctl,open")])).unwrap_err();
+        assert!(e.to_string().contains("ioctl,open"));
+        let e = Annotations::parse(&map(&[(LOG_DENIED, "yes")])).unwrap_err();
+        assert!(e.to_string().contains("yes"));
+        let e = Annotations::parse(&map(&[("run.nucleus.seccomp.mod", "x")])).unwrap_err();
+        assert!(e.to_string().contains("run.nucleus.seccomp.mod"));
+    }
+}

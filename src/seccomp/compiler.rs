@@ -1,0 +1,402 @@
+//! Code generation: a [`Policy`] becomes one cBPF program with architecture dispatch.
+//!
+//! Per architecture section, syscalls without argument conditions are dispatched either by
+//! a comparison tree the kernel's action cache can emulate ([`Layout::CachePrefixBitmap`]: so
+//! unconditionally allowed syscalls never run the filter again) or by a bitmap lookup
+//! ([`Layout::Bitmap`]: `nr >> 5` selects a 32-bit word through a jump tree, bit `nr & 31` is
+//! tested). Syscalls with argument conditions get their own comparison chains on both 32-bit
+//! halves of each argument.
+
+use super::bpf::*;
+use super::policy::{
+    is_permissive, ArgCond, CmpOp, Policy, SyscallRules, SECCOMP_RET_ERRNO_ENOSYS,
+};
+use super::syscall_table::{Arch, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
+use super::SeccompError;
+use std::collections::{BTreeMap, HashMap};
+
+/// How unconditional syscalls are dispatched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Allowed syscalls (and the entry to argument chains) through a JGE/JEQ tree the kernel's
+    /// seccomp cache can prove; the bitmap for the remaining unconditional actions.
+    #[default]
+    CachePrefixBitmap,
+    /// Allowed syscalls through a bitmap lookup (never cached by the kernel).
+    Bitmap,
+}
+
+/// What a filter does on an architecture not in the profile (libseccomp's and so runc's
+/// default "bad arch" action).
+pub const BAD_ARCH_ACTION: u32 = libc::SECCOMP_RET_KILL_THREAD;
+
+/// Groups of at least this many syscalls sharing an action use a bitmap, smaller ones a tree.
+const BITMAP_MIN_GROUP: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    At(Label),
+    Ret(u32),
+}
+
+struct Gen {
+    asm: Assembler,
+    rets: HashMap<u32, Label>,
+}
+
+impl Gen {
+    /// A label returning `action`, reusing a nearby one. Only called right before pushing the
+    /// jump that uses it, so a freshly pushed `ret` is never fallen into.
+    fn resolve(&mut self, t: Target) -> Label {
+        match t {
+            Target::At(l) => l,
+            Target::Ret(action) => {
+                let next = self.asm.len() + 1;
+                if let Some(&l) = self.rets.get(&action) {
+                    if next - label_pos(l) < 200 {
+                        return l;
+                    }
+                }
+                let l = self.asm.ret(action);
+                self.rets.insert(action, l);
+                l
+            }
+        }
+    }
+
+    fn jump(&mut self, cond: Cond, k: u32, jt: Target, jf: Target) -> Label {
+        // A conditional jump whose branches agree is just that branch.
+        if jt == jf {
+            return self.resolve(jt);
+        }
+        let jt = self.resolve(jt);
+        let jf = self.resolve(jf);
+        self.asm.jump(cond, k, jt, jf)
+    }
+
+    /// Makes `t` the most recently pushed code, so that what is pushed next falls into it.
+    fn entry(&mut self, t: Target) -> Label {
+        match t {
+            Target::At(l) => self.asm.goto(l),
+            Target::Ret(a) => self.asm.ret(a),
+        }
+    }
+
+    /// A search tree over disjoint sorted ranges of A (`lo..=hi` known to hold A).
+    fn tree(&mut self, e: &[(u32, u32, Target)], lo: u32, hi: u32, miss: Target) -> Target {
+        match e.len() {
+            0 => miss,
+            1 => {
+                let (a, b, t) = e[0];
+                let (cover_lo, cover_hi) = (a <= lo, b >= hi);
+                Target::At(match (cover_lo, cover_hi) {
+                    (true, true) => return t,
+                    _ if a == b => self.jump(Cond::Eq, a, t, miss),
+                    (true, false) => self.jump(Cond::Gt, b, miss, t),
+                    (false, true) => self.jump(Cond::Ge, a, t, miss),
+                    (false, false) => {
+                        let inner = self.jump(Cond::Gt, b, miss, t);
+                        self.jump(Cond::Ge, a, Target::At(inner), miss)
+                    }
+                })
+            }
+            n => {
+                let m = n / 2;
+                let key = e[m].0;
+                let right = self.tree(&e[m..], key, hi, miss);
+                let left = self.tree(&e[..m], lo, key - 1, miss);
+                Target::At(self.jump(Cond::Ge, key, right, left))
+            }
+        }
+    }
+
+    /// Tests whether the syscall number is in `set` by bitmap lookup; clobbers A and X.
+    fn bitmap(&mut self, set: &[u32], nr_mask: u32, hit: Target, miss: Target) -> Label {
+        if hit == miss || set.is_empty() {
+            return self.entry(miss);
+        }
+        let mut words: BTreeMap<u32, u32> = BTreeMap::new();
+        for &nr in set {
+            let n = nr & nr_mask;
+            *words.entry(n >> 5).or_default() |= 1 << (n & 31);
+        }
+        let test_hit = self.jump(Cond::Set, 1, hit, miss);
+        let test = self.asm.stmt(BPF_ALU | BPF_RSH | BPF_X, 0);
+        debug_assert_eq!(label_pos(test), label_pos(test_hit) + 1);
+        let mut entries = Vec::with_capacity(words.len());
+        for (&idx, &w) in words.iter().rev() {
+            self.asm.goto(test);
+            let l = self.asm.stmt(BPF_LD | BPF_IMM, w);
+            entries.push((idx, idx, Target::At(l)));
+        }
+        entries.reverse();
+        let dispatch = self.tree(&entries, 0, u32::MAX >> 5, miss);
+        self.entry(dispatch);
+        self.asm.stmt(BPF_ALU | BPF_RSH | BPF_K, 5);
+        if nr_mask != u32::MAX {
+            self.asm.stmt(BPF_ALU | BPF_AND | BPF_K, nr_mask);
+        }
+        self.asm.load_abs(OFF_NR);
+        self.asm.stmt(BPF_MISC | BPF_TAX, 0);
+        self.asm.stmt(BPF_ALU | BPF_AND | BPF_K, 31);
+        self.asm.load_abs(OFF_NR)
+    }
+
+    /// Code testing one argument condition.
+    fn cond(&mut self, c: &ArgCond, bits32: bool, pass: Target, fail: Target) -> Label {
+        if pass == fail {
+            return self.entry(pass);
+        }
+        let (pass, fail, op) = match c.op {
+            CmpOp::Ne => (fail, pass, CmpOp::Eq),
+            CmpOp::Lt => (fail, pass, CmpOp::Ge),
+            CmpOp::Le => (fail, pass, CmpOp::Gt),
+            op => (pass, fail, op),
+        };
+        let (v_hi, v_lo) = ((c.value >> 32) as u32, c.value as u32);
+        let (w_hi, w_lo) = ((c.value_two >> 32) as u32, c.value_two as u32);
+        let lo = off_arg_lo(c.index);
+        let hi = off_arg_hi(c.index);
+        // Low half.
+        let lo_entry = match op {
+            CmpOp::Eq => self.jump(Cond::Eq, v_lo, pass, fail),
+            CmpOp::Gt => self.jump(Cond::Gt, v_lo, pass, fail),
+            CmpOp::Ge => self.jump(Cond::Ge, v_lo, pass, fail),
+            _ => {
+                self.jump(Cond::Eq, w_lo, pass, fail);
+                self.asm.stmt(BPF_ALU | BPF_AND | BPF_K, v_lo)
+            }
+        };
+        debug_assert_eq!(lo_entry, self.asm.here());
+        let lo_entry = self.asm.load_abs(lo);
+        if bits32 {
+            return lo_entry;
+        }
+        let next = Target::At(lo_entry);
+        // High half decides unless equal.
+        match op {
+            CmpOp::Eq => {
+                self.jump(Cond::Eq, v_hi, next, fail);
+            }
+            CmpOp::Gt | CmpOp::Ge => {
+                let eq = self.jump(Cond::Eq, v_hi, next, fail);
+                self.jump(Cond::Gt, v_hi, pass, Target::At(eq));
+            }
+            _ => {
+                if v_hi == 0 && w_hi == 0 {
+                    return lo_entry;
+                }
+                self.jump(Cond::Eq, w_hi, next, fail);
+                self.asm.stmt(BPF_ALU | BPF_AND | BPF_K, v_hi);
+            }
+        }
+        self.asm.load_abs(hi)
+    }
+
+    /// The argument chain of one syscall: its rules in order, then its fallback.
+    fn chain(&mut self, r: &SyscallRules, bits32: bool, default_action: u32) -> Label {
+        let mut next = Target::Ret(r.unconditional.unwrap_or(default_action));
+        for rule in r.conditional.iter().rev() {
+            let mut pass = Target::Ret(rule.action);
+            for c in rule.conds.iter().rev() {
+                pass = Target::At(self.cond(c, bits32, pass, next));
+            }
+            next = pass;
+        }
+        self.entry(next)
+    }
+}
+
+fn label_pos(l: Label) -> usize {
+    l.pos()
+}
+
+/// Consecutive numbers with the same target merged into ranges.
+fn ranges(mut items: Vec<(u32, Target)>) -> Vec<(u32, u32, Target)> {
+    items.sort_by_key(|(nr, _)| *nr);
+    let mut out: Vec<(u32, u32, Target)> = Vec::new();
+    for (nr, t) in items {
+        match out.last_mut() {
+            Some((_, hi, lt)) if *lt == t && hi.checked_add(1) == Some(nr) => *hi = nr,
+            _ => out.push((nr, nr, t)),
+        }
+    }
+    out
+}
+
+/// One architecture's rules by syscall number.
+struct ArchPlan {
+    arch: Arch,
+    by_nr: BTreeMap<u32, SyscallRules>,
+}
+
+impl ArchPlan {
+    fn new(policy: &Policy, arch: Arch) -> Self {
+        let mut by_nr: BTreeMap<u32, SyscallRules> = BTreeMap::new();
+        for (name, rules) in &policy.rules {
+            if let Some(nr) = arch.resolve(name) {
+                let e = by_nr.entry(nr).or_default();
+                e.conditional.extend(rules.conditional.iter().cloned());
+                if e.unconditional.is_none() {
+                    e.unconditional = rules.unconditional;
+                }
+            }
+        }
+        Self { arch, by_nr }
+    }
+
+    /// The highest number the profile names (runc's -ENOSYS stub boundary).
+    fn max_nr(&self) -> Option<u32> {
+        self.by_nr.keys().next_back().copied()
+    }
+}
+
+impl Gen {
+    /// An architecture's dispatch; expects A = syscall number.
+    fn body(&mut self, plan: &ArchPlan, layout: Layout, default: u32) -> Label {
+        let bits32 = plan.arch.args_are_32bit();
+        let nr_mask = if plan.arch == Arch::X32 {
+            !X32_SYSCALL_BIT
+        } else {
+            u32::MAX
+        };
+        let mut allow = Vec::new();
+        let mut others: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let mut chains = Vec::new();
+        for (&nr, r) in plan.by_nr.iter().rev() {
+            if !r.conditional.is_empty() {
+                chains.push((nr, Target::At(self.chain(r, bits32, default))));
+            } else {
+                match r.unconditional {
+                    Some(libc::SECCOMP_RET_ALLOW) => allow.push(nr),
+                    Some(a) if a != default => others.entry(a).or_default().push(nr),
+                    _ => {}
+                }
+            }
+        }
+        // Rare verdicts after the frequent ones: the biggest group is tested first.
+        let mut groups: Vec<(u32, Vec<u32>)> = others.into_iter().collect();
+        groups.sort_by_key(|(a, nrs)| (nrs.len(), *a));
+        let mut next = Target::Ret(default);
+        for (action, nrs) in groups {
+            next = Target::At(if nrs.len() >= BITMAP_MIN_GROUP {
+                self.bitmap(&nrs, nr_mask, Target::Ret(action), next)
+            } else {
+                let items = nrs.iter().map(|&n| (n, Target::Ret(action))).collect();
+                let t = self.tree(&ranges(items), 0, u32::MAX, next);
+                self.entry(t);
+                self.asm.load_abs(OFF_NR)
+            });
+        }
+        match layout {
+            Layout::CachePrefixBitmap => {
+                let mut items: Vec<(u32, Target)> = allow
+                    .iter()
+                    .map(|&n| (n, Target::Ret(libc::SECCOMP_RET_ALLOW)))
+                    .collect();
+                items.extend(chains);
+                let t = self.tree(&ranges(items), 0, u32::MAX, next);
+                self.entry(t)
+            }
+            Layout::Bitmap => {
+                let t = self.tree(&ranges(chains), 0, u32::MAX, next);
+                self.entry(t);
+                let conditional = self.asm.load_abs(OFF_NR);
+                self.bitmap(
+                    &allow,
+                    nr_mask,
+                    Target::Ret(libc::SECCOMP_RET_ALLOW),
+                    Target::At(conditional),
+                )
+            }
+        }
+    }
+
+    /// `body` behind runc's -ENOSYS stub: numbers above everything the profile names are
+    /// syscalls newer than the profile, which should look unimplemented, not denied.
+    fn stubbed(&mut self, plan: &ArchPlan, body: Label, stub: bool) -> Label {
+        match plan.max_nr() {
+            Some(max) if stub => self.jump(
+                Cond::Gt,
+                max,
+                Target::Ret(SECCOMP_RET_ERRNO_ENOSYS),
+                Target::At(body),
+            ),
+            _ => body,
+        }
+    }
+}
+
+/// Generates the program for `policy`.
+pub fn generate(
+    policy: &Policy,
+    layout: Layout,
+    enosys_stub: bool,
+) -> Result<Vec<libc::sock_filter>, SeccompError> {
+    let default = policy.default_action;
+    let stub = enosys_stub
+        && !is_permissive(default)
+        && policy.default_errno_ret != Some(libc::ENOSYS as u32);
+    let mut g = Gen {
+        asm: Assembler::new(),
+        rets: HashMap::new(),
+    };
+    let bad = Target::Ret(BAD_ARCH_ACTION);
+    let has = |a: Arch| policy.arches.contains(&a);
+
+    let sec86 = if has(Arch::X86) {
+        let plan = ArchPlan::new(policy, Arch::X86);
+        let body = g.body(&plan, layout, default);
+        g.stubbed(&plan, body, stub);
+        Some(g.asm.load_abs(OFF_NR))
+    } else {
+        None
+    };
+    let sec32 = if has(Arch::X32) {
+        let plan = ArchPlan::new(policy, Arch::X32);
+        let body = g.body(&plan, layout, default);
+        Some(g.stubbed(&plan, body, stub))
+    } else {
+        None
+    };
+    let plan = ArchPlan::new(policy, Arch::X86_64);
+    let body64 = g.body(&plan, layout, default);
+    let stubbed64 = g.stubbed(&plan, body64, stub);
+    match sec32 {
+        Some(sec32) => {
+            g.jump(
+                Cond::Set,
+                X32_SYSCALL_BIT,
+                Target::At(sec32),
+                Target::At(stubbed64),
+            );
+        }
+        None => {
+            // As libseccomp: x32 numbers on a filter without x32 are a bad arch, except -1
+            // (a syscall a tracer skipped), which gets the normal verdict.
+            let minus_one = g.jump(Cond::Eq, u32::MAX, Target::At(body64), bad);
+            g.jump(
+                Cond::Ge,
+                X32_SYSCALL_BIT,
+                Target::At(minus_one),
+                Target::At(stubbed64),
+            );
+        }
+    }
+    let sec64 = g.asm.load_abs(OFF_NR);
+    let not64 = match sec86 {
+        Some(l) => Target::At(g.jump(Cond::Eq, AUDIT_ARCH_I386, Target::At(l), bad)),
+        None => bad,
+    };
+    g.jump(Cond::Eq, AUDIT_ARCH_X86_64, Target::At(sec64), not64);
+    g.asm.load_abs(OFF_ARCH);
+
+    let prog = g.asm.finish();
+    if prog.len() > MAX_INSNS {
+        return Err(SeccompError::ProgramTooLong {
+            len: prog.len(),
+            max: MAX_INSNS,
+        });
+    }
+    Ok(prog)
+}

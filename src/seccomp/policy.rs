@@ -1,0 +1,260 @@
+//! The OCI `linux.seccomp` section turned into a normalized, architecture-independent policy:
+//! per syscall name, an ordered list of argument-conditional rules and an optional
+//! unconditional action. The first matching conditional rule decides; otherwise the
+//! unconditional action; otherwise the default action.
+
+use super::SeccompError;
+use oci_spec::runtime::{
+    Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+};
+use std::collections::BTreeMap;
+
+use super::syscall_table::Arch;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Ne,
+    Lt,
+    Le,
+    Eq,
+    Ge,
+    Gt,
+    /// `(arg & value) == value_two`
+    MaskedEq,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgCond {
+    pub index: u8,
+    pub op: CmpOp,
+    pub value: u64,
+    pub value_two: u64,
+}
+
+impl ArgCond {
+    pub fn new(index: u8, op: CmpOp, value: u64, value_two: u64) -> Self {
+        Self {
+            index,
+            op,
+            value,
+            value_two,
+        }
+    }
+
+    /// Whether `arg` satisfies the condition; `bits32` compares low halves only.
+    pub fn matches(&self, arg: u64, bits32: bool) -> bool {
+        let m = if bits32 { 0xffff_ffff } else { u64::MAX };
+        let (a, v, v2) = (arg & m, self.value & m, self.value_two & m);
+        match self.op {
+            CmpOp::Ne => a != v,
+            CmpOp::Lt => a < v,
+            CmpOp::Le => a <= v,
+            CmpOp::Eq => a == v,
+            CmpOp::Ge => a >= v,
+            CmpOp::Gt => a > v,
+            CmpOp::MaskedEq => a & v == v2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CondRule {
+    /// All must hold (AND).
+    pub conds: Vec<ArgCond>,
+    pub action: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyscallRules {
+    pub conditional: Vec<CondRule>,
+    pub unconditional: Option<u32>,
+}
+
+impl SyscallRules {
+    pub fn decide(&self, args: &[u64; 6], bits32: bool, default_action: u32) -> u32 {
+        self.conditional
+            .iter()
+            .find(|r| {
+                r.conds
+                    .iter()
+                    .all(|c| c.matches(args[c.index as usize], bits32))
+            })
+            .map(|r| r.action)
+            .or(self.unconditional)
+            .unwrap_or(default_action)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub default_action: u32,
+    /// `defaultErrnoRet` as given (for the -ENOSYS stub decision).
+    pub default_errno_ret: Option<u32>,
+    pub arches: Vec<Arch>,
+    pub flags: u64,
+    pub rules: BTreeMap<String, SyscallRules>,
+    pub warnings: Vec<String>,
+}
+
+pub const SECCOMP_RET_ERRNO_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+
+/// The `SECCOMP_RET_*` value of an OCI action. ERRNO and TRACE carry `errnoRet`, EPERM when
+/// absent (as runc does).
+pub fn action_value(action: LinuxSeccompAction, errno_ret: Option<u32>) -> u32 {
+    let data = errno_ret.unwrap_or(libc::EPERM as u32) & 0xffff;
+    match action {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            libc::SECCOMP_RET_KILL_THREAD
+        }
+        LinuxSeccompAction::ScmpActKillProcess => libc::SECCOMP_RET_KILL_PROCESS,
+        LinuxSeccompAction::ScmpActTrap => libc::SECCOMP_RET_TRAP,
+        LinuxSeccompAction::ScmpActErrno => libc::SECCOMP_RET_ERRNO | data,
+        LinuxSeccompAction::ScmpActTrace => libc::SECCOMP_RET_TRACE | data,
+        LinuxSeccompAction::ScmpActLog => libc::SECCOMP_RET_LOG,
+        LinuxSeccompAction::ScmpActAllow => libc::SECCOMP_RET_ALLOW,
+        LinuxSeccompAction::ScmpActNotify => libc::SECCOMP_RET_USER_NOTIF,
+    }
+}
+
+/// Whether an action lets the syscall run.
+pub fn is_permissive(action: u32) -> bool {
+    action == libc::SECCOMP_RET_ALLOW || action == libc::SECCOMP_RET_LOG
+}
+
+fn op(o: LinuxSeccompOperator) -> CmpOp {
+    match o {
+        LinuxSeccompOperator::ScmpCmpNe => CmpOp::Ne,
+        LinuxSeccompOperator::ScmpCmpLt => CmpOp::Lt,
+        LinuxSeccompOperator::ScmpCmpLe => CmpOp::Le,
+        LinuxSeccompOperator::ScmpCmpEq => CmpOp::Eq,
+        LinuxSeccompOperator::ScmpCmpGe => CmpOp::Ge,
+        LinuxSeccompOperator::ScmpCmpGt => CmpOp::Gt,
+        LinuxSeccompOperator::ScmpCmpMaskedEq => CmpOp::MaskedEq,
+    }
+}
+
+impl Policy {
+    pub fn from_spec(spec: &LinuxSeccomp) -> Result<Self, SeccompError> {
+        let mut warnings = Vec::new();
+        let default_action = action_value(spec.default_action(), spec.default_errno_ret());
+        if default_action == libc::SECCOMP_RET_USER_NOTIF {
+            return Err(SeccompError::NotifyAsDefault);
+        }
+
+        // The native ABI is always filtered, as libseccomp always includes it.
+        let mut arches = vec![Arch::X86_64];
+        for a in spec.architectures().iter().flatten() {
+            let arch = match a {
+                OciArch::ScmpArchNative | OciArch::ScmpArchX86_64 => Arch::X86_64,
+                OciArch::ScmpArchX86 => Arch::X86,
+                OciArch::ScmpArchX32 => Arch::X32,
+                other => {
+                    // An x86_64 kernel never reports these arches, so their rules are dead.
+                    warnings.push(format!(
+                        "seccomp: architecture {other} cannot occur on an x86_64 kernel; ignored"
+                    ));
+                    continue;
+                }
+            };
+            if !arches.contains(&arch) {
+                arches.push(arch);
+            }
+        }
+
+        let mut flags = 0u64;
+        for f in spec.flags().iter().flatten() {
+            flags |= match f {
+                LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+                LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                    libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+                }
+                LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
+                    libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+                }
+                // The filter is installed before any other thread exists.
+                LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 0,
+            };
+        }
+
+        let mut rules: BTreeMap<String, SyscallRules> = BTreeMap::new();
+        for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
+            let action = action_value(sc.action(), sc.errno_ret());
+            let args = sc.args().as_deref().unwrap_or(&[]);
+            let mut conds = Vec::with_capacity(args.len());
+            for a in args {
+                if a.index() >= 6 {
+                    return Err(SeccompError::BadArgIndex {
+                        entry: i,
+                        index: a.index(),
+                    });
+                }
+                conds.push(ArgCond::new(
+                    a.index() as u8,
+                    op(a.op()),
+                    a.value(),
+                    a.value_two().unwrap_or(0),
+                ));
+            }
+            // runc: the same argument compared twice in one entry means "any of them".
+            let mut seen = [0u8; 6];
+            conds.iter().for_each(|c| seen[c.index as usize] += 1);
+            let alternatives: Vec<Vec<ArgCond>> = if seen.iter().any(|&n| n > 1) {
+                conds.iter().map(|c| vec![*c]).collect()
+            } else {
+                vec![conds]
+            };
+            for name in sc.names() {
+                if !Arch::ALL.iter().any(|a| a.resolve(name).is_some()) {
+                    warnings.push(format!(
+                        "seccomp: unknown syscall {name:?} in syscalls[{i}] ignored"
+                    ));
+                    continue;
+                }
+                let entry = rules.entry(name.clone()).or_default();
+                for conds in &alternatives {
+                    if conds.is_empty() {
+                        match entry.unconditional {
+                            Some(prev) if prev != action => warnings.push(format!(
+                                "seccomp: syscall {name:?} has several unconditional actions; \
+                                 keeping the first ({prev:#x}), ignoring {action:#x}"
+                            )),
+                            Some(_) => {}
+                            None => entry.unconditional = Some(action),
+                        }
+                    } else {
+                        entry.conditional.push(CondRule {
+                            conds: conds.clone(),
+                            action,
+                        });
+                    }
+                }
+            }
+        }
+
+        Ok(Policy {
+            default_action,
+            default_errno_ret: spec.default_errno_ret(),
+            arches,
+            flags,
+            rules,
+            warnings,
+        })
+    }
+
+    /// The verdict this policy gives a syscall, by name (`None` name: a number no listed
+    /// syscall has).
+    pub fn decide(&self, name: Option<&str>, args: &[u64; 6], bits32: bool) -> u32 {
+        name.and_then(|n| self.rules.get(n))
+            .map(|r| r.decide(args, bits32, self.default_action))
+            .unwrap_or(self.default_action)
+    }
+
+    pub fn uses_notify(&self) -> bool {
+        self.rules.values().any(|r| {
+            r.unconditional == Some(libc::SECCOMP_RET_USER_NOTIF)
+                || r.conditional
+                    .iter()
+                    .any(|c| c.action == libc::SECCOMP_RET_USER_NOTIF)
+        })
+    }
+}
