@@ -640,3 +640,59 @@ fn user_ns_keeps_locked_flags_and_falls_back_for_sysfs() {
     res.and_then(|()| b.check_no_leak())
         .expect("user namespace");
 }
+
+#[test]
+fn shared_root_propagation_does_not_leak_to_the_parent_namespace() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    let mut spec = Spec::default();
+    if let Some(l) = spec.linux_mut() {
+        l.set_rootfs_propagation(Some("rshared".into()));
+    }
+    let mut bad = spec.clone();
+    if let Some(l) = bad.linux_mut() {
+        l.set_rootfs_propagation(Some("sideways".into()));
+    }
+    let res = in_child(|| {
+        // This namespace plays the host, with shared mounts like a systemd host.
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_SHARED | nix::mount::MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| format!("make / rshared: {e}"))?;
+        forked(|| {
+            unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+            let rootfs = b.rootfs();
+            let bundle = b.bundle();
+            let setup = RootfsSetup {
+                spec: &bad,
+                rootfs: &rootfs,
+                bundle: &bundle,
+                no_pivot: false,
+                user_ns: false,
+            };
+            match setup.prepare() {
+                Err(e) if e.to_string().contains("sideways") => {}
+                other => return Err(format!("bad propagation accepted: {other:?}")),
+            }
+            run_setup(&spec, &b, false, false)?;
+            let root = find(&mounts_in_child()?, "/")?.clone();
+            ensure!(root.is_shared(), "/ not shared: {root:?}");
+            Ok(())
+        })?;
+        let host = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+        let bundle = b.bundle();
+        ensure!(
+            !host.contains(bundle.to_str().unwrap_or("?")),
+            "leaked into the parent namespace:\n{host}"
+        );
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak()).expect("rshared");
+}
