@@ -2,6 +2,7 @@
 //! paths. Runs inside the container init, after it unshared its mount namespace.
 
 mod cgroup;
+mod copyup;
 mod devices;
 mod error;
 mod mountinfo;

@@ -60,6 +60,8 @@ pub struct MountOptions {
     pub recursive: AttrChange,
     /// Unknown words, passed to the filesystem as data (comma-joined).
     pub data: Vec<String>,
+    /// runc's "tmpcopyup" extension: fill a new tmpfs with what it covers.
+    pub copy_up: bool,
 }
 
 impl Default for MountOptions {
@@ -71,6 +73,7 @@ impl Default for MountOptions {
             propagation: Vec::new(),
             recursive: AttrChange::default(),
             data: Vec::new(),
+            copy_up: false,
         }
     }
 }
@@ -148,6 +151,7 @@ enum Word {
     RecClear(u64),
     RecAtime(u64),
     Nothing,
+    CopyUp,
     Unsupported,
 }
 
@@ -203,6 +207,7 @@ fn classify(word: &str) -> Option<Word> {
         "rrelatime" | "ratime" | "rnostrictatime" => RecAtime(MOUNT_ATTR_RELATIME),
         "rnoatime" => RecAtime(MOUNT_ATTR_NOATIME),
         "rstrictatime" | "rnorelatime" => RecAtime(MOUNT_ATTR_STRICTATIME),
+        "tmpcopyup" => CopyUp,
         "idmap" | "ridmap" => Unsupported,
         _ => return None,
     })
@@ -233,6 +238,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, UnsupportedOption> {
             Some(Word::RecClear(bit)) => o.recursive.clear_bit(bit),
             Some(Word::RecAtime(v)) => o.recursive.set_atime(v),
             Some(Word::Nothing) => {}
+            Some(Word::CopyUp) => o.copy_up = true,
             Some(Word::Unsupported) => return Err(UnsupportedOption(word.clone())),
             None => o.data.push(word.clone()),
         }

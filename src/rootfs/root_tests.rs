@@ -400,6 +400,25 @@ fn no_pivot_user_ns_devices_and_mount_options() {
             .build()
             .expect("m"),
     );
+    mounts.push(
+        MountBuilder::default()
+            .destination("/etc")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(vec!["tmpcopyup".into(), "ro".into(), "mode=755".into()])
+            .build()
+            .expect("m"),
+    );
+    for m in mounts
+        .iter_mut()
+        .filter(|m| m.destination() == Path::new("/dev"))
+    {
+        let mut opts = m.options().clone().unwrap_or_default();
+        opts.push("ro".into());
+        m.set_options(Some(opts));
+    }
+    std::fs::create_dir_all(b.rootfs().join("etc/sub")).expect("mkdir etc");
+    std::fs::write(b.rootfs().join("etc/sub/hostname"), b"image\n").expect("write");
     spec.set_mounts(Some(mounts));
     if let Some(linux) = spec.linux_mut() {
         linux.set_devices(Some(vec![LinuxDeviceBuilder::default()
@@ -442,6 +461,17 @@ fn no_pivot_user_ns_devices_and_mount_options() {
             "rro did not reach /data/sub"
         );
         ensure!(find(&m, "/data")?.optional.is_empty(), "/data not private");
+        ensure!(find(&m, "/etc")?.fstype == "tmpfs", "/etc not tmpfs");
+        ensure!(
+            mount_opts("/etc")?.contains(&"ro".to_string()),
+            "/etc writable"
+        );
+        let copied = std::fs::read("/etc/sub/hostname").map_err(|e| format!("copy-up: {e}"))?;
+        ensure!(copied == b"image\n", "copy-up content");
+        ensure!(
+            mount_opts("/dev")?.contains(&"ro".to_string()),
+            "/dev writable"
+        );
         ensure!(
             std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
             "cwd"
