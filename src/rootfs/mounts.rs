@@ -54,6 +54,12 @@ pub struct MountEntry {
 
 impl MountEntry {
     pub fn from_spec(m: &Mount) -> Result<Self, RootfsError> {
+        if m.destination().as_os_str().is_empty() {
+            return Err(RootfsError::UnsafeDestination {
+                dest: PathBuf::new(),
+                reason: "mount destination is empty".into(),
+            });
+        }
         // runc accepts relative destinations from old specs as relative to "/".
         let dest = Path::new("/").join(m.destination());
         if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
@@ -305,7 +311,7 @@ impl<M: MountApi> Mounter<'_, M> {
         let how = OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
-        nix::fcntl::openat2(parent_fd.as_fd(), name, how).map_err(resolve_err(&e.dest))
+        resolve::openat2(parent_fd.as_fd(), name, how).map_err(resolve_err(&e.dest))
     }
 
     /// A non-bind filesystem mount of `e.fstype` (no special handling of "cgroup").

@@ -213,6 +213,62 @@ fn classify(word: &str) -> Option<Word> {
     })
 }
 
+/// Every option word this runtime recognises, for `features` (mountOptions).
+pub const KNOWN_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "lazytime",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
+];
+
 /// Parses OCI mount options. Unknown words become filesystem data, as in runc.
 pub fn parse(options: &[String]) -> Result<MountOptions, UnsupportedOption> {
     let atime_flags = MsFlags::MS_NOATIME | MsFlags::MS_RELATIME | MsFlags::MS_STRICTATIME;
@@ -262,6 +318,17 @@ mod tests {
     fn p(words: &[&str]) -> MountOptions {
         let v: Vec<String> = words.iter().map(|s| s.to_string()).collect();
         parse(&v).expect("parse")
+    }
+
+    #[test]
+    fn known_options_are_all_recognised() {
+        for w in KNOWN_OPTIONS {
+            assert!(
+                !matches!(classify(w), None | Some(Word::Unsupported)),
+                "{w}"
+            );
+        }
+        assert!(classify("size=1m").is_none());
     }
 
     #[test]

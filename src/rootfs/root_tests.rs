@@ -37,12 +37,19 @@ fn in_child(f: impl FnOnce() -> Check) -> Check {
     })
 }
 
+/// Held while a test writes an executable and around fork, so that no forked child of
+/// another test thread inherits a writable fd of it (exec would fail with ETXTBSY).
+static FORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `f` in a forked child and returns its verdict.
 fn forked(f: impl FnOnce() -> Check) -> Check {
     let (rd, wr) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    let guard = FORK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     // SAFETY: the child only runs the test closure and leaves with _exit, never returning
     // into the test harness.
-    match unsafe { fork() }.map_err(|e| e.to_string())? {
+    let pid = unsafe { fork() };
+    drop(guard);
+    match pid.map_err(|e| e.to_string())? {
         ForkResult::Child => {
             drop(rd);
             // A panic must not unwind into the test harness of the forked copy.
@@ -82,6 +89,7 @@ impl Bundle {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("rootfs/bin")).expect("mkdir rootfs");
         if Path::new("/usr/bin/busybox").exists() {
+            let _guard = FORK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
             std::fs::copy("/usr/bin/busybox", dir.path().join("rootfs/bin/busybox"))
                 .expect("copy busybox");
         }
