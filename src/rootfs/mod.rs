@@ -1,5 +1,19 @@
 //! The container's filesystem: spec mounts, devices, pivot_root, masked and read-only
 //! paths. Runs inside the container init, after it unshared its mount namespace.
+//!
+//! Call order: [`RootfsSetup::prepare`], then [`RootfsSetup::pivot`], then
+//! [`RootfsSetup::finalize`] (before dropping capabilities and exec).
+//!
+//! - Every destination is resolved inside the rootfs with openat2(RESOLVE_IN_ROOT), so
+//!   symlinks in the image cannot lead a mount onto the host.
+//! - Bind mounts are cloned with open_tree, get their flags with mount_setattr while still
+//!   detached, and are attached with move_mount: flags the user did not name (including
+//!   ones locked by a user namespace) are never cleared. Other filesystems use mount(2) on
+//!   /proc/self/fd/N; recursive attributes (rro, rnosuid, ...) use mount_setattr with
+//!   AT_RECURSIVE.
+//! - Deliberate differences from runc: readonlyPaths are made read-only recursively (runc
+//!   only makes the top mount read-only), and the tmpfs holding cgroup v1 hierarchies is
+//!   read-only when the cgroup mount is.
 
 mod cgroup;
 mod copyup;
@@ -349,12 +363,79 @@ fn mask_path<M: MountApi>(api: &M, root: &OwnedFd, path: &Path) -> Result<(), Ro
     api.attach(tree.as_fd(), fd.as_fd()).map_err(err)
 }
 
-/// The canonical rootfs path of a bundle's spec (spec.root.path made absolute).
-pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Option<PathBuf> {
-    let p = spec.root().as_ref()?.path();
-    Some(if p.is_absolute() {
-        p.clone()
-    } else {
-        bundle.join(p)
+/// The canonical host path of spec.root.path (relative paths are relative to the bundle),
+/// as [`RootfsSetup::rootfs`] expects.
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, RootfsError> {
+    let p = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_else(|| PathBuf::from("rootfs"));
+    let joined = if p.is_absolute() { p } else { bundle.join(p) };
+    std::fs::canonicalize(&joined).map_err(|source| RootfsError::HostInfo {
+        path: joined,
+        source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syscall::mock::Recorder;
+
+    #[test]
+    fn finalize_sequence() {
+        let mut spec = Spec::default();
+        if let Some(l) = spec.linux_mut() {
+            l.set_readonly_paths(Some(vec!["/proc/sys".into()]));
+            // A file, a directory and a path that does not exist.
+            l.set_masked_paths(Some(vec![
+                "/proc/version".into(),
+                "/proc/self".into(),
+                "/proc/no-such-thing".into(),
+            ]));
+            l.set_rootfs_propagation(Some("rslave".into()));
+        }
+        let setup = RootfsSetup {
+            spec: &spec,
+            rootfs: Path::new("/"),
+            bundle: Path::new("/"),
+            no_pivot: false,
+            user_ns: false,
+        };
+        let api = Recorder::default();
+        setup.finalize_with(&api).expect("finalize");
+        let empty = "propagation=MsFlags(0x0)";
+        assert_eq!(
+            *api.calls.borrow(),
+            vec![
+                "clone_tree recursive=true".to_string(),
+                format!("setattr recursive=true set=0x1 clr=0x0 {empty}"),
+                "attach".into(),
+                "clone_tree recursive=false".into(),
+                "attach".into(),
+                "new_readonly_tmpfs".into(),
+                "attach".into(),
+                format!("setattr recursive=false set=0x1 clr=0x0 {empty}"),
+                "setattr recursive=true set=0x0 clr=0x0 propagation=MsFlags(MS_REC | MS_SLAVE)"
+                    .into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn rootfs_path_is_canonical() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("rootfs")).expect("mkdir");
+        let spec = Spec::default();
+        let p = rootfs_path(&spec, &dir.path().join(".")).expect("rootfs");
+        assert_eq!(
+            p,
+            std::fs::canonicalize(dir.path().join("rootfs")).expect("canonicalize")
+        );
+        assert!(matches!(
+            rootfs_path(&spec, Path::new("/no/such/bundle")),
+            Err(RootfsError::HostInfo { .. })
+        ));
+    }
 }
