@@ -317,6 +317,43 @@ impl RootfsSetup<'_> {
     }
 }
 
+/// After pivot, when the process has a terminal: bind the pty slave onto /dev/console
+/// (created as an empty 0666 file if missing), as runc does.
+pub fn mount_console(slave: std::os::fd::BorrowedFd<'_>) -> Result<(), RootfsError> {
+    mount_console_with(&Kernel, slave)
+}
+
+fn mount_console_with<M: MountApi>(
+    api: &M,
+    slave: std::os::fd::BorrowedFd<'_>,
+) -> Result<(), RootfsError> {
+    let err = |what: &'static str| move |errno| RootfsError::Console { what, errno };
+    let root = open_dir(Path::new("/"), OFlag::O_PATH).map_err(err("open /"))?;
+    let console = Path::new("/dev/console");
+    let fd = resolve::create_file(root.as_fd(), console, Mode::from_bits_truncate(0o666))
+        .map_err(err("create /dev/console"))?;
+    let st = fstat(fd.as_fd()).map_err(err("stat /dev/console"))?;
+    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG {
+        // The umask may have narrowed the mode at creation.
+        nix::sys::stat::fchmodat(
+            root.as_fd(),
+            &resolve::relative(console),
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+        )
+        .or_else(|e| {
+            if e == Errno::EOPNOTSUPP {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(err("chmod /dev/console"))?;
+    }
+    let tree = api.clone_tree(slave, false).map_err(err("clone the pty"))?;
+    api.attach(tree.as_fd(), fd.as_fd()).map_err(err("attach"))
+}
+
 /// Binds a path onto itself read-only (recursively, so submounts cannot stay writable).
 fn readonly_path<M: MountApi>(api: &M, root: &OwnedFd, path: &Path) -> Result<(), RootfsError> {
     let err = |errno| RootfsError::ReadonlyPath {

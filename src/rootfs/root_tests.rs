@@ -734,3 +734,39 @@ fn shared_root_propagation_does_not_leak_to_the_parent_namespace() {
     });
     res.and_then(|()| b.check_no_leak()).expect("rshared");
 }
+
+#[test]
+fn console_is_the_pty_slave() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    let spec = Spec::default();
+    let res = in_child(|| {
+        run_setup(&spec, &b, false, false)?;
+        let master =
+            nix::pty::posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY)
+                .map_err(|e| format!("openpt: {e}"))?;
+        nix::pty::grantpt(&master).map_err(|e| e.to_string())?;
+        nix::pty::unlockpt(&master).map_err(|e| e.to_string())?;
+        // SAFETY: single-threaded forked child; nothing else calls ptsname concurrently.
+        let name = unsafe { nix::pty::ptsname(&master) }.map_err(|e| e.to_string())?;
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&name)
+            .map_err(|e| format!("{name}: {e}"))?;
+        super::mount_console(slave.as_fd()).map_err(|e| e.to_string())?;
+        let want = slave.metadata().map_err(|e| e.to_string())?.rdev();
+        let got = std::fs::metadata("/dev/console")
+            .map_err(|e| e.to_string())?
+            .rdev();
+        ensure!(
+            want == got,
+            "/dev/console is {got:#x}, pty slave {name} is {want:#x}"
+        );
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak()).expect("console");
+}
