@@ -103,7 +103,8 @@ impl RootfsSetup<'_> {
             .any(|e| e.dest == Path::new("/dev") && e.is_bind())
     }
 
-    /// Before pivot: propagation of "/", the rootfs bind, spec mounts, devices and /dev links.
+    /// Before pivot: propagation of "/", the rootfs bind, spec mounts, devices, /dev links
+    /// and process.cwd. createRuntime/createContainer hooks belong between this and pivot.
     pub fn prepare(&self) -> Result<(), RootfsError> {
         self.prepare_with(&Kernel)
     }
@@ -159,6 +160,15 @@ impl RootfsSetup<'_> {
         if Self::needs_dev_setup(&entries) {
             devices::create(&mnt, &devices)?;
             devices::create_symlinks(&mnt)?;
+        }
+        // As runc: the working directory is created if the image lacks it.
+        if let Some(cwd) = self.spec.process().as_ref().map(|p| p.cwd()) {
+            resolve::mkdir_all(root.as_fd(), cwd, Mode::from_bits_truncate(0o755)).map_err(
+                |errno| RootfsError::Resolve {
+                    path: cwd.clone(),
+                    errno,
+                },
+            )?;
         }
         Ok(())
     }

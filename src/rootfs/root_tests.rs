@@ -166,9 +166,13 @@ fn default_spec_full_setup() {
         return;
     }
     let b = Bundle::new();
-    let spec = Spec::default();
+    let mut spec = Spec::default();
+    if let Some(p) = spec.process_mut() {
+        p.set_cwd("/work/dir".into());
+    }
     let res = in_child(|| {
         run_setup(&spec, &b, false, false)?;
+        ensure!(Path::new("/work/dir").is_dir(), "cwd not created");
         let m = mounts_in_child()?;
         for point in [
             "/",
