@@ -749,9 +749,10 @@ fn console_is_the_pty_slave() {
     let spec = Spec::default();
     let res = in_child(|| {
         run_setup(&spec, &b, false, false)?;
-        let master =
-            nix::pty::posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY)
-                .map_err(|e| format!("openpt: {e}"))?;
+        let master = nix::pty::posix_openpt(
+            nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+        )
+        .map_err(|e| format!("openpt: {e}"))?;
         nix::pty::grantpt(&master).map_err(|e| e.to_string())?;
         nix::pty::unlockpt(&master).map_err(|e| e.to_string())?;
         // SAFETY: single-threaded forked child; nothing else calls ptsname concurrently.
