@@ -109,7 +109,7 @@ fn setup(
         spec: &st.config,
         rootfs: &st.rootfs,
         bundle: &st.bundle,
-        fifo: &fifo,
+        fifo: open_fifo(&fifo)?,
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
         console,
@@ -131,6 +131,18 @@ fn setup(
         write_pid_file(p, pid)?;
     }
     Ok(())
+}
+
+/// Opened read-write, so the open never blocks and the init can block reading it until
+/// `start` writes a byte.
+fn open_fifo(path: &Path) -> Result<std::fs::File, ContainerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(super::io_err(format!("open exec fifo {}", path.display())))
 }
 
 fn cleanup(dir: ContainerDir, st: &ContainerState) {

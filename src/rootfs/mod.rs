@@ -140,6 +140,14 @@ impl RootfsSetup<'_> {
             fstype: "bind".into(),
             errno,
         })?;
+        // A rootfs that is itself a shared mount point makes its self-bind a shared peer, and
+        // pivot_root(2) refuses a shared new root. As a slave it still receives the host's
+        // mounts; finalize() applies the requested root propagation after the pivot.
+        api.mount(None, self.rootfs, None, MsFlags::MS_SLAVE, None)
+            .map_err(|errno| RootfsError::SetPropagation {
+                path: self.rootfs.to_path_buf(),
+                errno,
+            })?;
         // Opened after the self-bind so that lookups walk the new mount tree.
         let root =
             open_dir(self.rootfs, OFlag::O_PATH).map_err(|errno| RootfsError::OpenRootfs {
@@ -410,21 +418,6 @@ fn mask_path<M: MountApi>(api: &M, root: &OwnedFd, path: &Path) -> Result<(), Ro
     api.attach(tree.as_fd(), fd.as_fd()).map_err(err)
 }
 
-/// The canonical host path of spec.root.path (relative paths are relative to the bundle),
-/// as [`RootfsSetup::rootfs`] expects.
-pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, RootfsError> {
-    let p = spec
-        .root()
-        .as_ref()
-        .map(|r| r.path().clone())
-        .unwrap_or_else(|| PathBuf::from("rootfs"));
-    let joined = if p.is_absolute() { p } else { bundle.join(p) };
-    std::fs::canonicalize(&joined).map_err(|source| RootfsError::HostInfo {
-        path: joined,
-        source,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,21 +461,5 @@ mod tests {
                     .into(),
             ]
         );
-    }
-
-    #[test]
-    fn rootfs_path_is_canonical() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(dir.path().join("rootfs")).expect("mkdir");
-        let spec = Spec::default();
-        let p = rootfs_path(&spec, &dir.path().join(".")).expect("rootfs");
-        assert_eq!(
-            p,
-            std::fs::canonicalize(dir.path().join("rootfs")).expect("canonicalize")
-        );
-        assert!(matches!(
-            rootfs_path(&spec, Path::new("/no/such/bundle")),
-            Err(RootfsError::HostInfo { .. })
-        ));
     }
 }
