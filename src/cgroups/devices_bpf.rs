@@ -209,7 +209,8 @@ fn load_with_log(prog: &[Insn], log: Option<&mut [u8]>) -> std::io::Result<Owned
     bpf(BPF_PROG_LOAD, &mut attr).map(owned)
 }
 
-fn query(cgroup: &OwnedFd) -> Result<Vec<u32>, CgroupError> {
+/// Ids of the device programs attached to the cgroup.
+pub fn attached(cgroup: &OwnedFd) -> Result<Vec<u32>, CgroupError> {
     let mut ids = vec![0u32; 64];
     let mut attr = [0u8; 40];
     put_u32(&mut attr, 0, cgroup.as_raw_fd() as u32);
@@ -232,7 +233,7 @@ fn prog_attach(cmd: libc::c_long, cgroup: &OwnedFd, prog: i32, flags: u32) -> st
     bpf(cmd, &mut attr).map(|_| ())
 }
 
-fn open_cgroup(dir: &Path) -> Result<OwnedFd, CgroupError> {
+pub fn open_cgroup(dir: &Path) -> Result<OwnedFd, CgroupError> {
     let fd = nix::fcntl::open(
         dir,
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -249,7 +250,7 @@ fn open_cgroup(dir: &Path) -> Result<OwnedFd, CgroupError> {
 pub fn apply(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
     let prog = compile(&Effective::from_rules(rules));
     let cgroup = open_cgroup(dir)?;
-    let old = query(&cgroup)?;
+    let old = attached(&cgroup)?;
     let fd = load(&prog)?;
     prog_attach(BPF_PROG_ATTACH, &cgroup, fd.as_raw_fd(), BPF_F_ALLOW_MULTI)
         .map_err(bpf_err("BPF_PROG_ATTACH"))?;
