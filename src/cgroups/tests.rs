@@ -773,17 +773,17 @@ fn real_v2_device_filter_freeze_and_kill() {
         cg,
         children: Vec::new(),
     };
-    let exit_code = |l: &mut Live, script: &str| {
+    let exit_code = |script: &str| {
         let mut c = spawn_in(&dir, script);
         let st = c.wait().unwrap();
         st.code()
     };
 
     l.cg.apply(&LinuxResources::default()).unwrap();
-    assert_eq!(exit_code(&mut l, "exec 3</dev/null"), Some(0));
-    assert_ne!(exit_code(&mut l, "exec 3</dev/kmsg"), Some(0));
+    assert_eq!(exit_code("exec 3</dev/null"), Some(0));
+    assert_ne!(exit_code("exec 3</dev/kmsg"), Some(0));
     assert_ne!(
-        exit_code(&mut l, "exec 3>/dev/null 4>/dev/full 5</dev/loop0"),
+        exit_code("exec 3>/dev/null 4>/dev/full 5</dev/loop0"),
         Some(0)
     );
 
@@ -799,9 +799,9 @@ fn real_v2_device_filter_freeze_and_kill() {
         .build()
         .unwrap();
     l.cg.apply(&allow_kmsg).unwrap();
-    assert_eq!(exit_code(&mut l, "exec 3</dev/kmsg"), Some(0));
+    assert_eq!(exit_code("exec 3</dev/kmsg"), Some(0));
     // Read access only.
-    assert_ne!(exit_code(&mut l, "exec 3>/dev/kmsg"), Some(0));
+    assert_ne!(exit_code("exec 3>/dev/kmsg"), Some(0));
     // The old program was replaced, not stacked.
     let fd = devices_bpf::open_cgroup(&dir).unwrap();
     assert_eq!(devices_bpf::attached(&fd).unwrap().len(), 1);
@@ -826,8 +826,8 @@ fn real_v2_device_filter_freeze_and_kill() {
         .build()
         .unwrap();
     l.cg.apply(&deny_kmsg).unwrap();
-    assert_eq!(exit_code(&mut l, "exec 3</dev/kmsg 4</dev/loop0"), Some(0));
-    assert_ne!(exit_code(&mut l, "exec 3>/dev/kmsg"), Some(0));
+    assert_eq!(exit_code("exec 3</dev/kmsg 4</dev/loop0"), Some(0));
+    assert_ne!(exit_code("exec 3>/dev/kmsg"), Some(0));
 
     l.children.push(spawn_in(&dir, "exec sleep 100"));
     let pid = l.children[0].id() as i32;
