@@ -8,6 +8,7 @@ mod devices;
 mod devices_bpf;
 mod files;
 mod hierarchy;
+mod oom;
 pub mod stats;
 mod v1;
 mod v2;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use files::{read_file, write_file};
 pub use hierarchy::clean_cgroups_path;
 use hierarchy::{Hierarchies, Mount};
+pub use oom::OomWatch;
 pub use stats::Stats;
 
 /// Errors of cgroup management. Each names the file, path or field involved.
@@ -438,6 +440,20 @@ impl Cgroup {
         match self.mode {
             CgroupMode::V2 => stats::v2_stats(&self.dirs[""].path),
             _ => stats::v1_stats(&self.dirs),
+        }
+    }
+
+    /// A pollable notifier of OOM kills in the container, for `events`.
+    pub fn watch_oom(&self) -> Result<OomWatch, CgroupError> {
+        match self.mode {
+            CgroupMode::V2 => OomWatch::v2(&self.dirs[""].path),
+            _ => match self.dirs.get("memory") {
+                Some(d) => OomWatch::v1(&d.path),
+                None => Err(CgroupError::ControllerMissing {
+                    field: "OOM notifications".into(),
+                    controller: "memory",
+                }),
+            },
         }
     }
 

@@ -728,28 +728,110 @@ fn real_apply_writes_kernel_files() {
 
 /// Spawn `sh -c script` that joins the cgroup2 directory `dir` before exec.
 fn spawn_in(dir: &Path, script: &str) -> std::process::Child {
-    use std::os::unix::process::CommandExt;
-    let procs = std::ffi::CString::new(
-        dir.join("cgroup.procs")
-            .into_os_string()
-            .into_encoded_bytes(),
-    )
-    .unwrap();
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c").arg(script);
+    spawn_joined(&[dir.to_path_buf()], cmd)
+}
+
+/// Spawn `cmd` after it joined every directory of `dirs`.
+fn spawn_joined(dirs: &[PathBuf], mut cmd: std::process::Command) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let procs: Vec<std::ffi::CString> = dirs
+        .iter()
+        .map(|d| {
+            std::ffi::CString::new(d.join("cgroup.procs").into_os_string().into_encoded_bytes())
+                .unwrap()
+        })
+        .collect();
     // SAFETY: the closure runs in the forked child and only makes async-signal-safe calls
-    // (open/write/close) on a path prepared before the fork.
+    // (open/write/close) on paths prepared before the fork.
     unsafe {
         cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                return Err(std::io::Error::last_os_error());
+            for p in &procs {
+                let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
             }
-            libc::close(fd);
             Ok(())
         });
     }
     cmd.spawn().unwrap()
+}
+
+fn distinct_dirs(cg: &Cgroup) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = cg.paths().into_values().collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn memory_limit(limit: i64) -> LinuxResources {
+    LinuxResourcesBuilder::default()
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(limit)
+                .swap(limit)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn real_starts_under_512k_memory_limit() {
+    let busybox = Path::new("/usr/bin/busybox");
+    let Some(mut l) = live("small") else { return };
+    if !busybox.exists() {
+        eprintln!("skipping: needs /usr/bin/busybox");
+        return;
+    }
+    l.cg.create().unwrap();
+    l.cg.apply(&memory_limit(512 * 1024)).unwrap();
+    let mut cmd = std::process::Command::new(busybox);
+    cmd.args(["sh", "-c", "echo started"]);
+    cmd.stdout(std::process::Stdio::piped());
+    let child = spawn_joined(&distinct_dirs(&l.cg), cmd);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+    assert_eq!(l.cg.oom_kill_count().unwrap(), 0);
+    l.children.clear();
+}
+
+#[test]
+fn real_oom_kill_is_reported() {
+    let busybox = Path::new("/usr/bin/busybox");
+    let Some(mut l) = live("oom") else { return };
+    if !busybox.exists() {
+        eprintln!("skipping: needs /usr/bin/busybox");
+        return;
+    }
+    l.cg.create().unwrap();
+    l.cg.apply(&memory_limit(8 << 20)).unwrap();
+    let mut watch = l.cg.watch_oom().unwrap();
+    assert!(!watch.check().unwrap());
+    let mut cmd = std::process::Command::new(busybox);
+    // Grows a shell variable well past the limit.
+    cmd.args([
+        "sh",
+        "-c",
+        "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x}",
+    ]);
+    cmd.stdout(std::process::Stdio::null());
+    let mut child = spawn_joined(&distinct_dirs(&l.cg), cmd);
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let mut fds = [nix::poll::PollFd::new(
+        watch.fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)).unwrap();
+    assert!(watch.check().unwrap());
+    assert!(l.cg.oom_kill_count().unwrap() >= 1);
+    l.children.clear();
 }
 
 /// The v2 code paths on a real cgroup2 hierarchy: on a hybrid host that is the extra
