@@ -245,21 +245,25 @@ impl Cgroup {
 
     /// Create the directory in every hierarchy. On v2 the controllers available at each level
     /// are enabled in the parents' cgroup.subtree_control; on v1 cpuset directories get the
-    /// parent's cpus/mems so tasks can join them. On failure nothing new is left behind.
+    /// parent's cpus/mems so tasks can join them. On failure the directories made here are
+    /// removed again (and only those: a pre-existing cgroup is left alone).
     pub fn create(&self) -> Result<(), CgroupError> {
-        let res = self.create_dirs();
+        let mut created = Vec::new();
+        let res = self.create_dirs(&mut created);
         if res.is_err() {
-            let _ = self.destroy();
+            for dir in created.iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
         res
     }
 
-    fn create_dirs(&self) -> Result<(), CgroupError> {
+    fn create_dirs(&self, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
         for (key, dir) in self.unique_dirs() {
             if key.is_empty() && self.mode == CgroupMode::V2 {
-                v2::create_with_controllers(dir)?;
+                v2::create_with_controllers(dir, created)?;
             } else {
-                mkdir_all(&dir.path)?;
+                mkdir_all(&dir.path, created)?;
                 if key == "cpuset" {
                     v1::init_cpuset(dir)?;
                 }
@@ -501,11 +505,22 @@ fn check_systemd(cgroups_path: Option<&str>) -> Result<(), CgroupError> {
     Err(CgroupError::SystemdUnsupported)
 }
 
-fn mkdir_all(path: &Path) -> Result<(), CgroupError> {
-    std::fs::create_dir_all(path).map_err(|source| CgroupError::Mkdir {
-        path: path.to_path_buf(),
-        source,
-    })
+/// `mkdir -p`, recording each directory it made in `created` (parents first).
+fn mkdir_all(path: &Path, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
+    let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.exists()).collect();
+    for dir in missing.into_iter().rev() {
+        match std::fs::create_dir(dir) {
+            Ok(()) => created.push(dir.to_path_buf()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(CgroupError::Mkdir {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError> {
