@@ -1149,3 +1149,45 @@ fn failed_create_removes_only_what_it_made() {
     }
     assert!(!t.root.join("pids/shared/ctr").exists());
 }
+
+#[test]
+fn real_default_path_is_below_own_cgroup() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let id = format!("nucleus-test-{}-default", std::process::id());
+    let cg = Cgroup::new(None, &id, false).unwrap();
+    let l = Live {
+        cg,
+        children: Vec::new(),
+    };
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let hier = Hierarchies::from_host().unwrap();
+    for (key, path) in l.cg.paths() {
+        let mount = if key.is_empty() {
+            hier.unified.as_ref().unwrap()
+        } else {
+            &hier.v1[&key]
+        };
+        let own_path = own
+            .lines()
+            .find_map(|line| {
+                let mut f = line.splitn(3, ':');
+                let (_, ctrls, p) = (f.next()?, f.next()?, f.next()?);
+                let hit = if key.is_empty() {
+                    ctrls.is_empty()
+                } else {
+                    ctrls.split(',').any(|c| c == key)
+                };
+                hit.then(|| p.to_string())
+            })
+            .unwrap();
+        let rel = Path::new(&own_path).strip_prefix(&mount.root).unwrap();
+        assert_eq!(path, mount.mount_point.join(rel).join(&id), "{key}");
+    }
+    l.cg.create().unwrap();
+    assert!(l.cg.exists());
+    l.cg.destroy().unwrap();
+    assert!(!l.cg.exists());
+}
