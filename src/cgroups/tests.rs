@@ -719,7 +719,12 @@ fn real_apply_writes_kernel_files() {
                     .build()
                     .unwrap(),
             ));
+            take_writes();
             l.cg.apply(&r).unwrap();
+            // Same device rules: the live devices controller is left untouched.
+            let w = take_writes();
+            assert!(writes_to(&w, "devices.deny").is_empty(), "{w:?}");
+            assert!(writes_to(&w, "devices.allow").is_empty(), "{w:?}");
             assert_eq!(read("memory", "memory.limit_in_bytes"), "52428800");
             assert_eq!(l.cg.stats().unwrap().memory.usage.limit, 52428800);
         }
