@@ -96,6 +96,8 @@ pub enum CgroupError {
         pid: i32,
         source: nix::Error,
     },
+    #[error("the cgroup v2 state records no cgroup2 directory (state file damaged?)")]
+    NoUnifiedDir,
     #[error("device cgroup BPF program: {op} failed: {source}")]
     Bpf {
         op: &'static str,
@@ -287,16 +289,25 @@ impl Cgroup {
     pub fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
         match self.mode {
             CgroupMode::V1 | CgroupMode::Hybrid => v1::apply(&self.dirs, r),
-            CgroupMode::V2 => v2::apply(&self.dirs[""].path, r, true),
+            CgroupMode::V2 => v2::apply(self.unified()?, r, true),
         }
     }
 
     /// The directory whose cgroup.procs files list the container's processes.
     fn procs_dir(&self) -> Option<&Path> {
-        ["", "pids", "freezer", "devices", "memory", "cpu"]
+        let order: &[&str] = match self.mode {
+            CgroupMode::V2 => &[""],
+            _ => &["pids", "freezer", "devices", "memory", "cpu"],
+        };
+        order
             .iter()
             .find_map(|k| self.path(k))
             .or_else(|| self.dirs.values().next().map(|d| d.path.as_path()))
+    }
+
+    /// The cgroup2 directory of a v2 cgroup.
+    fn unified(&self) -> Result<&Path, CgroupError> {
+        self.path("").ok_or(CgroupError::NoUnifiedDir)
     }
 
     /// Every pid in the container cgroup and its descendants. Empty when the cgroup is gone.
@@ -314,11 +325,13 @@ impl Cgroup {
     fn freezer(&self) -> Result<(&Path, bool), CgroupError> {
         match self.mode {
             CgroupMode::V2 => {
-                let p = &self.dirs[""].path;
+                let p = self.unified()?;
                 if p.join("cgroup.freeze").exists() {
                     Ok((p, false))
                 } else {
-                    Err(CgroupError::FreezerUnavailable { path: p.clone() })
+                    Err(CgroupError::FreezerUnavailable {
+                        path: p.to_path_buf(),
+                    })
                 }
             }
             _ => match self.path("freezer") {
@@ -392,7 +405,7 @@ impl Cgroup {
     /// signal is SIGKILL (which must be able to take effect).
     pub fn kill_all(&self, sig: Signal) -> Result<(), CgroupError> {
         if self.mode == CgroupMode::V2 && sig == Signal::SIGKILL {
-            let dir = &self.dirs[""].path;
+            let dir = self.unified()?;
             if dir.join("cgroup.kill").exists() {
                 return write_file(dir, "cgroup.kill", "1");
             }
@@ -442,7 +455,7 @@ impl Cgroup {
     /// Resource usage in runc's `events --stats` shape.
     pub fn stats(&self) -> Result<Stats, CgroupError> {
         match self.mode {
-            CgroupMode::V2 => stats::v2_stats(&self.dirs[""].path),
+            CgroupMode::V2 => stats::v2_stats(self.unified()?),
             _ => stats::v1_stats(&self.dirs),
         }
     }
@@ -450,7 +463,7 @@ impl Cgroup {
     /// A pollable notifier of OOM kills in the container, for `events`.
     pub fn watch_oom(&self) -> Result<OomWatch, CgroupError> {
         match self.mode {
-            CgroupMode::V2 => OomWatch::v2(&self.dirs[""].path),
+            CgroupMode::V2 => OomWatch::v2(self.unified()?),
             _ => match self.dirs.get("memory") {
                 Some(d) => OomWatch::v1(&d.path),
                 None => Err(CgroupError::ControllerMissing {
@@ -466,9 +479,9 @@ impl Cgroup {
     /// controller.
     pub fn oom_kill_count(&self) -> Result<u64, CgroupError> {
         let (dir, file) = match self.mode {
-            CgroupMode::V2 => (&self.dirs[""].path, "memory.events"),
-            _ => match self.dirs.get("memory") {
-                Some(d) => (&d.path, "memory.oom_control"),
+            CgroupMode::V2 => (self.unified()?, "memory.events"),
+            _ => match self.path("memory") {
+                Some(d) => (d, "memory.oom_control"),
                 None => return Ok(0),
             },
         };
