@@ -1196,3 +1196,50 @@ fn real_default_path_is_below_own_cgroup() {
     l.cg.destroy().unwrap();
     assert!(!l.cg.exists());
 }
+
+#[test]
+fn v2_stats_from_files() {
+    let t = FakeTree::new();
+    let cg = t.cgroup(CgroupMode::V2, None);
+    let d = cg.path("").unwrap().to_path_buf();
+    let files = [
+        ("cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 10\nnr_throttled 2\nthrottled_usec 30\n"),
+        ("memory.stat", "anon 8192\nfile 4096\n"),
+        ("memory.current", "12288\n"),
+        ("memory.max", "1048576\n"),
+        ("memory.events", "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n"),
+        ("memory.swap.current", "100\n"),
+        ("memory.swap.max", "max\n"),
+        ("pids.current", "3\n"),
+        ("pids.max", "max\n"),
+        ("io.stat", "8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n"),
+    ];
+    for (f, c) in files {
+        fs::write(d.join(f), c).unwrap();
+    }
+    let v = serde_json::to_value(cg.stats().unwrap()).unwrap();
+    assert_eq!(v["cpu"]["usage"]["total"], 1_500_000);
+    assert_eq!(v["cpu"]["usage"]["user"], 1_000_000);
+    assert_eq!(v["cpu"]["usage"]["kernel"], 500_000);
+    assert_eq!(
+        v["cpu"]["throttling"],
+        serde_json::json!({"periods": 10, "throttledPeriods": 2, "throttledTime": 30000})
+    );
+    assert_eq!(v["memory"]["cache"], 4096);
+    assert_eq!(
+        v["memory"]["usage"],
+        serde_json::json!({"limit": 1048576, "usage": 12288, "failcnt": 5})
+    );
+    // v1 meaning: memory+swap, unlimited.
+    assert_eq!(v["memory"]["swap"]["usage"], 12388);
+    assert_eq!(v["memory"]["swap"]["limit"], u64::MAX);
+    assert_eq!(v["memory"]["raw"]["anon"], 8192);
+    assert_eq!(v["pids"], serde_json::json!({"current": 3}));
+    assert_eq!(
+        v["blkio"]["ioServiceBytesRecursive"],
+        serde_json::json!([
+            {"major": 8, "op": "Read", "value": 10},
+            {"major": 8, "op": "Write", "value": 20}
+        ])
+    );
+}
