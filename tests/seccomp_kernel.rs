@@ -165,13 +165,13 @@ fn compat_x86_syscalls_use_their_own_numbers() {
     // Whether this kernel runs i386 syscalls at all (ia32 emulation can be off).
     let probe = in_child(
         &program(
-            json!({"defaultAction": "SCMP_ACT_ALLOW"}),
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86"]}),
             Layout::CachePrefixBitmap,
         ),
         || (int80(64) > 0) as i32,
     );
     if !libc::WIFEXITED(probe) || libc::WEXITSTATUS(probe) != 1 {
-        eprintln!("ia32 emulation unavailable; skipping");
+        eprintln!("ia32 emulation unavailable ({probe:#x}); skipping");
         return;
     }
     for layout in [Layout::CachePrefixBitmap, Layout::Bitmap] {
