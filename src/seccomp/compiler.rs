@@ -13,6 +13,7 @@ use super::policy::{
 };
 use super::syscall_table::{Arch, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use super::SeccompError;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// How unconditional syscalls are dispatched.
@@ -225,20 +226,32 @@ fn ranges(mut items: Vec<(u32, Target)>) -> Vec<(u32, u32, Target)> {
 }
 
 /// One architecture's rules by syscall number.
-struct ArchPlan {
+struct ArchPlan<'a> {
     arch: Arch,
-    by_nr: BTreeMap<u32, SyscallRules>,
+    by_nr: BTreeMap<u32, Cow<'a, SyscallRules>>,
 }
 
-impl ArchPlan {
-    fn new(policy: &Policy, arch: Arch) -> Self {
-        let mut by_nr: BTreeMap<u32, SyscallRules> = BTreeMap::new();
+impl<'a> ArchPlan<'a> {
+    fn new(policy: &'a Policy, arch: Arch) -> Self {
+        let mut by_nr: BTreeMap<u32, Cow<'a, SyscallRules>> = BTreeMap::new();
         for (name, rules) in &policy.rules {
-            if let Some(nr) = arch.resolve(name) {
-                let e = by_nr.entry(nr).or_default();
-                e.conditional.extend(rules.conditional.iter().cloned());
-                if e.unconditional.is_none() {
-                    e.unconditional = rules.unconditional;
+            let nr = if rules.nrs.iter().any(Option::is_some) {
+                rules.nrs[arch.index()]
+            } else {
+                arch.resolve(name)
+            };
+            let Some(nr) = nr else { continue };
+            match by_nr.entry(nr) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(Cow::Borrowed(rules));
+                }
+                // Two names for one number (aliases): both sets of rules apply.
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    let e = o.get_mut().to_mut();
+                    e.conditional.extend(rules.conditional.iter().cloned());
+                    if e.unconditional.is_none() {
+                        e.unconditional = rules.unconditional;
+                    }
                 }
             }
         }

@@ -68,6 +68,8 @@ pub struct CondRule {
 pub struct SyscallRules {
     pub conditional: Vec<CondRule>,
     pub unconditional: Option<u32>,
+    /// The syscall's numbers, indexed by [`Arch::index`]; all `None` when not resolved yet.
+    pub nrs: [Option<u32>; 3],
 }
 
 impl SyscallRules {
@@ -204,13 +206,22 @@ impl Policy {
                 vec![conds]
             };
             for name in sc.names() {
-                if !Arch::ALL.iter().any(|a| a.resolve(name).is_some()) {
-                    warnings.push(format!(
-                        "seccomp: unknown syscall {name:?} in syscalls[{i}] ignored"
-                    ));
-                    continue;
-                }
-                let entry = rules.entry(name.clone()).or_default();
+                let entry = match rules.entry(name.clone()) {
+                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        let nrs = Arch::resolve_all(name);
+                        if nrs.iter().all(Option::is_none) {
+                            warnings.push(format!(
+                                "seccomp: unknown syscall {name:?} in syscalls[{i}] ignored"
+                            ));
+                            continue;
+                        }
+                        v.insert(SyscallRules {
+                            nrs,
+                            ..Default::default()
+                        })
+                    }
+                };
                 for conds in &alternatives {
                     if conds.is_empty() {
                         match entry.unconditional {
