@@ -111,7 +111,7 @@ fn assert_program_follows_policy(spec: &LinuxSeccomp, opts: &CompileOptions) {
 #[test]
 fn random_policies_compile_to_what_they_say() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..25 {
+    for _ in 0..15 {
         let spec: LinuxSeccomp = serde_json::from_value(random_profile(&mut rng)).unwrap();
         for layout in [Layout::CachePrefixBitmap, Layout::Bitmap] {
             for builtin in [BuiltinFilters::None, BuiltinFilters::All] {
