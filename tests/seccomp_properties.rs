@@ -82,6 +82,23 @@ fn random_profile(rng: &mut Rng) -> serde_json::Value {
             e["args"] = json!(args);
         }
         syscalls.push(e);
+        // Runs of "any of these values" rules, which compile to search trees.
+        if rng.below(6) == 0 {
+            let name = *rng.pick(&names);
+            let index = rng.below(6);
+            let action = *rng.pick(ACTIONS);
+            let masked = rng.below(2) == 0;
+            for _ in 0..(3 + rng.below(8)) {
+                let v = (rng.next() % 40) | if rng.below(5) == 0 { 1 << 32 } else { 0 };
+                let arg = if masked {
+                    json!({"index": index, "value": 0xffff_ffffu64, "valueTwo": v,
+                           "op": "SCMP_CMP_MASKED_EQ"})
+                } else {
+                    json!({"index": index, "value": v, "op": "SCMP_CMP_EQ"})
+                };
+                syscalls.push(json!({"names": [name], "action": action, "args": [arg]}));
+            }
+        }
     }
     let arches: Vec<&str> = ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]
         .into_iter()

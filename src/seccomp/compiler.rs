@@ -9,7 +9,7 @@
 
 use super::bpf::*;
 use super::policy::{
-    is_permissive, ArgCond, CmpOp, Policy, SyscallRules, SECCOMP_RET_ERRNO_ENOSYS,
+    is_permissive, ArgCond, CmpOp, CondRule, Policy, SyscallRules, SECCOMP_RET_ERRNO_ENOSYS,
 };
 use super::syscall_table::{Arch, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use super::SeccompError;
@@ -197,15 +197,103 @@ impl Gen {
     /// The argument chain of one syscall: its rules in order, then its fallback.
     fn chain(&mut self, r: &SyscallRules, bits32: bool, default_action: u32) -> Label {
         let mut next = Target::Ret(r.unconditional.unwrap_or(default_action));
-        for rule in r.conditional.iter().rev() {
-            let mut pass = Target::Ret(rule.action);
-            for c in rule.conds.iter().rev() {
-                pass = Target::At(self.cond(c, bits32, pass, next));
-            }
-            next = pass;
+        for piece in pieces(&r.conditional, bits32).iter().rev() {
+            next = Target::At(match piece {
+                Piece::Rule(rule) => {
+                    let mut pass = Target::Ret(rule.action);
+                    for c in rule.conds.iter().rev() {
+                        pass = Target::At(self.cond(c, bits32, pass, next));
+                    }
+                    self.entry(pass)
+                }
+                Piece::Set { key, values } => self.value_set(key, values, next),
+            });
         }
         self.entry(next)
     }
+
+    /// `arg ∈ values` by a search tree on the low half (after checking the high half).
+    fn value_set(&mut self, key: &SetKey, values: &[u32], fail: Target) -> Label {
+        let pass = Target::Ret(key.action);
+        let items = values.iter().map(|&v| (v, pass)).collect();
+        let t = self.tree(&ranges(items), 0, u32::MAX, fail);
+        self.entry(t);
+        let lo = self.asm.load_abs(off_arg_lo(key.index));
+        match key.hi {
+            None => lo,
+            Some(h) => {
+                self.jump(Cond::Eq, h, Target::At(lo), fail);
+                self.asm.load_abs(off_arg_hi(key.index))
+            }
+        }
+    }
+}
+
+/// Consecutive single-condition equality rules on one argument with one action: "any of".
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct SetKey {
+    index: u8,
+    action: u32,
+    /// The high half the argument must have; `None`: only the low half is compared.
+    hi: Option<u32>,
+}
+
+enum Piece<'a> {
+    Rule(&'a CondRule),
+    Set { key: SetKey, values: Vec<u32> },
+}
+
+/// Smaller sets stay linear: a tree saves nothing there.
+const VALUE_SET_MIN: usize = 4;
+
+fn set_member(rule: &CondRule, bits32: bool) -> Option<(SetKey, u32)> {
+    let [c] = rule.conds.as_slice() else {
+        return None;
+    };
+    let key = |hi| SetKey {
+        index: c.index,
+        action: rule.action,
+        hi,
+    };
+    match c.op {
+        CmpOp::Eq if bits32 => Some((key(None), c.value as u32)),
+        CmpOp::Eq => Some((key(Some((c.value >> 32) as u32)), c.value as u32)),
+        CmpOp::MaskedEq
+            if c.value as u32 == u32::MAX
+                && (bits32 || (c.value >> 32 == 0 && c.value_two >> 32 == 0)) =>
+        {
+            Some((key(None), c.value_two as u32))
+        }
+        _ => None,
+    }
+}
+
+fn pieces(rules: &[CondRule], bits32: bool) -> Vec<Piece<'_>> {
+    let mut out: Vec<Piece<'_>> = Vec::new();
+    let mut i = 0;
+    while i < rules.len() {
+        if let Some((key, v)) = set_member(&rules[i], bits32) {
+            let mut values = vec![v];
+            let mut j = i + 1;
+            while let Some((k, v)) = rules.get(j).and_then(|r| set_member(r, bits32)) {
+                if k != key {
+                    break;
+                }
+                values.push(v);
+                j += 1;
+            }
+            if values.len() >= VALUE_SET_MIN {
+                values.sort_unstable();
+                values.dedup();
+                out.push(Piece::Set { key, values });
+                i = j;
+                continue;
+            }
+        }
+        out.push(Piece::Rule(&rules[i]));
+        i += 1;
+    }
+    out
 }
 
 fn label_pos(l: Label) -> usize {
