@@ -168,6 +168,15 @@ fn main() {
         );
         programs.push((format!("nucleus {layout:?}"), p));
     }
+    // Without the built-in argument filters ioctl and mprotect are plain allows, as with runc.
+    let plain = CompileOptions {
+        builtin: BuiltinFilters::None,
+        ..Default::default()
+    };
+    programs.push((
+        "nucleus prefix, no built-ins".into(),
+        compile(&spec, &plain).unwrap(),
+    ));
     println!(
         "libseccomp (runc/crun): {} instructions",
         theirs.instructions.len()

@@ -316,31 +316,36 @@ fn ranges(mut items: Vec<(u32, Target)>) -> Vec<(u32, u32, Target)> {
 /// One architecture's rules by syscall number.
 struct ArchPlan<'a> {
     arch: Arch,
-    by_nr: BTreeMap<u32, Cow<'a, SyscallRules>>,
+    /// Sorted by number.
+    by_nr: Vec<(u32, Cow<'a, SyscallRules>)>,
 }
 
 impl<'a> ArchPlan<'a> {
     fn new(policy: &'a Policy, arch: Arch) -> Self {
-        let mut by_nr: BTreeMap<u32, Cow<'a, SyscallRules>> = BTreeMap::new();
+        let mut list: Vec<(u32, &'a SyscallRules)> = Vec::with_capacity(policy.rules.len());
         for (name, rules) in &policy.rules {
             let nr = if rules.nrs.iter().any(Option::is_some) {
                 rules.nrs[arch.index()]
             } else {
                 arch.resolve(name)
             };
-            let Some(nr) = nr else { continue };
-            match by_nr.entry(nr) {
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(Cow::Borrowed(rules));
-                }
+            if let Some(nr) = nr {
+                list.push((nr, rules));
+            }
+        }
+        list.sort_by_key(|(nr, _)| *nr);
+        let mut by_nr: Vec<(u32, Cow<'a, SyscallRules>)> = Vec::with_capacity(list.len());
+        for (nr, rules) in list {
+            match by_nr.last_mut() {
                 // Two names for one number (aliases): both sets of rules apply.
-                std::collections::btree_map::Entry::Occupied(mut o) => {
-                    let e = o.get_mut().to_mut();
+                Some((last, e)) if *last == nr => {
+                    let e = e.to_mut();
                     e.conditional.extend(rules.conditional.iter().cloned());
                     if e.unconditional.is_none() {
                         e.unconditional = rules.unconditional;
                     }
                 }
+                _ => by_nr.push((nr, Cow::Borrowed(rules))),
             }
         }
         Self { arch, by_nr }
@@ -348,7 +353,7 @@ impl<'a> ArchPlan<'a> {
 
     /// The highest number the profile names (runc's -ENOSYS stub boundary).
     fn max_nr(&self) -> Option<u32> {
-        self.by_nr.keys().next_back().copied()
+        self.by_nr.last().map(|(nr, _)| *nr)
     }
 }
 
@@ -364,7 +369,8 @@ impl Gen {
         let mut allow = Vec::new();
         let mut others: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         let mut chains = Vec::new();
-        for (&nr, r) in plan.by_nr.iter().rev() {
+        for (nr, r) in plan.by_nr.iter().rev() {
+            let nr = *nr;
             if !r.conditional.is_empty() {
                 chains.push((nr, Target::At(self.chain(r, bits32, default))));
             } else {
