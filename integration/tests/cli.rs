@@ -119,9 +119,7 @@ fn invalid_ids_are_rejected() {
     for bad in ["../x", "a/b", "..", ".", "/abs", "x\ny"] {
         let marker = parent.join("x");
         let existed = marker.exists();
-        let out = c.cmd(&["create", "--bundle", &b, bad]);
-        let out = out.fails();
-        assert!(!out.timed_out);
+        c.cmd(&["create", "--bundle", &b, bad]).fails();
         assert_eq!(
             marker.exists(),
             existed,
@@ -134,7 +132,6 @@ fn invalid_ids_are_rejected() {
         .map(|e| e.file_name())
         .collect();
     assert!(left.iter().all(|n| n.to_string_lossy() != "x"), "{left:?}");
-    c.config();
 }
 
 #[test]
@@ -148,7 +145,8 @@ fn missing_config_json_fails() {
 
 #[test]
 fn malformed_config_names_the_field() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &[&str])> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit, &[&str])> = vec![
         (
             "args-type",
             Box::new(|v: &mut Value| v["process"]["args"] = json!("not-a-list")),

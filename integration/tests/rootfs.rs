@@ -45,7 +45,16 @@ impl HostMount {
 }
 impl Drop for HostMount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        // Unmount until nothing is mounted there any more: a mount may have been stacked by
+        // propagation while the test ran.
+        let target = self.0.to_string_lossy().into_owned();
+        for _ in 0..10 {
+            let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            if !parse_mountinfo(&mi).iter().any(|m| m.0 == target) {
+                return;
+            }
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
     }
 }
 
