@@ -112,7 +112,7 @@ fn duplicate_id_fails() {
 
 #[test]
 fn invalid_ids_are_rejected() {
-    let mut c = Container::new("badid");
+    let c = Container::new("badid");
     c.bundle.write_config();
     let b = c.bundle.path().to_str().unwrap().to_string();
     let parent = c.root().parent().unwrap().to_path_buf();
