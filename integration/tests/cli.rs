@@ -401,3 +401,60 @@ fn log_text_format_on_error() {
         );
     }
 }
+
+#[test]
+fn concurrent_creates_of_one_id_serialise() {
+    // Four creates of the same id at once: exactly one wins, the others fail cleanly.
+    let mut c = Container::new("concurrent");
+    c.args(&["sleep", "30"]);
+    c.bundle.write_config();
+    let b = c.bundle.path().to_str().unwrap().to_string();
+    let outs: Vec<Output> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let mut cmd = c.command();
+                cmd.args(["create", "--bundle", &b, &c.id]);
+                s.spawn(move || exec(&mut cmd, CMD_TIMEOUT))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = outs.iter().filter(|o| o.success()).count();
+    assert_eq!(
+        ok,
+        1,
+        "{}",
+        outs.iter()
+            .map(|o| o.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for o in outs.iter().filter(|o| !o.success()) {
+        assert!(o.code.is_some() && !o.timed_out, "{o}");
+    }
+    assert_eq!(c.status(), "created");
+    c.delete_force().ok();
+    c.state().fails();
+}
+
+#[test]
+fn preserve_fds_passes_extra_fds() {
+    let dir = host_tempdir("it-fds-");
+    let f = dir.path().join("extra");
+    fs::write(&f, "through-fd-3\n").unwrap();
+    let mut c = Container::new("preserve-fds");
+    c.sh("cat /proc/self/fd/3 2>/dev/null || echo fd3-absent; [ -e /proc/self/fd/4 ] && echo fd4-present || echo fd4-absent");
+    c.bundle.write_config();
+    let b = c.bundle.path().to_str().unwrap().to_string();
+    let root = c.root().to_str().unwrap().to_string();
+    let rt = c.runtime.to_str().unwrap().to_string();
+    // The host shell opens fds 3 and 4; only 3 is preserved.
+    let script = format!(
+        "exec 3<'{}' 4<'{}'; exec '{rt}' --root '{root}' run --preserve-fds 1 --bundle '{b}' '{}'",
+        f.display(),
+        f.display(),
+        c.id
+    );
+    let out = exec(Command::new("/bin/sh").args(["-c", &script]), CMD_TIMEOUT).ok();
+    assert_eq!(out.stdout, "through-fd-3\nfd4-absent\n", "{out}");
+}
