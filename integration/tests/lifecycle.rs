@@ -264,3 +264,47 @@ fn host_sees_new_namespaces_and_cgroup() {
         cgroup_dirs(&want)
     );
 }
+
+#[test]
+fn without_cgroups_path_the_container_still_gets_its_own_cgroup() {
+    let mut c = Container::new("no-cgroups-path");
+    c.config()["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cgroupsPath");
+    c.args(&["sleep", "30"]);
+    c.create().ok();
+    let pid = c.pid();
+    let ours = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let theirs = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    // The pids hierarchy (v1) or the unified one (v2) must place it somewhere new.
+    let line = |text: &str, key: &str| text.lines().find(|l| l.contains(key)).map(str::to_string);
+    let key = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "0::"
+    } else {
+        ":pids:"
+    };
+    let (o, t) = (line(&ours, key).unwrap(), line(&theirs, key).unwrap());
+    assert_ne!(o, t, "container shares our cgroup");
+    let rel = t.splitn(3, ':').nth(2).unwrap().to_string();
+    let dir = if key == "0::" {
+        format!("/sys/fs/cgroup{rel}")
+    } else {
+        format!("/sys/fs/cgroup/pids{rel}")
+    };
+    assert!(std::path::Path::new(&dir).is_dir(), "{dir}");
+    c.delete_force().ok();
+    assert!(
+        !std::path::Path::new(&dir).exists(),
+        "cgroup {dir} left after delete"
+    );
+}
+
+#[test]
+fn debug_flag_is_accepted() {
+    let mut c = Container::new("debug");
+    c.global_args = vec!["--debug".into()];
+    c.args(&["echo", "dbg"]);
+    let out = c.run().ok();
+    assert_eq!(out.stdout, "dbg\n");
+}

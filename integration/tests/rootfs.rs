@@ -464,3 +464,63 @@ fn bind_mount_propagation_flags() {
     c.delete().ok();
     assert_eq!(c.container_stdout(), "propagated\nprivate-absent\n");
 }
+
+#[test]
+fn mount_flag_options_reach_the_kernel() {
+    // One tmpfs per option; mountinfo's per-mount (vfs) options or super options show it.
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("/o/ro", &["ro"], "ro"),
+        ("/o/nosuid", &["nosuid"], "nosuid"),
+        ("/o/nodev", &["nodev"], "nodev"),
+        ("/o/noexec", &["noexec"], "noexec"),
+        ("/o/noatime", &["noatime"], "noatime"),
+        ("/o/nodiratime", &["nodiratime"], "nodiratime"),
+        ("/o/sync", &["sync"], "sync"),
+        ("/o/dirsync", &["dirsync"], "dirsync"),
+        ("/o/rw-after-ro", &["ro", "rw"], "rw"),
+        ("/o/exec-after-noexec", &["noexec", "exec"], "!noexec"),
+        ("/o/suid-after-nosuid", &["nosuid", "suid"], "!nosuid"),
+        ("/o/dev-after-nodev", &["nodev", "dev"], "!nodev"),
+        ("/o/strictatime", &["strictatime"], "!relatime"),
+    ];
+    let mut c = Container::new("mount-flags");
+    for (dest, opts, _) in cases {
+        c.add_mount(
+            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts}),
+        );
+    }
+    c.args(&["cat", "/proc/self/mountinfo"]);
+    let out = c.run().ok();
+    for (dest, opts, want) in cases {
+        let m = mount_at(&out.stdout, dest).unwrap_or_else(|| panic!("{dest} not mounted\n{out}"));
+        let all = format!("{},{}", m.2, m.3);
+        match want.strip_prefix('!') {
+            Some(absent) => assert!(
+                !has_opt(&all, absent),
+                "{dest} {opts:?}: {absent} still set: {all}"
+            ),
+            None => assert!(
+                has_opt(&all, want),
+                "{dest} {opts:?}: {want} missing: {all}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn recursive_mount_flags_reach_submounts() {
+    let host = host_tempdir("it-rflags-");
+    let _m = HostMount::tmpfs(&host.path().join("sub"));
+    let src = host.path().to_str().unwrap();
+    let mut c = Container::new("rflags");
+    c.add_mount(json!({"destination": "/rf", "type": "bind", "source": src,
+        "options": ["rbind", "rnosuid", "rnodev", "rnoexec", "rnoatime"]}));
+    c.args(&["cat", "/proc/self/mountinfo"]);
+    let out = c.run().ok();
+    for dest in ["/rf", "/rf/sub"] {
+        let m = mount_at(&out.stdout, dest).unwrap_or_else(|| panic!("{dest} not mounted\n{out}"));
+        for o in ["nosuid", "nodev", "noexec", "noatime"] {
+            assert!(has_opt(&m.2, o), "{dest}: {o} missing from {}", m.2);
+        }
+    }
+}
