@@ -519,6 +519,24 @@ impl Container {
         fs::read_to_string(self.io_path("ctr.stdout")).unwrap_or_default()
     }
 
+    /// Polls the container's stdout until `done` holds for it (or panics after `timeout`).
+    #[track_caller]
+    pub fn wait_stdout(&self, done: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.container_stdout();
+            if done(&out) {
+                return out;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "container output never became complete: {out:?}\nstderr: {}",
+                self.container_stderr()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     pub fn container_stderr(&self) -> String {
         fs::read_to_string(self.io_path("ctr.stderr")).unwrap_or_default()
     }
@@ -644,10 +662,29 @@ impl Drop for Container {
                 Duration::from_secs(10),
             );
         }
-        // A broken runtime may leave its cgroup; do not let it pile up on the host.
+        // A broken runtime may leave processes and its cgroup; the cgroup path is this test's
+        // own (`/<id>`), so whatever is still in it belongs to this test.
         if let Some(p) = self.cgroups_path() {
-            for d in cgroup_dirs(&p) {
-                let _ = fs::remove_dir(d);
+            let dirs = cgroup_dirs(&p);
+            for d in &dirs {
+                for pid in fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                {
+                    if let Ok(pid) = pid.trim().parse::<i32>() {
+                        // SAFETY: kill(2) with a pid read from this test's own cgroup; no
+                        // memory is involved.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+            for d in &dirs {
+                for _ in 0..50 {
+                    if fs::remove_dir(d).is_ok() || !d.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
         }
     }

@@ -153,8 +153,10 @@ fn kill_term_by_name_number_and_sig_prefix() {
     {
         let mut c = Container::new(&format!("kill-{i}"));
         // sh as pid 1 ignores TERM unless it installs a handler.
-        c.sh("trap 'exit 0' TERM; while true; do sleep 0.1; done");
+        c.sh("trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done");
         c.run_detached().ok();
+        // The handler must be in place before TERM is sent.
+        c.wait_stdout(|o| o.contains("ready"), Duration::from_secs(10));
         c.kill(sig).ok();
         assert!(
             c.wait_status("stopped", Duration::from_secs(10)),
@@ -172,7 +174,7 @@ fn kill_all_reaches_every_process() {
     c.sh("sleep 30 & sleep 31 & echo started; wait");
     c.run_detached().ok();
     let pid = c.pid();
-    std::thread::sleep(Duration::from_millis(200));
+    c.wait_stdout(|o| o.contains("started"), Duration::from_secs(10));
     let cg = c.cgroups_path().unwrap();
     let procs_file = cgroup_dirs(&cg)
         .into_iter()

@@ -99,12 +99,25 @@ fn rootfs_propagation_shared_slave_private() {
     for &prop in props {
         let mut c = Container::new(&format!("prop-{prop}"));
         // The rootfs as a shared mount point of its own, so each propagation type is
-        // observable (a bind of a non-shared directory can only be private).
-        let rootfs = c.bundle.rootfs();
-        let _m = HostMount::bind_shared(&rootfs);
+        // observable (a bind of a non-shared directory can only be private). The runtime runs
+        // in a private mount namespace holding that shared mount: a shared container root
+        // then propagates its mounts there, never to the host.
         c.config()["linux"]["rootfsPropagation"] = json!(prop);
         c.args(&["cat", "/proc/self/mountinfo"]);
-        let out = c.run().ok();
+        c.bundle.write_config();
+        let rootfs = c.bundle.rootfs().to_str().unwrap().to_string();
+        let bundle = c.bundle.path().to_str().unwrap().to_string();
+        let root = c.root().to_str().unwrap().to_string();
+        let out = exec(
+            Command::new("unshare")
+                .args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg("mount --bind \"$0\" \"$0\" && mount --make-shared \"$0\" && shift && exec \"$@\"")
+                .args([&rootfs, "--"])
+                .arg(&c.runtime)
+                .args(["--root", &root, "run", "--bundle", &bundle, &c.id]),
+            CMD_TIMEOUT,
+        )
+        .ok();
         let root = out
             .stdout
             .lines()
