@@ -310,3 +310,89 @@ fn debug_flag_is_accepted() {
     let out = c.run().ok();
     assert_eq!(out.stdout, "dbg\n");
 }
+
+#[test]
+fn run_forwards_signals_to_the_container() {
+    let mut c = Container::new("run-sigproxy");
+    c.sh("trap 'exit 42' TERM; echo ready; while true; do sleep 0.1; done");
+    c.bundle.write_config();
+    let b = c.bundle.path().to_str().unwrap().to_string();
+    let out_path = c.bundle.path().join("fg.stdout");
+    let mut cmd = c.command();
+    cmd.args(["run", "--bundle", &b, &c.id])
+        .stdout(std::process::Stdio::from(
+            fs::File::create(&out_path).unwrap(),
+        ))
+        .stderr(std::process::Stdio::null())
+        .stdin(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn run");
+    let start = std::time::Instant::now();
+    while !fs::read_to_string(&out_path)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "container never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on the runtime process this test spawned; no memory involved.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("run did not exit after SIGTERM was forwarded");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(42), "{status:?}");
+}
+
+#[test]
+fn kill_default_signal_is_term() {
+    let mut c = Container::new("kill-default");
+    c.sh("trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.1; done");
+    c.run_detached().ok();
+    c.wait_stdout(|o| o.contains("ready"), Duration::from_secs(10));
+    c.cmd(&["kill", &c.id]).ok();
+    assert!(c.wait_status("stopped", Duration::from_secs(10)));
+    c.wait_stdout(|o| o.contains("got-term"), Duration::from_secs(5));
+    c.delete().ok();
+}
+
+#[test]
+fn delete_created_container_without_force() {
+    // A created container has not run anything; delete tears it down (as runc does).
+    let mut c = Container::new("delete-created");
+    c.args(&["sleep", "30"]);
+    c.create().ok();
+    let pid = c.pid();
+    c.delete().ok();
+    c.state().fails();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!pid_alive(pid));
+    if let Some(p) = c.cgroups_path() {
+        assert!(cgroup_dirs(&p).is_empty(), "cgroup left");
+    }
+}
+
+#[test]
+fn state_of_stopped_container() {
+    let mut c = Container::new("state-stopped");
+    c.create().ok();
+    c.start().ok();
+    assert!(c.wait_status("stopped", Duration::from_secs(10)));
+    let st = c.state_json();
+    assert_eq!(st["id"], c.id.as_str());
+    assert_eq!(st["status"], "stopped");
+    assert!(
+        st["bundle"].is_string() && st["ociVersion"].is_string(),
+        "{st}"
+    );
+    c.delete().ok();
+}
