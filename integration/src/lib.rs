@@ -770,3 +770,77 @@ pub fn host_tempdir(prefix: &str) -> tempfile::TempDir {
         .tempdir()
         .expect("tempdir")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+22 1 254:0 /tmp/b/rootfs / ro,relatime - ext4 /dev/vda rw
+23 22 0:5 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+24 22 0:6 / /dev rw,nosuid shared:3 - tmpfs tmpfs rw,size=65536k,mode=755
+25 24 0:7 / /dev rw - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn mountinfo_fields_and_optional_fields() {
+        let m = parse_mountinfo(MOUNTINFO);
+        assert_eq!(m.len(), 4);
+        assert_eq!(
+            m[0],
+            ("/".into(), "ext4".into(), "ro,relatime".into(), "rw".into())
+        );
+        assert_eq!(m[2].3, "rw,size=65536k,mode=755");
+        // The last mount on a mount point is the visible one.
+        assert_eq!(mount_at(MOUNTINFO, "/dev").unwrap().3, "rw");
+        assert!(mount_at(MOUNTINFO, "/sys").is_none());
+    }
+
+    #[test]
+    fn status_fields() {
+        let s = "Name:\tsh\nCapEff:\t0000000000000420\nGroups:\t10 20 \nNoNewPrivs:\t1\n";
+        assert_eq!(status_field(s, "CapEff").unwrap(), "0000000000000420");
+        assert_eq!(status_field(s, "Groups").unwrap(), "10 20");
+        assert_eq!(status_field(s, "Cap"), None);
+        assert_eq!(lines_with(s, "Cap"), "CapEff:\t0000000000000420");
+    }
+
+    #[test]
+    fn ids_are_unique_and_plain() {
+        let a = unique_id("a b/c");
+        let b = unique_id("a b/c");
+        assert_ne!(a, b);
+        assert!(
+            a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn exec_captures_code_output_and_timeout() {
+        let o = exec(
+            Command::new("/bin/sh").args(["-c", "echo out; echo err >&2; exit 4"]),
+            CMD_TIMEOUT,
+        );
+        assert_eq!(
+            (o.code, o.stdout.as_str(), o.stderr.as_str()),
+            (Some(4), "out\n", "err\n")
+        );
+        let o = exec_stdin(&mut Command::new("/bin/cat"), b"in", CMD_TIMEOUT);
+        assert_eq!(o.stdout, "in");
+        let o = exec(
+            Command::new("/bin/sleep").arg("5"),
+            Duration::from_millis(100),
+        );
+        assert!(o.timed_out && o.code.is_none());
+    }
+
+    #[test]
+    fn default_config_is_runc_spec_shaped() {
+        let c = default_config(&["echo", "x"]);
+        assert_eq!(c["process"]["args"], json!(["echo", "x"]));
+        assert_eq!(c["process"]["terminal"], false);
+        assert_eq!(c["root"]["path"], "rootfs");
+        assert_eq!(c["linux"]["namespaces"].as_array().unwrap().len(), 5);
+    }
+}
