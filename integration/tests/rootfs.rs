@@ -329,6 +329,7 @@ fn readonly_paths() {
         .unwrap()
         .clone();
     ro.push(json!("/data"));
+    ro.push(json!("/does/not/exist"));
     c.config()["linux"]["readonlyPaths"] = json!(ro);
     c.sh("touch /data/x 2>/dev/null && echo data-writable || echo data-readonly; \
           echo 1 > /proc/sys/kernel/shm_rmid_forced 2>/dev/null && echo sys-writable || echo sys-readonly; \
@@ -382,7 +383,9 @@ fn configured_devices() {
     let mut c = Container::new("devices-config");
     c.config()["linux"]["devices"] = json!([
         {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 1000, "gid": 1000},
-        {"path": "/dev/sub/myzero", "type": "c", "major": 1, "minor": 5}
+        {"path": "/dev/sub/myzero", "type": "c", "major": 1, "minor": 5},
+        {"path": "/dev/myfifo", "type": "p"},
+        {"path": "/dev/myloop", "type": "b", "major": 7, "minor": 0}
     ]);
     c.config()["linux"]["resources"]["devices"] = json!([
         {"allow": false, "access": "rwm"},
@@ -391,12 +394,12 @@ fn configured_devices() {
     ]);
     c.sh(
         "stat -c '%n %F %t,%T %a %u:%g' /dev/mynull; stat -c '%n %F %t,%T' /dev/sub/myzero; \
-          head -c 3 /dev/sub/myzero | wc -c",
+          head -c 3 /dev/sub/myzero | wc -c; stat -c '%n %F' /dev/myfifo; stat -c '%n %F %t,%T' /dev/myloop",
     );
     let out = c.run().ok();
     assert_eq!(
         out.stdout,
-        "/dev/mynull character special file 1,3 640 1000:1000\n/dev/sub/myzero character special file 1,5\n3\n",
+        "/dev/mynull character special file 1,3 640 1000:1000\n/dev/sub/myzero character special file 1,5\n3\n/dev/myfifo fifo\n/dev/myloop block special file 7,0\n",
         "{out}"
     );
 }
