@@ -128,7 +128,7 @@ fn assert_program_follows_policy(spec: &LinuxSeccomp, opts: &CompileOptions) {
 #[test]
 fn random_policies_compile_to_what_they_say() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..15 {
+    for _ in 0..30 {
         let spec: LinuxSeccomp = serde_json::from_value(random_profile(&mut rng)).unwrap();
         for layout in [Layout::CachePrefixBitmap, Layout::Bitmap] {
             for builtin in [BuiltinFilters::None, BuiltinFilters::All] {
@@ -182,6 +182,7 @@ fn builtin_merge_changes_exactly_the_builtin_syscalls() {
     let merged = effective_policy(&spec, &on).unwrap();
     let plain = effective_policy(&spec, &off).unwrap();
     let program = compile(&spec, &on).unwrap();
+    bpf_interpreter::check(&program.instructions).unwrap();
     for name in BUILTIN_SYSCALLS {
         assert!(
             program

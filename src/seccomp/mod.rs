@@ -77,6 +77,8 @@ pub enum SeccompError {
         path: String,
         source: std::io::Error,
     },
+    #[error("seccomp program rejected: {0}")]
+    InvalidProgram(#[from] bpf_interpreter::BpfCheckError),
     #[error("seccomp trace line {line}: {reason}")]
     TraceRecord { line: usize, reason: String },
 }

@@ -211,6 +211,9 @@ pub fn supervise(
     what: Supervision<'_>,
     on_denied: &mut dyn FnMut(&Denied),
 ) -> Result<TraceCounts, SeccompError> {
+    if let Supervision::LogDenied { original } = &what {
+        bpf_interpreter::check(original)?;
+    }
     let mut counts = TraceCounts::new();
     let fd = listener.as_raw_fd();
     loop {
