@@ -1,6 +1,8 @@
 //! Seccomp benchmark driver (run through `hack/bench-seccomp`).
 //!
-//! - `seccomp_bench compile PROFILE.json`: compile time and program length of both layouts.
+//! - `seccomp_bench compile PROFILE.json LIBSECCOMP.bpf`: compile time and program length of
+//!   both layouts, and per probe syscall the BPF instructions each program executes and
+//!   whether the kernel's action cache can skip the filter.
 //! - `seccomp_bench exec FILTER SOURCE PROGRAM [ARGS...]`: installs a filter and execs PROGRAM
 //!   (the syscall-loop probe). FILTER is `prefix`, `bitmap` or `prefix-no-builtins` (SOURCE: an
 //!   OCI profile compiled by nucleus) or `bpf` (SOURCE: a raw program, e.g. libseccomp's).
@@ -62,6 +64,74 @@ fn compile_times(path: &str) {
     }
 }
 
+/// Instructions executed for each probe syscall, and whether the kernel cache skips the filter.
+fn paths(profile: &str, libseccomp_bpf: &str) {
+    use nucleus::seccomp::bpf_interpreter::{cache_emulates_allow, run_counting, SeccompData};
+    use nucleus::seccomp::syscall_table::AUDIT_ARCH_X86_64;
+    let spec = read_profile(profile);
+    let mut programs = Vec::new();
+    for (name, layout, builtin) in [
+        (
+            "nucleus-prefix",
+            Layout::CachePrefixBitmap,
+            BuiltinFilters::All,
+        ),
+        ("nucleus-bitmap", Layout::Bitmap, BuiltinFilters::All),
+        (
+            "nucleus-prefix-nobuiltin",
+            Layout::CachePrefixBitmap,
+            BuiltinFilters::None,
+        ),
+    ] {
+        let opts = CompileOptions {
+            layout,
+            builtin,
+            ..Default::default()
+        };
+        programs.push((name, compile(&spec, &opts).unwrap().instructions));
+    }
+    programs.push(("libseccomp", read_bpf(libseccomp_bpf)));
+    let probes: [(&str, i64, [u64; 6]); 5] = [
+        ("getppid", libc::SYS_getppid, [0; 6]),
+        ("ioctl", libc::SYS_ioctl, [3, libc::FIONREAD, 0, 0, 0, 0]),
+        (
+            "personality",
+            libc::SYS_personality,
+            [0xffff_ffff, 0, 0, 0, 0, 0],
+        ),
+        ("mprotect", libc::SYS_mprotect, [0x1000, 4096, 1, 0, 0, 0]),
+        ("acct", libc::SYS_acct, [0; 6]),
+    ];
+    println!("\n== BPF instructions executed per call (C: the kernel cache skips the filter)");
+    print!("{:<12}", "syscall");
+    for (name, _) in &programs {
+        print!("{name:>26}");
+    }
+    println!();
+    for (pname, nr, args) in probes {
+        print!("{pname:<12}");
+        let d = SeccompData {
+            nr: nr as i32,
+            arch: AUDIT_ARCH_X86_64,
+            instruction_pointer: 0,
+            args,
+        };
+        for (_, p) in &programs {
+            let (_, steps) = run_counting(p, &d).unwrap();
+            let cached = cache_emulates_allow(p, AUDIT_ARCH_X86_64, nr as u32);
+            print!(
+                "{:>26}",
+                if cached {
+                    "C".to_string()
+                } else {
+                    steps.to_string()
+                }
+            );
+        }
+        println!();
+    }
+}
+
 fn exec_under(filter: &str, source: &str, argv: &[String]) -> ! {
     let program = match filter {
         "bpf" => Program {
@@ -105,7 +175,10 @@ fn exec_under(filter: &str, source: &str, argv: &[String]) -> ! {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("compile") => compile_times(&args[2]),
+        Some("compile") => {
+            compile_times(&args[2]);
+            paths(&args[2], &args[3]);
+        }
         Some("exec") => exec_under(&args[2], &args[3], &args[4..]),
         _ => {
             eprintln!("usage: seccomp_bench compile PROFILE | exec FILTER SOURCE PROGRAM [ARGS]");
