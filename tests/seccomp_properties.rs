@@ -408,3 +408,38 @@ fn unknown_names_warn_and_bad_index_errors() {
     let e = compile(&spec, &CompileOptions::default()).unwrap_err();
     assert!(e.to_string().contains("listenerPath"), "{e}");
 }
+
+#[test]
+fn long_jumps_use_trampolines_and_stay_exact() {
+    // Many argument rules push the default-action return far from the early checks.
+    let mut rules = Vec::new();
+    for (i, name) in ["ioctl", "fcntl", "socket", "prctl", "personality"]
+        .iter()
+        .enumerate()
+    {
+        for v in 0..40u64 {
+            rules.push(json!({"names": [name], "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 1, "value": v * 7 + i as u64, "op": "SCMP_CMP_GT"},
+                         {"index": 2, "value": v, "op": "SCMP_CMP_NE"}]}));
+        }
+    }
+    let spec: LinuxSeccomp = serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86"],
+        "syscalls": rules}))
+    .unwrap();
+    for layout in [Layout::CachePrefixBitmap, Layout::Bitmap] {
+        let opts = CompileOptions {
+            layout,
+            enosys_stub: false,
+            ..Default::default()
+        };
+        let prog = compile(&spec, &opts).unwrap().instructions;
+        assert!(prog.len() > 1000, "{}", prog.len());
+        let far_ja = prog
+            .iter()
+            .any(|i| i.code == (libc::BPF_JMP | libc::BPF_JA) as u16 && i.k > 255);
+        assert!(far_ja, "{layout:?}: no long jump exercised");
+        assert_program_follows_policy(&spec, &opts);
+    }
+}
