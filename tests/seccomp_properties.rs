@@ -443,3 +443,21 @@ fn long_jumps_use_trampolines_and_stay_exact() {
         assert_program_follows_policy(&spec, &opts);
     }
 }
+
+#[test]
+fn compilation_is_deterministic() {
+    let spec = allow_list_profile();
+    let a = compile(&spec, &CompileOptions::default())
+        .unwrap()
+        .instructions;
+    for _ in 0..5 {
+        let b = compile(&spec, &CompileOptions::default())
+            .unwrap()
+            .instructions;
+        let same = a.len() == b.len()
+            && a.iter()
+                .zip(&b)
+                .all(|(x, y)| (x.code, x.jt, x.jf, x.k) == (y.code, y.jt, y.jf, y.k));
+        assert!(same);
+    }
+}
