@@ -26,6 +26,7 @@ pub mod bpf;
 pub mod bpf_interpreter;
 pub mod builtin_filters;
 pub mod compiler;
+pub mod features;
 pub mod install;
 pub mod notify_supervisor;
 pub mod policy;
@@ -34,6 +35,7 @@ pub mod syscall_table;
 pub use annotations::{Annotations, Mode};
 pub use builtin_filters::BuiltinFilters;
 pub use compiler::Layout;
+pub use features::features;
 pub use install::{install, send_listener};
 pub use notify_supervisor::{
     generate_profile, log_denied_program, supervise, trace_program, Denied, ListenerSlot,
