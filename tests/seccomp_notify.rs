@@ -20,8 +20,11 @@ fn spawn(p: &Program, slot: &ListenerSlot, body: impl FnOnce() -> i32) -> i32 {
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         let code = match install(p) {
             Ok(Some(listener)) => {
-                slot.publish(listener.into_raw_fd());
-                body()
+                if slot.publish(listener.into_raw_fd(), Duration::from_secs(10)) {
+                    body()
+                } else {
+                    102
+                }
             }
             _ => 100,
         };
@@ -286,7 +289,11 @@ fn spawn_exec(p: &Program, slot: &ListenerSlot, argv: &[&str]) -> i32 {
             libc::dup2(devnull.as_raw_fd(), 2);
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
             match install(p) {
-                Ok(Some(listener)) => slot.publish(listener.into_raw_fd()),
+                Ok(Some(listener)) => {
+                    if !slot.publish(listener.into_raw_fd(), Duration::from_secs(10)) {
+                        libc::_exit(102);
+                    }
+                }
                 Ok(None) => {}
                 Err(_) => libc::_exit(100),
             }
@@ -325,4 +332,40 @@ fn generated_profile_runs_the_traced_workload_and_nothing_else() {
     let pid = spawn_exec(&prog, &slot, &other);
     assert_ne!(wait_exit(pid), 0);
     assert!(!target.exists());
+}
+
+#[test]
+fn deny_log_survives_exec_of_the_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec: LinuxSeccomp = serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    }))
+    .unwrap();
+    let original = compile(&spec, &CompileOptions::default()).unwrap();
+    let watched = log_denied_program(&original).unwrap();
+    let slot = ListenerSlot::new().unwrap();
+    let target = dir.path().join("d");
+    let pid = spawn_exec(
+        &watched,
+        &slot,
+        &["/bin/busybox", "mkdir", target.to_str().unwrap()],
+    );
+    let listener = slot.take(pid, Duration::from_secs(10)).unwrap();
+    let mut log: Vec<Denied> = Vec::new();
+    supervise(
+        listener,
+        Supervision::LogDenied {
+            original: &original.instructions,
+        },
+        &mut |d| log.push(d.clone()),
+    )
+    .unwrap();
+    assert_ne!(wait_exit(pid), 0);
+    assert!(!target.exists());
+    assert!(
+        log.iter()
+            .any(|d| d.name.is_some_and(|n| n.starts_with("mkdir")) && d.errno == 13),
+        "{log:?}"
+    );
 }
