@@ -142,12 +142,30 @@ pub fn events(rt: &Runtime, o: &EventsOptions, out: &mut dyn Write) -> Result<()
         data: None,
     };
     let mut oom = cg.watch_oom()?;
+    // The kernel notifies every failed charge of an OOM episode, dozens for a single kill, so
+    // events follow the oom_kill counter and notifications only wake us. With the OOM killer
+    // disabled nothing is killed: each notification is the event, as in runc.
+    let killer_disabled = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.disable_oom_killer())
+        .unwrap_or(false);
+    let mut kills_seen = cg.oom_kill_count()?;
     let Some(pidfd) = pidfd_for(st.pid, st.pid_start) else {
         return Ok(());
     };
     let mut next_stats = Instant::now() + o.interval;
+    // Until then, poll briefly: the kill counter moves just after the notification.
+    let mut notified_until: Option<Instant> = None;
     loop {
-        let wait = next_stats.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        let wait = match notified_until {
+            Some(t) if t > now => Duration::from_millis(5),
+            _ => next_stats.saturating_duration_since(now),
+        };
         // Capped so that a cgroup removed under us (delete) is noticed.
         let ms = wait.as_millis().clamp(0, 1000) as u16;
         let (oom_ready, exited) = {
@@ -163,10 +181,20 @@ pub fn events(rt: &Runtime, o: &EventsOptions, out: &mut dyn Write) -> Result<()
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
             (ready(&fds[0]), ready(&fds[1]))
         };
-        // The kernel signals an OOM before the victim dies, so an OOM that stopped the
-        // container is already readable here.
+        // The kernel notifies and counts an OOM kill before the victim dies, so a kill that
+        // stopped the container is already visible here.
         if (oom_ready || (exited && readable(oom.fd()))) && oom.check()? {
-            emit(out, &oom_event)?;
+            if killer_disabled {
+                emit(out, &oom_event)?;
+            } else {
+                notified_until = Some(Instant::now() + Duration::from_secs(1));
+            }
+        }
+        if let Ok(kills) = cg.oom_kill_count() {
+            for _ in kills_seen..kills {
+                emit(out, &oom_event)?;
+            }
+            kills_seen = kills_seen.max(kills);
         }
         if exited || !cg.exists() {
             return Ok(());
