@@ -288,10 +288,16 @@ enum Cmd {
         /// table or json
         #[arg(short, long, default_value = "table")]
         format: String,
-        id: String,
-        /// Options for the host ps (default -ef)
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        ps_args: Vec<String>,
+        /// The container id, then options for the host ps (default -ef). As in runc,
+        /// everything after the id goes to ps, flags included.
+        #[arg(
+            value_name = "ID [PS_ARGS]",
+            required = true,
+            num_args = 1..,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<String>,
     },
     /// Print the features this runtime supports as JSON
     Features,
@@ -404,13 +410,12 @@ fn dispatch(cli: Cli) -> Result<u8> {
             };
             container::events(&rt, &o, &mut std::io::stdout().lock())?;
         }
-        Cmd::Ps {
-            format,
-            id,
-            ps_args,
-        } => {
+        Cmd::Ps { format, args } => {
             let format: container::PsFormat = format.parse()?;
-            container::ps(&rt, &id, format, &ps_args, &mut std::io::stdout().lock())?;
+            let (id, ps_args) = args.split_first().context("ps: missing container id")?;
+            // `--` is how the issue spells the separation; runc would pass it on to ps.
+            let ps_args = ps_args.strip_prefix(&["--".to_string()]).unwrap_or(ps_args);
+            container::ps(&rt, id, format, ps_args, &mut std::io::stdout().lock())?;
         }
         Cmd::Features => println!("{}", nucleus::features::json()),
         Cmd::Spec { bundle } => nucleus::spec::write_default(&bundle)?,

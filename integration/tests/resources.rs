@@ -645,6 +645,10 @@ fn ps_lists_the_container_processes() {
     let mut want = pids.clone();
     want.sort();
     assert_eq!(seen, want, "{custom}");
+    // Flags after the id belong to ps, even ones the runtime also has (-f).
+    let full = c.cmd(&["ps", &id, "-f"]).ok().stdout;
+    assert!(full.lines().next().unwrap_or("").contains("PPID"), "{full}");
+    assert_eq!(full.lines().count(), 4, "{full}");
     if !skip_known_runc_gap("`--` before the ps arguments (runc passes it on to ps)") {
         let after_dashes = c.cmd(&["ps", &id, "--", "-o", "pid"]).ok().stdout;
         assert_eq!(after_dashes.lines().count(), 4, "{after_dashes}");
