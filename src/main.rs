@@ -135,6 +135,92 @@ struct ExecArgs {
     args: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+struct UpdateArgs {
+    /// Path to a file with the resources to update (OCI LinuxResources JSON), or '-' for
+    /// standard input; all other options are then ignored
+    #[arg(short, long)]
+    resources: Option<PathBuf>,
+    /// Per cgroup block IO weight, from 10 to 1000
+    #[arg(long = "blkio-weight", allow_hyphen_values = true)]
+    blkio_weight: Option<String>,
+    /// CPU CFS period (usecs) for hardcapping; 0 to use the system default
+    #[arg(long = "cpu-period", allow_hyphen_values = true)]
+    cpu_period: Option<String>,
+    /// CPU CFS hardcap limit (usecs): allowed cpu time in a given period
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    cpu_quota: Option<String>,
+    /// CPU shares (relative weight vs. other containers)
+    #[arg(
+        long = "cpu-share",
+        visible_alias = "cpu-shares",
+        allow_hyphen_values = true
+    )]
+    cpu_share: Option<String>,
+    /// CPU realtime period (usecs) for hardcapping; 0 to use the system default
+    #[arg(long = "cpu-rt-period", allow_hyphen_values = true)]
+    cpu_rt_period: Option<String>,
+    /// CPU realtime hardcap limit (usecs): allowed cpu time in a given period
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    cpu_rt_runtime: Option<String>,
+    /// CPU(s) to use
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// Memory node(s) to use
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// Kernel memory limit (ignored, as in runc)
+    #[arg(long = "kernel-memory", allow_hyphen_values = true)]
+    kernel_memory: Option<String>,
+    /// Kernel TCP buffer memory limit (ignored, as in runc)
+    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
+    kernel_memory_tcp: Option<String>,
+    /// Memory limit (bytes, or with a unit: 64m, 1g); -1 for unlimited
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Memory reservation or soft limit (bytes, or with a unit)
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Total memory usage (memory + swap); -1 for unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Maximum number of pids in the container; -1 for unlimited
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pids_limit: Option<String>,
+    /// Intel RDT/CAT L3 cache schema
+    #[arg(long = "l3-cache-schema")]
+    l3_cache_schema: Option<String>,
+    /// Intel RDT/MBA memory bandwidth schema
+    #[arg(long = "mem-bw-schema")]
+    mem_bw_schema: Option<String>,
+    id: String,
+}
+
+impl UpdateArgs {
+    fn options(self) -> container::UpdateOptions {
+        container::UpdateOptions {
+            id: self.id,
+            resources: self.resources,
+            memory: self.memory,
+            memory_swap: self.memory_swap,
+            memory_reservation: self.memory_reservation,
+            kernel_memory: self.kernel_memory,
+            kernel_memory_tcp: self.kernel_memory_tcp,
+            cpu_shares: self.cpu_share,
+            cpu_quota: self.cpu_quota,
+            cpu_period: self.cpu_period,
+            cpu_rt_runtime: self.cpu_rt_runtime,
+            cpu_rt_period: self.cpu_rt_period,
+            cpuset_cpus: self.cpuset_cpus,
+            cpuset_mems: self.cpuset_mems,
+            pids_limit: self.pids_limit,
+            blkio_weight: self.blkio_weight,
+            l3_cache_schema: self.l3_cache_schema,
+            mem_bw_schema: self.mem_bw_schema,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum SeccompCmd {
     /// Turn a trace (NDJSON from run.nucleus.seccomp.mode=trace) into a minimal OCI profile
@@ -187,6 +273,38 @@ enum Cmd {
     },
     /// Run a new process inside a running container
     Exec(Box<ExecArgs>),
+    /// Suspend all processes of the container (freezer)
+    Pause { id: String },
+    /// Resume the processes of a paused container
+    Resume { id: String },
+    /// Update the resource limits of a running container
+    Update(Box<UpdateArgs>),
+    /// Print container events (stats, OOM kills) as JSON lines
+    Events {
+        /// Print the container's stats once and exit
+        #[arg(long)]
+        stats: bool,
+        /// Stats collection interval (Go duration: 5s, 500ms, 1m)
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// List the processes running inside a container
+    Ps {
+        /// table or json
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        /// The container id, then options for the host ps (default -ef). As in runc,
+        /// everything after the id goes to ps, flags included.
+        #[arg(
+            value_name = "ID [PS_ARGS]",
+            required = true,
+            num_args = 1..,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<String>,
+    },
     /// Print the features this runtime supports as JSON
     Features,
     /// Seccomp tools
@@ -283,6 +401,30 @@ fn dispatch(cli: Cli) -> Result<u8> {
             };
             let code = container::exec(&rt, &o)?;
             return Ok(code.clamp(0, 255) as u8);
+        }
+        Cmd::Pause { id } => container::pause(&rt, &id)?,
+        Cmd::Resume { id } => container::resume(&rt, &id)?,
+        Cmd::Update(a) => {
+            container::update(&rt, &a.options())?;
+        }
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => {
+            let o = container::EventsOptions {
+                id,
+                stats,
+                interval: container::parse_duration(&interval)?,
+            };
+            container::events(&rt, &o, &mut std::io::stdout().lock())?;
+        }
+        Cmd::Ps { format, args } => {
+            let format: container::PsFormat = format.parse()?;
+            let (id, ps_args) = args.split_first().context("ps: missing container id")?;
+            // `--` is how the issue spells the separation; runc would pass it on to ps.
+            let ps_args = ps_args.strip_prefix(&["--".to_string()]).unwrap_or(ps_args);
+            container::ps(&rt, id, format, ps_args, &mut std::io::stdout().lock())?;
         }
         Cmd::Features => println!("{}", nucleus::features::json()),
         Cmd::Seccomp(SeccompCmd::Generate { trace }) => {

@@ -3,20 +3,31 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod run;
 mod start;
 mod tty;
+mod update;
 
 pub use create::{create, CreateOptions};
 pub use delete::{delete, destroy};
+pub use events::{events, parse_duration, Event, EventsOptions};
 pub use exec::{exec, ExecOptions};
 pub use kill::{kill, parse_signal};
 pub use list::{list, ListEntry};
+pub use pause::{pause, resume};
+pub use ps::{filter_ps_output, ps, PsFormat};
 pub use run::run;
 pub use start::start;
+pub use update::{
+    changes_from_flags, changes_from_json, merge, parse_ram_in_bytes, update, validate,
+    UpdateError, UpdateOptions,
+};
 
 use crate::state::{self, ContainerDir, ContainerState, Root, Status};
 
