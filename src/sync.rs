@@ -34,6 +34,9 @@ pub enum Msg {
     MapsDone,
     /// Intermediate → runtime: the host pid of the container init.
     InitPid(i32),
+    /// Runtime → init: the container state (with the init's host pid) for hooks and the
+    /// seccomp agent.
+    State(String),
     /// Init → runtime: mounts done; run prestart and createRuntime hooks now.
     RunHooks,
     /// Runtime → init: hooks done.

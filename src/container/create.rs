@@ -6,8 +6,8 @@ use super::{ContainerError, Runtime};
 use crate::cgroups::Cgroup;
 use crate::hooks;
 use crate::process::console;
+use crate::process::filter::SeccompSetup;
 use crate::process::spawn::{self, SpawnRequest};
-use crate::seccomp;
 use crate::spec;
 use crate::state::{self, ContainerDir, ContainerState, Status};
 
@@ -35,7 +35,7 @@ pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, Cont
     let rootfs = spec::rootfs_path(&config, &bundle)?;
     hooks::validate(&config)?;
     let annotations = config.annotations().clone().unwrap_or_default();
-    let seccomp_prog = compile_seccomp(&config, &annotations)?;
+    let seccomp_prog = SeccompSetup::prepare(&config, &annotations)?;
     let terminal = config
         .process()
         .as_ref()
@@ -80,23 +80,12 @@ pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, Cont
     }
 }
 
-pub(crate) fn compile_seccomp(
-    config: &oci_spec::runtime::Spec,
-    annotations: &std::collections::HashMap<String, String>,
-) -> Result<Option<seccomp::Program>, ContainerError> {
-    let Some(s) = config.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
-        return Ok(None);
-    };
-    let prog = seccomp::compile_for_container(s, config, annotations)?;
-    Ok(Some(prog))
-}
-
 fn setup(
     dir: &ContainerDir,
     st: &mut ContainerState,
     opts: &CreateOptions,
     console: Option<std::os::fd::OwnedFd>,
-    seccomp_prog: Option<seccomp::Program>,
+    seccomp_prog: Option<SeccompSetup>,
 ) -> Result<(), ContainerError> {
     let fifo = dir.fifo_path();
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
@@ -126,12 +115,10 @@ fn setup(
         console,
         cgroup: Some(cg),
         seccomp: seccomp_prog,
-        // The init's pid is not known before the fork; hooks in the container see 0 as
-        // runc's createContainer hooks see the pid from the runtime's view.
-        state_json: hook_state(0, st),
     };
     let st_ref = &*st;
-    let pid = spawn::spawn(req, |pid| {
+    let state_for = |pid: i32| String::from_utf8(hook_state(pid, st_ref)).unwrap_or_default();
+    let pid = spawn::spawn(req, state_for, |pid| {
         let json = hook_state(pid, st_ref);
         hooks::run_all(&st_ref.config, hooks::Kind::Prestart, &json)
             .and_then(|()| hooks::run_all(&st_ref.config, hooks::Kind::CreateRuntime, &json))

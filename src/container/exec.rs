@@ -9,6 +9,7 @@ use super::{open, ContainerError, Runtime};
 use crate::namespaces::Plan;
 use crate::process::console;
 use crate::process::exec::{self, ExecRequest};
+use crate::process::filter::SeccompSetup;
 use crate::spec;
 use crate::state::Status;
 
@@ -125,7 +126,8 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
         (false, Some(_)) => return Err(console::ConsoleError::NotTerminal.into()),
         (false, None) => None,
     };
-    let seccomp = super::create::compile_seccomp(&st.config, &st.annotations)?;
+    let seccomp = SeccompSetup::prepare(&st.config, &st.annotations)?;
+    let state_json = serde_json::to_vec(&st.oci(status, false)).unwrap_or_default();
     let plan = Plan::from_spec(&st.config);
     // The lock is only needed to read a consistent state; a long-running exec must not
     // block other commands on this container.
@@ -148,6 +150,7 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
         console,
         preserve_fds: o.preserve_fds,
         seccomp,
+        state_json,
     })?;
     if let Some(p) = o.pid_file.as_deref() {
         super::create::write_pid_file(p, pid)?;

@@ -9,11 +9,11 @@ use nix::sys::signal::SigSet;
 use nix::unistd::{fork, ForkResult, Pid};
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
+use super::filter::SeccompSetup;
 use super::init::{self, InitError};
 use super::{console, setup};
 use crate::cgroups::Cgroup;
 use crate::namespaces::{self, Plan};
-use crate::seccomp;
 use crate::sync::{self, Channel, Msg, SyncError};
 
 use super::spawn::{close_fds_except, SpawnError};
@@ -27,7 +27,9 @@ pub struct ExecRequest<'a> {
     pub cgroup: Option<&'a Cgroup>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
-    pub seccomp: Option<seccomp::Program>,
+    pub seccomp: Option<SeccompSetup>,
+    /// The container's state, for the seccomp agent.
+    pub state_json: Vec<u8>,
 }
 
 /// Namespaces to join for an exec, in the order they must be joined.
@@ -68,6 +70,9 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
             keep.extend(joins.iter().map(|(_, _, f)| f.as_raw_fd()));
             if let Some(c) = req.console.as_ref() {
                 keep.push(c.as_raw_fd());
+            }
+            if let Some(a) = req.seccomp.as_ref().and_then(|f| f.agent.as_ref()) {
+                keep.push(a.as_raw_fd());
             }
             close_fds_except(3 + req.preserve_fds, &keep);
             match intermediate(&joins, &theirs) {
@@ -156,6 +161,7 @@ fn run_process(req: ExecRequest<'_>) -> InitError {
             req.preserve_fds,
             req.plan,
             req.seccomp.as_ref(),
+            &req.state_json,
             &exe,
             &env,
         )

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
+use super::filter::SeccompSetup;
 use super::setup::{self, SetupError};
 use super::{caps, console};
 use crate::hooks;
@@ -59,9 +60,7 @@ pub struct InitConfig<'a> {
     pub no_pivot: bool,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
-    /// State JSON for createContainer / startContainer hooks.
-    pub state_json: Vec<u8>,
-    pub seccomp: Option<seccomp::Program>,
+    pub seccomp: Option<SeccompSetup>,
 }
 
 /// Run the init; never returns. Setup errors go to the runtime over `chan`; once the
@@ -82,6 +81,8 @@ pub fn run(cfg: InitConfig<'_>, chan: Channel) -> ! {
 }
 
 struct Prepared {
+    /// The container state with the init's host pid, for hooks and the seccomp agent.
+    state_json: Vec<u8>,
     fifo: File,
     exe: PathBuf,
     env: Vec<String>,
@@ -97,6 +98,16 @@ fn process(spec: &Spec) -> &Process {
 fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> {
     let spec = cfg.spec;
     let proc_ = process(spec);
+    let state_json = match chan.recv()? {
+        Msg::State(s) => s.into_bytes(),
+        got => {
+            return Err(crate::sync::SyncError::Unexpected {
+                got,
+                want: "container state",
+            }
+            .into())
+        }
+    };
     nix::unistd::setsid().map_err(|e| sys("setsid")(e.into()))?;
     if cfg.plan.creates(LinuxNamespaceType::Uts) {
         if let Some(h) = spec.hostname() {
@@ -121,7 +132,7 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
         chan.send(&Msg::RunHooks)?;
         chan.expect(Msg::HooksDone, "hooks done")?;
     }
-    hooks::run_all(spec, hooks::Kind::CreateContainer, &cfg.state_json)?;
+    hooks::run_all(spec, hooks::Kind::CreateContainer, &state_json)?;
     // Opened O_RDWR so the open itself never blocks; `start` writes one byte into it.
     let fifo = std::fs::OpenOptions::new()
         .read(true)
@@ -150,7 +161,12 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
     let args = proc_.args().as_deref().unwrap_or(&[]);
     let exe = setup::lookup(&args[0], &env)?;
     chan.send(&Msg::Ready)?;
-    Ok(Prepared { fifo, exe, env })
+    Ok(Prepared {
+        state_json,
+        fifo,
+        exe,
+        env,
+    })
 }
 
 fn needs_runtime_hooks(spec: &Spec) -> bool {
@@ -201,12 +217,13 @@ fn finish_inner(cfg: &InitConfig<'_>, mut p: Prepared) -> Result<Never, InitErro
         }
     }
     drop(p.fifo);
-    hooks::run_all(cfg.spec, hooks::Kind::StartContainer, &cfg.state_json)?;
+    hooks::run_all(cfg.spec, hooks::Kind::StartContainer, &p.state_json)?;
     become_process(
         process(cfg.spec),
         cfg.preserve_fds,
         cfg.plan,
         cfg.seccomp.as_ref(),
+        &p.state_json,
         &p.exe,
         &p.env,
     )
@@ -218,7 +235,8 @@ pub(crate) fn become_process(
     proc_: &Process,
     preserve_fds: i32,
     plan: &Plan,
-    seccomp: Option<&seccomp::Program>,
+    seccomp: Option<&SeccompSetup>,
+    state_json: &[u8],
     exe: &Path,
     env: &[String],
 ) -> Result<Never, InitError> {
@@ -226,8 +244,8 @@ pub(crate) fn become_process(
     let nnp = proc_.no_new_privileges().unwrap_or(false);
     // Without no_new_privs the filter must go in while we still hold CAP_SYS_ADMIN.
     if !nnp {
-        if let Some(prog) = seccomp {
-            seccomp::install(prog)?;
+        if let Some(f) = seccomp {
+            f.install(state_json)?;
         }
     }
     if let Some(c) = proc_.capabilities() {
@@ -254,8 +272,8 @@ pub(crate) fn become_process(
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(sys("set no_new_privs")(std::io::Error::last_os_error()));
         }
-        if let Some(prog) = seccomp {
-            seccomp::install(prog)?;
+        if let Some(f) = seccomp {
+            f.install(state_json)?;
         }
     }
     let args = proc_.args().as_deref().unwrap_or(&[]);

@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod console;
 pub mod exec;
+pub mod filter;
 pub mod init;
 pub mod setup;
 pub mod spawn;

@@ -14,10 +14,10 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult, Pid};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
+use super::filter::SeccompSetup;
 use super::init::{self, InitConfig};
 use crate::cgroups::Cgroup;
 use crate::namespaces::{self, Plan};
-use crate::seccomp;
 use crate::sync::{self, Channel, Msg, SyncError};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +45,7 @@ pub struct SpawnRequest<'a> {
     pub preserve_fds: i32,
     pub console: Option<OwnedFd>,
     pub cgroup: Option<&'a Cgroup>,
-    pub seccomp: Option<seccomp::Program>,
-    /// State JSON (status "creating") for the hooks that run in the container.
-    pub state_json: Vec<u8>,
+    pub seccomp: Option<SeccompSetup>,
 }
 
 /// Start the init and wait until it is set up and blocked on the exec fifo. `runtime_hooks`
@@ -55,6 +53,7 @@ pub struct SpawnRequest<'a> {
 /// Returns the init's host pid. On error every process started here is gone.
 pub fn spawn(
     req: SpawnRequest<'_>,
+    state_json: impl Fn(i32) -> String,
     mut runtime_hooks: impl FnMut(i32) -> Result<(), String>,
 ) -> Result<i32, SpawnError> {
     let plan = Plan::from_spec(req.spec);
@@ -70,7 +69,14 @@ pub fn spawn(
     };
     drop(theirs);
     let mut init_pid = None;
-    let result = drive(&req, &ours, child, &mut init_pid, &mut runtime_hooks);
+    let result = drive(
+        &req,
+        &ours,
+        child,
+        &mut init_pid,
+        &state_json,
+        &mut runtime_hooks,
+    );
     if result.is_err() {
         if let Some(p) = init_pid {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
@@ -92,6 +98,7 @@ fn drive(
     chan: &Channel,
     child: Pid,
     init_pid: &mut Option<i32>,
+    state_json: &impl Fn(i32) -> String,
     runtime_hooks: &mut impl FnMut(i32) -> Result<(), String>,
 ) -> Result<(), SpawnError> {
     if let Some(cg) = req.cgroup {
@@ -104,7 +111,10 @@ fn drive(
                 namespaces::write_id_maps(child.as_raw(), req.spec)?;
                 chan.send(&Msg::MapsDone)?;
             }
-            Msg::InitPid(p) => *init_pid = Some(p),
+            Msg::InitPid(p) => {
+                *init_pid = Some(p);
+                chan.send(&Msg::State(state_json(p)))?;
+            }
             Msg::RunHooks => {
                 let pid = init_pid.unwrap_or(0);
                 runtime_hooks(pid).map_err(SpawnError::Hook)?;
@@ -130,6 +140,9 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
     if let Some(c) = req.console.as_ref() {
         keep.push(c.as_raw_fd());
     }
+    if let Some(a) = req.seccomp.as_ref().and_then(|f| f.agent.as_ref()) {
+        keep.push(a.as_raw_fd());
+    }
     close_fds_except(3 + req.preserve_fds, &keep);
     match intermediate_inner(&req, &plan, &chan) {
         Ok(ForkResult::Parent { child }) => {
@@ -146,7 +159,6 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
                 no_pivot: req.no_pivot,
                 console: req.console,
                 preserve_fds: req.preserve_fds,
-                state_json: req.state_json,
                 seccomp: req.seccomp,
             };
             init::run(cfg, chan)

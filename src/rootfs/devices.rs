@@ -173,6 +173,8 @@ fn make_node<M: MountApi>(mnt: &Mounter<'_, M>, d: &DeviceNode) -> Result<(), Ro
         Ok(()) => {}
         // An existing node is kept, as runc does.
         Err(Errno::EEXIST) => return Ok(()),
+        // mknod is refused (e.g. an unflagged user namespace): use the host's node.
+        Err(Errno::EPERM) => return bind_from_host(mnt, d),
         Err(errno) => {
             return Err(RootfsError::Device {
                 path: d.path.clone(),

@@ -67,6 +67,8 @@ pub enum RootfsError {
     ReadonlyPath { path: PathBuf, errno: Errno },
     #[error("cannot remount {path} read-only: {errno}")]
     Readonly { path: PathBuf, errno: Errno },
+    #[error("cannot bind the terminal onto /dev/console: {what}: {errno}")]
+    Console { what: &'static str, errno: Errno },
     #[error("cgroup mount on {dest}: {reason}")]
     Cgroup { dest: PathBuf, reason: String },
     #[error("cannot read {path}: {source}")]

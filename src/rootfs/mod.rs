@@ -1,7 +1,22 @@
 //! The container's filesystem: spec mounts, devices, pivot_root, masked and read-only
 //! paths. Runs inside the container init, after it unshared its mount namespace.
+//!
+//! Call order: [`RootfsSetup::prepare`], then [`RootfsSetup::pivot`], then
+//! [`RootfsSetup::finalize`] (before dropping capabilities and exec).
+//!
+//! - Every destination is resolved inside the rootfs with openat2(RESOLVE_IN_ROOT), so
+//!   symlinks in the image cannot lead a mount onto the host.
+//! - Bind mounts are cloned with open_tree, get their flags with mount_setattr while still
+//!   detached, and are attached with move_mount: flags the user did not name (including
+//!   ones locked by a user namespace) are never cleared. Other filesystems use mount(2) on
+//!   /proc/self/fd/N; recursive attributes (rro, rnosuid, ...) use mount_setattr with
+//!   AT_RECURSIVE.
+//! - Deliberate differences from runc: readonlyPaths are made read-only recursively (runc
+//!   only makes the top mount read-only), and the tmpfs holding cgroup v1 hierarchies is
+//!   read-only when the cgroup mount is.
 
 mod cgroup;
+mod copyup;
 mod devices;
 mod error;
 mod mountinfo;
@@ -88,7 +103,8 @@ impl RootfsSetup<'_> {
             .any(|e| e.dest == Path::new("/dev") && e.is_bind())
     }
 
-    /// Before pivot: propagation of "/", the rootfs bind, spec mounts, devices and /dev links.
+    /// Before pivot: propagation of "/", the rootfs bind, spec mounts, devices, /dev links
+    /// and process.cwd. createRuntime/createContainer hooks belong between this and pivot.
     pub fn prepare(&self) -> Result<(), RootfsError> {
         self.prepare_with(&Kernel)
     }
@@ -144,6 +160,15 @@ impl RootfsSetup<'_> {
         if Self::needs_dev_setup(&entries) {
             devices::create(&mnt, &devices)?;
             devices::create_symlinks(&mnt)?;
+        }
+        // As runc: the working directory is created if the image lacks it.
+        if let Some(cwd) = self.spec.process().as_ref().map(|p| p.cwd()) {
+            resolve::mkdir_all(root.as_fd(), cwd, Mode::from_bits_truncate(0o755)).map_err(
+                |errno| RootfsError::Resolve {
+                    path: cwd.clone(),
+                    errno,
+                },
+            )?;
         }
         Ok(())
     }
@@ -302,6 +327,43 @@ impl RootfsSetup<'_> {
     }
 }
 
+/// After pivot, when the process has a terminal: bind the pty slave onto /dev/console
+/// (created as an empty 0666 file if missing), as runc does.
+pub fn mount_console(slave: std::os::fd::BorrowedFd<'_>) -> Result<(), RootfsError> {
+    mount_console_with(&Kernel, slave)
+}
+
+fn mount_console_with<M: MountApi>(
+    api: &M,
+    slave: std::os::fd::BorrowedFd<'_>,
+) -> Result<(), RootfsError> {
+    let err = |what: &'static str| move |errno| RootfsError::Console { what, errno };
+    let root = open_dir(Path::new("/"), OFlag::O_PATH).map_err(err("open /"))?;
+    let console = Path::new("/dev/console");
+    let fd = resolve::create_file(root.as_fd(), console, Mode::from_bits_truncate(0o666))
+        .map_err(err("create /dev/console"))?;
+    let st = fstat(fd.as_fd()).map_err(err("stat /dev/console"))?;
+    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG {
+        // The umask may have narrowed the mode at creation.
+        nix::sys::stat::fchmodat(
+            root.as_fd(),
+            &resolve::relative(console),
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+        )
+        .or_else(|e| {
+            if e == Errno::EOPNOTSUPP {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(err("chmod /dev/console"))?;
+    }
+    let tree = api.clone_tree(slave, false).map_err(err("clone the pty"))?;
+    api.attach(tree.as_fd(), fd.as_fd()).map_err(err("attach"))
+}
+
 /// Binds a path onto itself read-only (recursively, so submounts cannot stay writable).
 fn readonly_path<M: MountApi>(api: &M, root: &OwnedFd, path: &Path) -> Result<(), RootfsError> {
     let err = |errno| RootfsError::ReadonlyPath {
@@ -348,12 +410,79 @@ fn mask_path<M: MountApi>(api: &M, root: &OwnedFd, path: &Path) -> Result<(), Ro
     api.attach(tree.as_fd(), fd.as_fd()).map_err(err)
 }
 
-/// The canonical rootfs path of a bundle's spec (spec.root.path made absolute).
-pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Option<PathBuf> {
-    let p = spec.root().as_ref()?.path();
-    Some(if p.is_absolute() {
-        p.clone()
-    } else {
-        bundle.join(p)
+/// The canonical host path of spec.root.path (relative paths are relative to the bundle),
+/// as [`RootfsSetup::rootfs`] expects.
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, RootfsError> {
+    let p = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_else(|| PathBuf::from("rootfs"));
+    let joined = if p.is_absolute() { p } else { bundle.join(p) };
+    std::fs::canonicalize(&joined).map_err(|source| RootfsError::HostInfo {
+        path: joined,
+        source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syscall::mock::Recorder;
+
+    #[test]
+    fn finalize_sequence() {
+        let mut spec = Spec::default();
+        if let Some(l) = spec.linux_mut() {
+            l.set_readonly_paths(Some(vec!["/proc/sys".into()]));
+            // A file, a directory and a path that does not exist.
+            l.set_masked_paths(Some(vec![
+                "/proc/version".into(),
+                "/proc/self".into(),
+                "/proc/no-such-thing".into(),
+            ]));
+            l.set_rootfs_propagation(Some("rslave".into()));
+        }
+        let setup = RootfsSetup {
+            spec: &spec,
+            rootfs: Path::new("/"),
+            bundle: Path::new("/"),
+            no_pivot: false,
+            user_ns: false,
+        };
+        let api = Recorder::default();
+        setup.finalize_with(&api).expect("finalize");
+        let empty = "propagation=MsFlags(0x0)";
+        assert_eq!(
+            *api.calls.borrow(),
+            vec![
+                "clone_tree recursive=true".to_string(),
+                format!("setattr recursive=true set=0x1 clr=0x0 {empty}"),
+                "attach".into(),
+                "clone_tree recursive=false".into(),
+                "attach".into(),
+                "new_readonly_tmpfs".into(),
+                "attach".into(),
+                format!("setattr recursive=false set=0x1 clr=0x0 {empty}"),
+                "setattr recursive=true set=0x0 clr=0x0 propagation=MsFlags(MS_REC | MS_SLAVE)"
+                    .into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn rootfs_path_is_canonical() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("rootfs")).expect("mkdir");
+        let spec = Spec::default();
+        let p = rootfs_path(&spec, &dir.path().join(".")).expect("rootfs");
+        assert_eq!(
+            p,
+            std::fs::canonicalize(dir.path().join("rootfs")).expect("canonicalize")
+        );
+        assert!(matches!(
+            rootfs_path(&spec, Path::new("/no/such/bundle")),
+            Err(RootfsError::HostInfo { .. })
+        ));
+    }
 }

@@ -54,6 +54,12 @@ pub struct MountEntry {
 
 impl MountEntry {
     pub fn from_spec(m: &Mount) -> Result<Self, RootfsError> {
+        if m.destination().as_os_str().is_empty() {
+            return Err(RootfsError::UnsafeDestination {
+                dest: PathBuf::new(),
+                reason: "mount destination is empty".into(),
+            });
+        }
         // runc accepts relative destinations from old specs as relative to "/".
         let dest = Path::new("/").join(m.destination());
         if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
@@ -305,7 +311,7 @@ impl<M: MountApi> Mounter<'_, M> {
         let how = OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
-        nix::fcntl::openat2(parent_fd.as_fd(), name, how).map_err(resolve_err(&e.dest))
+        resolve::openat2(parent_fd.as_fd(), name, how).map_err(resolve_err(&e.dest))
     }
 
     /// A non-bind filesystem mount of `e.fstype` (no special handling of "cgroup").
@@ -328,6 +334,17 @@ impl<M: MountApi> Mounter<'_, M> {
         if e.dest == Path::new("/dev") {
             flags -= MsFlags::MS_RDONLY;
         }
+        let copy_up = e.opts.copy_up && e.fstype == "tmpfs";
+        let covered = if copy_up {
+            // The tmpfs is filled before it becomes read-only.
+            flags -= MsFlags::MS_RDONLY;
+            Some(
+                resolve::open(self.root, &e.dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                    .map_err(resolve_err(&e.dest))?,
+            )
+        } else {
+            None
+        };
         let res = self.api.mount(
             Some(&source),
             &fd_path(dest_fd.as_fd()),
@@ -361,6 +378,20 @@ impl<M: MountApi> Mounter<'_, M> {
             Err(errno) => return Err(mount_err(e, errno)),
         }
         let mounted = resolve::open_path(self.root, &e.dest).map_err(resolve_err(&e.dest))?;
+        if let Some(covered) = covered {
+            let fresh = resolve::open(self.root, &e.dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                .map_err(resolve_err(&e.dest))?;
+            super::copyup::copy_dir(covered.as_fd(), fresh.as_fd()).map_err(|errno| {
+                RootfsError::MountAttr {
+                    dest: e.dest.clone(),
+                    what: "tmpcopyup copy",
+                    errno,
+                }
+            })?;
+            if e.opts.flags.contains(MsFlags::MS_RDONLY) && e.dest != Path::new("/dev") {
+                self.remount_readonly(&e.dest)?;
+            }
+        }
         self.set_recursive(e, mounted.as_fd())?;
         self.set_propagation(e, mounted.as_fd())
     }

@@ -60,6 +60,8 @@ pub struct MountOptions {
     pub recursive: AttrChange,
     /// Unknown words, passed to the filesystem as data (comma-joined).
     pub data: Vec<String>,
+    /// runc's "tmpcopyup" extension: fill a new tmpfs with what it covers.
+    pub copy_up: bool,
 }
 
 impl Default for MountOptions {
@@ -71,6 +73,7 @@ impl Default for MountOptions {
             propagation: Vec::new(),
             recursive: AttrChange::default(),
             data: Vec::new(),
+            copy_up: false,
         }
     }
 }
@@ -148,6 +151,7 @@ enum Word {
     RecClear(u64),
     RecAtime(u64),
     Nothing,
+    CopyUp,
     Unsupported,
 }
 
@@ -203,10 +207,67 @@ fn classify(word: &str) -> Option<Word> {
         "rrelatime" | "ratime" | "rnostrictatime" => RecAtime(MOUNT_ATTR_RELATIME),
         "rnoatime" => RecAtime(MOUNT_ATTR_NOATIME),
         "rstrictatime" | "rnorelatime" => RecAtime(MOUNT_ATTR_STRICTATIME),
+        "tmpcopyup" => CopyUp,
         "idmap" | "ridmap" => Unsupported,
         _ => return None,
     })
 }
+
+/// Every option word this runtime recognises, for `features` (mountOptions).
+pub const KNOWN_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "lazytime",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
+];
 
 /// Parses OCI mount options. Unknown words become filesystem data, as in runc.
 pub fn parse(options: &[String]) -> Result<MountOptions, UnsupportedOption> {
@@ -233,6 +294,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, UnsupportedOption> {
             Some(Word::RecClear(bit)) => o.recursive.clear_bit(bit),
             Some(Word::RecAtime(v)) => o.recursive.set_atime(v),
             Some(Word::Nothing) => {}
+            Some(Word::CopyUp) => o.copy_up = true,
             Some(Word::Unsupported) => return Err(UnsupportedOption(word.clone())),
             None => o.data.push(word.clone()),
         }
@@ -256,6 +318,17 @@ mod tests {
     fn p(words: &[&str]) -> MountOptions {
         let v: Vec<String> = words.iter().map(|s| s.to_string()).collect();
         parse(&v).expect("parse")
+    }
+
+    #[test]
+    fn known_options_are_all_recognised() {
+        for w in KNOWN_OPTIONS {
+            assert!(
+                !matches!(classify(w), None | Some(Word::Unsupported)),
+                "{w}"
+            );
+        }
+        assert!(classify("size=1m").is_none());
     }
 
     #[test]

@@ -7,11 +7,31 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{readlinkat, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{mkdirat, Mode};
 
 /// Symlinks followed while creating directories, as the kernel's own limit.
 const MAX_SYMLINKS: usize = 40;
+
+/// Retries of openat2 on EAGAIN.
+const MAX_RETRIES: usize = 128;
+
+/// openat2 that retries EAGAIN: with RESOLVE_IN_ROOT the kernel returns it when a rename
+/// or mount anywhere on the system raced with a ".." lookup, which is common while other
+/// containers start.
+pub fn openat2<P: ?Sized + nix::NixPath>(
+    dirfd: BorrowedFd<'_>,
+    path: &P,
+    how: OpenHow,
+) -> Result<OwnedFd, Errno> {
+    let mut tries = 0;
+    loop {
+        match nix::fcntl::openat2(dirfd, path, how) {
+            Err(Errno::EAGAIN) if tries < MAX_RETRIES => tries += 1,
+            other => return other,
+        }
+    }
+}
 
 fn how(flags: OFlag) -> OpenHow {
     OpenHow::new()

@@ -37,12 +37,19 @@ fn in_child(f: impl FnOnce() -> Check) -> Check {
     })
 }
 
+/// Held while a test writes an executable and around fork, so that no forked child of
+/// another test thread inherits a writable fd of it (exec would fail with ETXTBSY).
+static FORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `f` in a forked child and returns its verdict.
 fn forked(f: impl FnOnce() -> Check) -> Check {
     let (rd, wr) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    let guard = FORK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     // SAFETY: the child only runs the test closure and leaves with _exit, never returning
     // into the test harness.
-    match unsafe { fork() }.map_err(|e| e.to_string())? {
+    let pid = unsafe { fork() };
+    drop(guard);
+    match pid.map_err(|e| e.to_string())? {
         ForkResult::Child => {
             drop(rd);
             // A panic must not unwind into the test harness of the forked copy.
@@ -82,6 +89,7 @@ impl Bundle {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("rootfs/bin")).expect("mkdir rootfs");
         if Path::new("/usr/bin/busybox").exists() {
+            let _guard = FORK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
             std::fs::copy("/usr/bin/busybox", dir.path().join("rootfs/bin/busybox"))
                 .expect("copy busybox");
         }
@@ -158,9 +166,13 @@ fn default_spec_full_setup() {
         return;
     }
     let b = Bundle::new();
-    let spec = Spec::default();
+    let mut spec = Spec::default();
+    if let Some(p) = spec.process_mut() {
+        p.set_cwd("/work/dir".into());
+    }
     let res = in_child(|| {
         run_setup(&spec, &b, false, false)?;
+        ensure!(Path::new("/work/dir").is_dir(), "cwd not created");
         let m = mounts_in_child()?;
         for point in [
             "/",
@@ -400,6 +412,25 @@ fn no_pivot_user_ns_devices_and_mount_options() {
             .build()
             .expect("m"),
     );
+    mounts.push(
+        MountBuilder::default()
+            .destination("/etc")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(vec!["tmpcopyup".into(), "ro".into(), "mode=755".into()])
+            .build()
+            .expect("m"),
+    );
+    for m in mounts
+        .iter_mut()
+        .filter(|m| m.destination() == Path::new("/dev"))
+    {
+        let mut opts = m.options().clone().unwrap_or_default();
+        opts.push("ro".into());
+        m.set_options(Some(opts));
+    }
+    std::fs::create_dir_all(b.rootfs().join("etc/sub")).expect("mkdir etc");
+    std::fs::write(b.rootfs().join("etc/sub/hostname"), b"image\n").expect("write");
     spec.set_mounts(Some(mounts));
     if let Some(linux) = spec.linux_mut() {
         linux.set_devices(Some(vec![LinuxDeviceBuilder::default()
@@ -442,6 +473,17 @@ fn no_pivot_user_ns_devices_and_mount_options() {
             "rro did not reach /data/sub"
         );
         ensure!(find(&m, "/data")?.optional.is_empty(), "/data not private");
+        ensure!(find(&m, "/etc")?.fstype == "tmpfs", "/etc not tmpfs");
+        ensure!(
+            mount_opts("/etc")?.contains(&"ro".to_string()),
+            "/etc writable"
+        );
+        let copied = std::fs::read("/etc/sub/hostname").map_err(|e| format!("copy-up: {e}"))?;
+        ensure!(copied == b"image\n", "copy-up content");
+        ensure!(
+            mount_opts("/dev")?.contains(&"ro".to_string()),
+            "/dev writable"
+        );
         ensure!(
             std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
             "cwd"
@@ -639,4 +681,97 @@ fn user_ns_keeps_locked_flags_and_falls_back_for_sysfs() {
     });
     res.and_then(|()| b.check_no_leak())
         .expect("user namespace");
+}
+
+#[test]
+fn shared_root_propagation_does_not_leak_to_the_parent_namespace() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    let mut spec = Spec::default();
+    if let Some(l) = spec.linux_mut() {
+        l.set_rootfs_propagation(Some("rshared".into()));
+    }
+    let mut bad = spec.clone();
+    if let Some(l) = bad.linux_mut() {
+        l.set_rootfs_propagation(Some("sideways".into()));
+    }
+    let res = in_child(|| {
+        // This namespace plays the host, with shared mounts like a systemd host.
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_SHARED | nix::mount::MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| format!("make / rshared: {e}"))?;
+        forked(|| {
+            unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+            let rootfs = b.rootfs();
+            let bundle = b.bundle();
+            let setup = RootfsSetup {
+                spec: &bad,
+                rootfs: &rootfs,
+                bundle: &bundle,
+                no_pivot: false,
+                user_ns: false,
+            };
+            match setup.prepare() {
+                Err(e) if e.to_string().contains("sideways") => {}
+                other => return Err(format!("bad propagation accepted: {other:?}")),
+            }
+            run_setup(&spec, &b, false, false)?;
+            let root = find(&mounts_in_child()?, "/")?.clone();
+            ensure!(root.is_shared(), "/ not shared: {root:?}");
+            Ok(())
+        })?;
+        let host = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+        let bundle = b.bundle();
+        ensure!(
+            !host.contains(bundle.to_str().unwrap_or("?")),
+            "leaked into the parent namespace:\n{host}"
+        );
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak()).expect("rshared");
+}
+
+#[test]
+fn console_is_the_pty_slave() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let b = Bundle::new();
+    let spec = Spec::default();
+    let res = in_child(|| {
+        run_setup(&spec, &b, false, false)?;
+        let master = nix::pty::posix_openpt(
+            nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+        )
+        .map_err(|e| format!("openpt: {e}"))?;
+        nix::pty::grantpt(&master).map_err(|e| e.to_string())?;
+        nix::pty::unlockpt(&master).map_err(|e| e.to_string())?;
+        // SAFETY: single-threaded forked child; nothing else calls ptsname concurrently.
+        let name = unsafe { nix::pty::ptsname(&master) }.map_err(|e| e.to_string())?;
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&name)
+            .map_err(|e| format!("{name}: {e}"))?;
+        super::mount_console(slave.as_fd()).map_err(|e| e.to_string())?;
+        let want = slave.metadata().map_err(|e| e.to_string())?.rdev();
+        let got = std::fs::metadata("/dev/console")
+            .map_err(|e| e.to_string())?
+            .rdev();
+        ensure!(
+            want == got,
+            "/dev/console is {got:#x}, pty slave {name} is {want:#x}"
+        );
+        Ok(())
+    });
+    res.and_then(|()| b.check_no_leak()).expect("console");
 }

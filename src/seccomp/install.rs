@@ -56,12 +56,33 @@ pub fn install(p: &Program) -> Result<Option<OwnedFd>, SeccompError> {
     }
 }
 
-/// Sends `listener` to the seccomp agent listening at `listener_path`, with the container
-/// process state (`state_json`: the OCI state of the container, which carries its pid), as
-/// runc does. The listener is closed here once sent.
+/// Connects to the seccomp agent's socket at `listener_path`. Done by the runtime before the
+/// container's pivot_root, while the host path still resolves.
+pub fn connect_agent(listener_path: &str) -> Result<OwnedFd, SeccompError> {
+    let err = |what: &'static str, e: nix::Error| SeccompError::Listener {
+        what,
+        path: listener_path.to_string(),
+        source: std::io::Error::from(e),
+    };
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| err("creating a socket for", e))?;
+    let addr = UnixAddr::new(listener_path).map_err(|e| err("bad socket path", e))?;
+    connect(sock.as_raw_fd(), &addr).map_err(|e| err("connecting to", e))?;
+    Ok(sock)
+}
+
+/// Sends `listener` over `agent` (from [`connect_agent`]) with the container process state
+/// (`state_json`: the OCI state of the container, which carries its pid), as runc does. The
+/// listener is closed here once sent.
 pub fn send_listener(
-    listener: OwnedFd,
+    agent: &OwnedFd,
     listener_path: &str,
+    listener: OwnedFd,
     metadata: Option<&str>,
     state_json: &[u8],
 ) -> Result<(), SeccompError> {
@@ -83,24 +104,14 @@ pub fn send_listener(
         "state": state,
     });
     let bytes = serde_json::to_vec(&msg).map_err(|e| SeccompError::StateJson(e.to_string()))?;
-
     let err = |what: &'static str, e: nix::Error| SeccompError::Listener {
         what,
         path: listener_path.to_string(),
         source: std::io::Error::from(e),
     };
-    let sock = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| err("creating a socket for", e))?;
-    let addr = UnixAddr::new(listener_path).map_err(|e| err("bad socket path", e))?;
-    connect(sock.as_raw_fd(), &addr).map_err(|e| err("connecting to", e))?;
     let fds = [listener.as_raw_fd()];
     let mut sent = sendmsg::<()>(
-        sock.as_raw_fd(),
+        agent.as_raw_fd(),
         &[IoSlice::new(&bytes)],
         &[ControlMessage::ScmRights(&fds)],
         MsgFlags::MSG_NOSIGNAL,
@@ -109,7 +120,7 @@ pub fn send_listener(
     .map_err(|e| err("sending the listener to", e))?;
     while sent < bytes.len() {
         sent += sendmsg::<()>(
-            sock.as_raw_fd(),
+            agent.as_raw_fd(),
             &[IoSlice::new(&bytes[sent..])],
             &[],
             MsgFlags::MSG_NOSIGNAL,

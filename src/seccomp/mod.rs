@@ -14,7 +14,7 @@ pub mod syscall_table;
 pub use annotations::{Annotations, Mode};
 pub use builtin_filters::BuiltinFilters;
 pub use compiler::Layout;
-pub use install::{install, send_listener};
+pub use install::{connect_agent, install, send_listener};
 
 use oci_spec::runtime::LinuxSeccomp;
 
