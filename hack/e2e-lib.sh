@@ -158,6 +158,34 @@ check_rc() {
 	e2e_record "$name" "$ok" "exit code $want_rc" "$out" "$rc" "$desc"
 }
 
+# check_out NAME EXACT CMD [ARGS...]: passes when CMD exits 0 and its whole output
+# (stdout+stderr) is exactly EXACT: nothing extra (such as runtime warnings) reaches the user.
+check_out() {
+	local name=$1 exact=$2
+	shift 2
+	local out rc desc
+	desc=$(e2e_describe "$@")
+	out=$(timeout -k 5 "$E2E_CHECK_TIMEOUT" "$@" 2>&1 </dev/null)
+	rc=$?
+	local ok=0
+	[ "$rc" = 0 ] && [ "$out" = "$exact" ] && ok=1
+	e2e_record "$name" "$ok" "exit 0 and exactly '$exact' as output" "$out" "$rc" "$desc"
+}
+
+# check_fails NAME WANT CMD [ARGS...]: passes when CMD exits non-zero and its output matches the
+# extended regex WANT (the error a user sees names the problem).
+check_fails() {
+	local name=$1 want=$2
+	shift 2
+	local out rc desc
+	desc=$(e2e_describe "$@")
+	out=$(timeout -k 5 "$E2E_CHECK_TIMEOUT" "$@" 2>&1 </dev/null)
+	rc=$?
+	local ok=0
+	[ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -Eq -- "$want" <<<"$out" && ok=1
+	e2e_record "$name" "$ok" "failure with output matching /$want/" "$out" "$rc" "$desc"
+}
+
 # The command as a user would type it, with the scratch dir shortened to $E2E and the caller's
 # long private flags elided, so FAIL lines stay readable.
 e2e_describe() {
