@@ -8,8 +8,11 @@
 E2E_PASS=0
 E2E_FAIL=0
 E2E_FAILED_NAMES=()
-# Seconds a single check may take before it is killed and reported as failed.
-E2E_CHECK_TIMEOUT=${E2E_CHECK_TIMEOUT:-90}
+# Seconds a single check may take before it is killed and reported as failed, and seconds the
+# whole suite may take: once spent, the remaining checks fail at once as "not run" (a hanging
+# runtime must not hold CI for long).
+E2E_CHECK_TIMEOUT=${E2E_CHECK_TIMEOUT:-60}
+E2E_BUDGET=${E2E_BUDGET:-280}
 # Set E2E_VERBOSE=1 to see every check's output, E2E_KEEP=1 to keep the scratch directory.
 E2E_VERBOSE=${E2E_VERBOSE:-0}
 E2E_KEEP=${E2E_KEEP:-0}
@@ -33,6 +36,7 @@ e2e_init() {
 	chmod 755 "$E2E"
 	# A short unique tag keeps names (tmux sessions, containers, cgroups) apart between runs.
 	E2E_TAG=$$
+	E2E_START=$SECONDS
 	trap e2e_exit EXIT
 	trap 'exit 130' INT TERM
 	echo "# $E2E_SUITE: runtime $RT, scratch $E2E"
@@ -98,6 +102,44 @@ e2e_stop_pid() {
 
 e2e_pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 
+# e2e_run CMD [ARGS...]: runs CMD (a command or a shell function) with stdin from /dev/null, in
+# its own process group so that a timeout ends everything it started; sets E2E_OUT (stdout and
+# stderr) and E2E_RC (124 on timeout).
+e2e_run() {
+	local left=$((E2E_BUDGET - (SECONDS - E2E_START)))
+	if [ "$left" -le 0 ]; then
+		E2E_OUT="not run: the suite's time budget of ${E2E_BUDGET}s is spent (E2E_BUDGET)"
+		E2E_RC=125
+		return
+	fi
+	local limit=$E2E_CHECK_TIMEOUT
+	[ "$left" -lt "$limit" ] && limit=$left
+	local f=$E2E/check.out
+	set -m
+	("$@") >"$f" 2>&1 </dev/null &
+	local pid=$!
+	set +m
+	local ticks=$((limit * 20)) timed_out=0
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$ticks" -le 0 ]; then
+			timed_out=1
+			kill -TERM -- "-$pid" 2>/dev/null
+			sleep 2
+			kill -KILL -- "-$pid" 2>/dev/null
+			break
+		fi
+		sleep 0.05
+		ticks=$((ticks - 1))
+	done
+	wait "$pid" 2>/dev/null
+	E2E_RC=$?
+	E2E_OUT=$(cat "$f")
+	if [ "$timed_out" = 1 ]; then
+		E2E_RC=124
+		E2E_OUT="timed out after ${limit}s; output so far: $E2E_OUT"
+	fi
+}
+
 # One-line rendering of a check's output for the FAIL line.
 e2e_oneline() {
 	tr '\n\r\t' '   ' <<<"$1" | tr -s ' ' | sed 's/^ //; s/ $//' | cut -c1-${E2E_GOT_CHARS:-400}
@@ -118,21 +160,15 @@ e2e_record() { # e2e_record NAME OK WANT OUT RC DESC
 }
 
 # check NAME WANT CMD [ARGS...]
-# Runs CMD (a shell function runs directly, anything else under a timeout with stdin from
-# /dev/null); passes when it exits 0 and its output (stdout+stderr) matches the extended regex
+# Runs CMD (a command or shell function) through e2e_run; passes when it exits 0 and its output (stdout+stderr) matches the extended regex
 # WANT (empty WANT: exit 0 is enough).
 check() {
 	local name=$1 want=$2
 	shift 2
 	local out rc desc
 	desc=$(e2e_describe "$@")
-	if declare -F "$1" >/dev/null; then
-		out=$("$@" 2>&1 </dev/null)
-		rc=$?
-	else
-		out=$(timeout -k 5 "$E2E_CHECK_TIMEOUT" "$@" 2>&1 </dev/null)
-		rc=$?
-	fi
+	e2e_run "$@"
+	out=$E2E_OUT rc=$E2E_RC
 	local ok=0
 	if [ "$rc" = 0 ] && { [ -z "$want" ] || grep -Eq -- "$want" <<<"$out"; }; then ok=1; fi
 	local w="exit 0"
@@ -146,13 +182,8 @@ check_rc() {
 	shift 2
 	local out rc desc
 	desc=$(e2e_describe "$@")
-	if declare -F "$1" >/dev/null; then
-		out=$("$@" 2>&1 </dev/null)
-		rc=$?
-	else
-		out=$(timeout -k 5 "$E2E_CHECK_TIMEOUT" "$@" 2>&1 </dev/null)
-		rc=$?
-	fi
+	e2e_run "$@"
+	out=$E2E_OUT rc=$E2E_RC
 	local ok=0
 	[ "$rc" = "$want_rc" ] && ok=1
 	e2e_record "$name" "$ok" "exit code $want_rc" "$out" "$rc" "$desc"
@@ -165,8 +196,8 @@ check_out() {
 	shift 2
 	local out rc desc
 	desc=$(e2e_describe "$@")
-	out=$(timeout -k 5 "$E2E_CHECK_TIMEOUT" "$@" 2>&1 </dev/null)
-	rc=$?
+	e2e_run "$@"
+	out=$E2E_OUT rc=$E2E_RC
 	local ok=0
 	[ "$rc" = 0 ] && [ "$out" = "$exact" ] && ok=1
 	e2e_record "$name" "$ok" "exit 0 and exactly '$exact' as output" "$out" "$rc" "$desc"
@@ -179,8 +210,8 @@ check_fails() {
 	shift 2
 	local out rc desc
 	desc=$(e2e_describe "$@")
-	out=$(timeout -k 5 "$E2E_CHECK_TIMEOUT" "$@" 2>&1 </dev/null)
-	rc=$?
+	e2e_run "$@"
+	out=$E2E_OUT rc=$E2E_RC
 	local ok=0
 	[ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -Eq -- "$want" <<<"$out" && ok=1
 	e2e_record "$name" "$ok" "failure with output matching /$want/" "$out" "$rc" "$desc"
