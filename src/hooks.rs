@@ -108,6 +108,16 @@ pub fn run_all(spec: &Spec, kind: Kind, state_json: &[u8]) -> Result<(), HookErr
     Ok(())
 }
 
+/// Run every hook of `kind`, logging failures as warnings and going on: the spec's rule for
+/// poststart and poststop hooks.
+pub fn run_all_warn(spec: &Spec, kind: Kind, state_json: &[u8]) {
+    for h in of(spec, kind) {
+        if let Err(e) = run(&h, kind, state_json) {
+            crate::warn!("{e}");
+        }
+    }
+}
+
 pub fn run(h: &Hook, kind: Kind, state_json: &[u8]) -> Result<(), HookError> {
     let path = h.path().display().to_string();
     let mut cmd = Command::new(h.path());

@@ -187,9 +187,6 @@ enum Cmd {
     Spec {
         #[arg(short, long, default_value = ".")]
         bundle: PathBuf,
-        /// Accepted for compatibility
-        #[arg(long)]
-        rootless: bool,
     },
 }
 
@@ -279,7 +276,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             return Ok(code.clamp(0, 255) as u8);
         }
         Cmd::Features => println!("{}", nucleus::features::json()),
-        Cmd::Spec { bundle, .. } => nucleus::spec::write_default(&bundle)?,
+        Cmd::Spec { bundle } => nucleus::spec::write_default(&bundle)?,
     }
     Ok(0)
 }

@@ -59,7 +59,13 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
         path: path.clone(),
         source,
     })?;
-    parse(CONFIG_FILE, &data)
+    let mut v: serde_json::Value = parse(CONFIG_FILE, &data)?;
+    drop_unknown_capabilities(&mut v);
+    serde_path_to_error::deserialize(v).map_err(|e| SpecError::Parse {
+        file: CONFIG_FILE.to_string(),
+        field: e.path().to_string(),
+        msg: e.into_inner().to_string(),
+    })
 }
 
 /// The host path of the root filesystem, resolved against the bundle.
@@ -159,14 +165,83 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             return bad(format!("linux.rootfsPropagation {prop:?} is not valid"));
         }
     }
-    if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
-        for k in linux.sysctl().iter().flatten().map(|(k, _)| k) {
-            if k.contains("..") || k.starts_with('/') || k.is_empty() {
-                return bad(format!("linux.sysctl key {k:?} is not valid"));
-            }
-        }
+    for k in linux.sysctl().iter().flatten().map(|(k, _)| k) {
+        check_sysctl(k, &seen)?;
     }
     Ok(())
+}
+
+/// A sysctl is only writable for the container when it lives in a namespace the container
+/// has to itself; anything else would change the host (the rules runc applies).
+fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), SpecError> {
+    let k = key.replace('/', ".");
+    let bad = |m: String| Err(SpecError::Invalid(m));
+    if k.is_empty() || k.split('.').any(|c| c.is_empty() || c == "..") {
+        return bad(format!("linux.sysctl key {key:?} is not valid"));
+    }
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&k.as_str()) || k.starts_with("fs.mqueue.") {
+        if ns.contains(&LinuxNamespaceType::Ipc) {
+            return Ok(());
+        }
+        return bad(format!(
+            "sysctl {key:?} is not allowed in the host's ipc namespace"
+        ));
+    }
+    if k.starts_with("net.") {
+        if ns.contains(&LinuxNamespaceType::Network) {
+            return Ok(());
+        }
+        return bad(format!(
+            "sysctl {key:?} is not allowed in the host's network namespace"
+        ));
+    }
+    if ns.contains(&LinuxNamespaceType::Uts) {
+        match k.as_str() {
+            "kernel.domainname" => return Ok(()),
+            "kernel.hostname" => {
+                return bad(format!(
+                    "sysctl {key:?} is not allowed as it conflicts with the OCI \"hostname\" field"
+                ))
+            }
+            _ => {}
+        }
+    }
+    bad(format!(
+        "sysctl {key:?} is not in a separate kernel namespace"
+    ))
+}
+
+/// Capabilities this build does not know are dropped with a warning rather than failing
+/// the whole config (runc does the same), so one config serves kernels old and new.
+fn drop_unknown_capabilities(v: &mut serde_json::Value) {
+    let Some(caps) = v
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return;
+    };
+    for (set, list) in caps.iter_mut() {
+        let Some(arr) = list.as_array_mut() else {
+            continue;
+        };
+        arr.retain(|c| {
+            let known = serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()).is_ok();
+            if !known {
+                crate::warn!("unknown capability {c} in process.capabilities.{set}, ignored");
+            }
+            known
+        });
+    }
 }
 
 /// The default config written by `nucleus spec`: the same container runc's `spec` makes.
@@ -282,6 +357,34 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("process.args"));
+    }
+
+    #[test]
+    fn sysctls_need_their_namespace() {
+        let ns = |l: &[LinuxNamespaceType]| l.iter().copied().collect::<HashSet<_>>();
+        use LinuxNamespaceType::*;
+        check_sysctl("net.ipv4.ip_forward", &ns(&[Network])).unwrap();
+        check_sysctl("net/ipv4/ip_forward", &ns(&[Network])).unwrap();
+        assert!(check_sysctl("net.ipv4.ip_forward", &ns(&[Ipc])).is_err());
+        check_sysctl("kernel.shmmax", &ns(&[Ipc])).unwrap();
+        check_sysctl("fs.mqueue.msg_max", &ns(&[Ipc])).unwrap();
+        assert!(check_sysctl("kernel.shmmax", &ns(&[Network])).is_err());
+        check_sysctl("kernel.domainname", &ns(&[Uts])).unwrap();
+        assert!(check_sysctl("kernel.hostname", &ns(&[Uts])).is_err());
+        let e = check_sysctl("vm.swappiness", &ns(&[Uts, Ipc, Network])).unwrap_err();
+        assert!(e.to_string().contains("not in a separate kernel namespace"));
+        assert!(check_sysctl("net..x", &ns(&[Network])).is_err());
+    }
+
+    #[test]
+    fn unknown_capabilities_are_dropped() {
+        let mut v: serde_json::Value = serde_json::from_str(DEFAULT_CONFIG).unwrap();
+        v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_KILL", "CAP_NOPE"]);
+        drop_unknown_capabilities(&mut v);
+        assert_eq!(
+            v["process"]["capabilities"]["bounding"],
+            serde_json::json!(["CAP_KILL"])
+        );
     }
 
     #[test]

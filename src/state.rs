@@ -223,6 +223,19 @@ impl Root {
         })
     }
 
+    /// Remove what is left of a container whose state file was never written.
+    pub fn remove_stale(&self, id: &str) -> Result<(), StateError> {
+        if validate_id(id).is_err() {
+            return Ok(());
+        }
+        let path = self.path.join(id);
+        match fs::remove_dir_all(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove state dir", &path)(e)),
+        }
+    }
+
     /// Ids of all containers with a state file, sorted.
     pub fn list(&self) -> Result<Vec<String>, StateError> {
         let rd = match fs::read_dir(&self.path) {

@@ -75,7 +75,16 @@ fn status_subset(s: &str) -> String {
 fn mounts(s: &str) -> String {
     let mut v: Vec<String> = parse_mountinfo(s)
         .into_iter()
-        .map(|(dest, ty, opts, _)| format!("{dest} {ty} {opts}"))
+        .map(|(dest, ty, opts, _)| {
+            // Deliberate difference: with a read-only `cgroup` mount on a v1 host, nucleus
+            // also makes the tmpfs holding the hierarchies read-only; runc leaves it writable.
+            // The hierarchies themselves are compared as they are.
+            if dest == "/sys/fs/cgroup" && ty == "tmpfs" {
+                let rest = opts.split_once(',').map_or("", |(_, r)| r);
+                return format!("{dest} {ty} (ro|rw),{rest}");
+            }
+            format!("{dest} {ty} {opts}")
+        })
         .collect();
     v.sort();
     v.join("\n")

@@ -263,7 +263,8 @@ fn time_namespace_offsets() {
         .clone();
     ns.push(json!({"type": "time"}));
     c.namespaces(json!(ns));
-    c.config()["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 86400, "nanosecs": 0}});
+    // /proc/uptime follows CLOCK_BOOTTIME, so that is the clock to offset.
+    c.config()["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400, "nanosecs": 0}});
     c.args(&["cat", "/proc/uptime", "/proc/self/timens_offsets"]);
     let out = c.run().ok();
     let up: f64 = out

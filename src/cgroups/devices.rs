@@ -239,12 +239,14 @@ impl Effective {
     }
 }
 
-/// Program the v1 devices controller. When devices.list already shows the wanted state
-/// (a repeated apply, e.g. `update`) nothing is written, so running containers never see the
-/// transient deny-all.
+/// Program the v1 devices controller. When devices.list already shows the wanted
+/// default-deny state (a repeated apply, e.g. `update`) nothing is written, so running
+/// containers do not see the transient deny-all.
 pub fn apply_v1(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
     let target = Effective::from_rules(rules);
-    if !target.default_allow || target.exceptions.is_empty() {
+    // Only a default-deny state is fully visible in devices.list (the kernel hides the
+    // exceptions of a default-allow one), so only then can the comparison be trusted.
+    if !target.default_allow {
         let current = read_file(dir, "devices.list")
             .ok()
             .and_then(|l| Effective::from_list(&l));
@@ -307,8 +309,8 @@ mod tests {
                 .access("w")
                 .build()
                 .unwrap(),
-            // Denying null takes it out of the default list appended later? No: defaults
-            // come after, so null is allowed again in the end.
+            // The default list comes after the spec's rules (as in runc), so /dev/null
+            // ends up allowed despite this deny.
             LinuxDeviceCgroupBuilder::default()
                 .allow(false)
                 .typ(LinuxDeviceType::C)

@@ -209,7 +209,8 @@ fn load_with_log(prog: &[Insn], log: Option<&mut [u8]>) -> std::io::Result<Owned
     bpf(BPF_PROG_LOAD, &mut attr).map(owned)
 }
 
-fn query(cgroup: &OwnedFd) -> Result<Vec<u32>, CgroupError> {
+/// Ids of the device programs attached to the cgroup.
+pub fn attached(cgroup: &OwnedFd) -> Result<Vec<u32>, CgroupError> {
     let mut ids = vec![0u32; 64];
     let mut attr = [0u8; 40];
     put_u32(&mut attr, 0, cgroup.as_raw_fd() as u32);
@@ -232,7 +233,7 @@ fn prog_attach(cmd: libc::c_long, cgroup: &OwnedFd, prog: i32, flags: u32) -> st
     bpf(cmd, &mut attr).map(|_| ())
 }
 
-fn open_cgroup(dir: &Path) -> Result<OwnedFd, CgroupError> {
+pub fn open_cgroup(dir: &Path) -> Result<OwnedFd, CgroupError> {
     let fd = nix::fcntl::open(
         dir,
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -249,7 +250,7 @@ fn open_cgroup(dir: &Path) -> Result<OwnedFd, CgroupError> {
 pub fn apply(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
     let prog = compile(&Effective::from_rules(rules));
     let cgroup = open_cgroup(dir)?;
-    let old = query(&cgroup)?;
+    let old = attached(&cgroup)?;
     let fd = load(&prog)?;
     prog_attach(BPF_PROG_ATTACH, &cgroup, fd.as_raw_fd(), BPF_F_ALLOW_MULTI)
         .map_err(bpf_err("BPF_PROG_ATTACH"))?;
@@ -269,4 +270,112 @@ pub fn apply(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::devices::{rules_from_spec, ACC_ALL};
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
+
+    /// Run `prog` on a bpf_cgroup_dev_ctx, supporting exactly the instructions `compile` emits.
+    fn run(prog: &[Insn], dev_type: i32, access: i32, major: u32, minor: u32) -> u64 {
+        let ctx = [((access << 16) | dev_type) as u32, major, minor];
+        let mut r = [0u64; 11];
+        let mut pc = 0usize;
+        loop {
+            let i = prog[pc];
+            let (dst, src) = ((i.regs & 0x0f) as usize, (i.regs >> 4) as usize);
+            let imm = i.imm as i64 as u64;
+            pc += 1;
+            match i.code {
+                LDX_W => r[dst] = u64::from(ctx[i.off as usize / 4]),
+                AND_K => r[dst] &= imm,
+                RSH_K => r[dst] >>= imm,
+                MOV_X => r[dst] = r[src],
+                MOV_K => r[dst] = imm,
+                JNE_K if r[dst] != imm => pc += i.off as usize,
+                JEQ_K if r[dst] == imm => pc += i.off as usize,
+                JNE_K | JEQ_K => {}
+                EXIT => return r[0],
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+        }
+    }
+
+    /// What the v1 kernel controller would decide for the same effective state.
+    fn expected(eff: &Effective, typ: DevType, access: u8, major: u32, minor: u32) -> bool {
+        let matches = |e: &Rule| {
+            (e.typ == DevType::All || e.typ == typ)
+                && e.major.is_none_or(|m| m == major)
+                && e.minor.is_none_or(|m| m == minor)
+        };
+        if eff.default_allow {
+            !eff.exceptions
+                .iter()
+                .any(|e| matches(e) && e.access & access != 0)
+        } else {
+            eff.exceptions
+                .iter()
+                .any(|e| matches(e) && access & !e.access == 0)
+        }
+    }
+
+    fn check_all(eff: &Effective) {
+        let prog = compile(eff);
+        for (typ, t) in [
+            (DevType::Char, DEVCG_DEV_CHAR),
+            (DevType::Block, DEVCG_DEV_BLOCK),
+        ] {
+            for access in 1..=ACC_ALL {
+                for (major, minor) in [(1, 3), (1, 11), (5, 1), (136, 7), (8, 0), (10, 200)] {
+                    let got = run(&prog, t, kernel_access(access), major, minor) == 1;
+                    assert_eq!(
+                        got,
+                        expected(eff, typ, access, major, minor),
+                        "{typ:?} {major}:{minor} access {access} with {eff:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn program_agrees_with_the_rules() {
+        let rule = |allow: bool, typ: LinuxDeviceType, major: i64, minor: i64, access: &str| {
+            LinuxDeviceCgroupBuilder::default()
+                .allow(allow)
+                .typ(typ)
+                .major(major)
+                .minor(minor)
+                .access(access)
+                .build()
+                .unwrap()
+        };
+        let deny_all = LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .build()
+            .unwrap();
+        let allow_all = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .build()
+            .unwrap();
+        let specs = vec![
+            vec![deny_all.clone()],
+            vec![
+                deny_all,
+                rule(true, LinuxDeviceType::C, 1, 11, "r"),
+                rule(true, LinuxDeviceType::B, 8, -1, "rw"),
+            ],
+            vec![
+                allow_all,
+                rule(false, LinuxDeviceType::C, 1, 11, "w"),
+                rule(false, LinuxDeviceType::B, 8, 0, "rwm"),
+            ],
+        ];
+        for spec in specs {
+            let eff = Effective::from_rules(&rules_from_spec(Some(&spec)).unwrap());
+            check_all(&eff);
+        }
+    }
 }

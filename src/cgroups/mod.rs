@@ -8,6 +8,7 @@ mod devices;
 mod devices_bpf;
 mod files;
 mod hierarchy;
+mod oom;
 pub mod stats;
 mod v1;
 mod v2;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use files::{read_file, write_file};
 pub use hierarchy::clean_cgroups_path;
 use hierarchy::{Hierarchies, Mount};
+pub use oom::OomWatch;
 pub use stats::Stats;
 
 /// Errors of cgroup management. Each names the file, path or field involved.
@@ -94,6 +96,8 @@ pub enum CgroupError {
         pid: i32,
         source: nix::Error,
     },
+    #[error("the cgroup v2 state records no cgroup2 directory (state file damaged?)")]
+    NoUnifiedDir,
     #[error("device cgroup BPF program: {op} failed: {source}")]
     Bpf {
         op: &'static str,
@@ -243,21 +247,25 @@ impl Cgroup {
 
     /// Create the directory in every hierarchy. On v2 the controllers available at each level
     /// are enabled in the parents' cgroup.subtree_control; on v1 cpuset directories get the
-    /// parent's cpus/mems so tasks can join them. On failure nothing new is left behind.
+    /// parent's cpus/mems so tasks can join them. On failure the directories made here are
+    /// removed again (and only those: a pre-existing cgroup is left alone).
     pub fn create(&self) -> Result<(), CgroupError> {
-        let res = self.create_dirs();
+        let mut created = Vec::new();
+        let res = self.create_dirs(&mut created);
         if res.is_err() {
-            let _ = self.destroy();
+            for dir in created.iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
         res
     }
 
-    fn create_dirs(&self) -> Result<(), CgroupError> {
+    fn create_dirs(&self, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
         for (key, dir) in self.unique_dirs() {
             if key.is_empty() && self.mode == CgroupMode::V2 {
-                v2::create_with_controllers(dir)?;
+                v2::create_with_controllers(dir, created)?;
             } else {
-                mkdir_all(&dir.path)?;
+                mkdir_all(&dir.path, created)?;
                 if key == "cpuset" {
                     v1::init_cpuset(dir)?;
                 }
@@ -281,16 +289,25 @@ impl Cgroup {
     pub fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
         match self.mode {
             CgroupMode::V1 | CgroupMode::Hybrid => v1::apply(&self.dirs, r),
-            CgroupMode::V2 => v2::apply(&self.dirs[""].path, r, true),
+            CgroupMode::V2 => v2::apply(self.unified()?, r, true),
         }
     }
 
     /// The directory whose cgroup.procs files list the container's processes.
     fn procs_dir(&self) -> Option<&Path> {
-        ["", "pids", "freezer", "devices", "memory", "cpu"]
+        let order: &[&str] = match self.mode {
+            CgroupMode::V2 => &[""],
+            _ => &["pids", "freezer", "devices", "memory", "cpu"],
+        };
+        order
             .iter()
             .find_map(|k| self.path(k))
             .or_else(|| self.dirs.values().next().map(|d| d.path.as_path()))
+    }
+
+    /// The cgroup2 directory of a v2 cgroup.
+    fn unified(&self) -> Result<&Path, CgroupError> {
+        self.path("").ok_or(CgroupError::NoUnifiedDir)
     }
 
     /// Every pid in the container cgroup and its descendants. Empty when the cgroup is gone.
@@ -308,11 +325,13 @@ impl Cgroup {
     fn freezer(&self) -> Result<(&Path, bool), CgroupError> {
         match self.mode {
             CgroupMode::V2 => {
-                let p = &self.dirs[""].path;
+                let p = self.unified()?;
                 if p.join("cgroup.freeze").exists() {
                     Ok((p, false))
                 } else {
-                    Err(CgroupError::FreezerUnavailable { path: p.clone() })
+                    Err(CgroupError::FreezerUnavailable {
+                        path: p.to_path_buf(),
+                    })
                 }
             }
             _ => match self.path("freezer") {
@@ -386,7 +405,7 @@ impl Cgroup {
     /// signal is SIGKILL (which must be able to take effect).
     pub fn kill_all(&self, sig: Signal) -> Result<(), CgroupError> {
         if self.mode == CgroupMode::V2 && sig == Signal::SIGKILL {
-            let dir = &self.dirs[""].path;
+            let dir = self.unified()?;
             if dir.join("cgroup.kill").exists() {
                 return write_file(dir, "cgroup.kill", "1");
             }
@@ -436,8 +455,22 @@ impl Cgroup {
     /// Resource usage in runc's `events --stats` shape.
     pub fn stats(&self) -> Result<Stats, CgroupError> {
         match self.mode {
-            CgroupMode::V2 => stats::v2_stats(&self.dirs[""].path),
+            CgroupMode::V2 => stats::v2_stats(self.unified()?),
             _ => stats::v1_stats(&self.dirs),
+        }
+    }
+
+    /// A pollable notifier of OOM kills in the container, for `events`.
+    pub fn watch_oom(&self) -> Result<OomWatch, CgroupError> {
+        match self.mode {
+            CgroupMode::V2 => OomWatch::v2(self.unified()?),
+            _ => match self.dirs.get("memory") {
+                Some(d) => OomWatch::v1(&d.path),
+                None => Err(CgroupError::ControllerMissing {
+                    field: "OOM notifications".into(),
+                    controller: "memory",
+                }),
+            },
         }
     }
 
@@ -446,9 +479,9 @@ impl Cgroup {
     /// controller.
     pub fn oom_kill_count(&self) -> Result<u64, CgroupError> {
         let (dir, file) = match self.mode {
-            CgroupMode::V2 => (&self.dirs[""].path, "memory.events"),
-            _ => match self.dirs.get("memory") {
-                Some(d) => (&d.path, "memory.oom_control"),
+            CgroupMode::V2 => (self.unified()?, "memory.events"),
+            _ => match self.path("memory") {
+                Some(d) => (d, "memory.oom_control"),
                 None => return Ok(0),
             },
         };
@@ -485,11 +518,22 @@ fn check_systemd(cgroups_path: Option<&str>) -> Result<(), CgroupError> {
     Err(CgroupError::SystemdUnsupported)
 }
 
-fn mkdir_all(path: &Path) -> Result<(), CgroupError> {
-    std::fs::create_dir_all(path).map_err(|source| CgroupError::Mkdir {
-        path: path.to_path_buf(),
-        source,
-    })
+/// `mkdir -p`, recording each directory it made in `created` (parents first).
+fn mkdir_all(path: &Path, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
+    let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.exists()).collect();
+    for dir in missing.into_iter().rev() {
+        match std::fs::create_dir(dir) {
+            Ok(()) => created.push(dir.to_path_buf()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(CgroupError::Mkdir {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError> {

@@ -1,18 +1,19 @@
 //! linux.resources on the unified (cgroup2) hierarchy, converting v1-style values the way
 //! runc does.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::files::{is_errno, read_file, read_u64, write_file};
 use super::{devices, devices_bpf, mkdir_all, v1, CgroupDir, CgroupError};
 
-const MODE: &str = "v2";
-
 /// Create the directory level by level, enabling in every ancestor's cgroup.subtree_control
 /// the controllers it has, so the leaf gets them all.
-pub fn create_with_controllers(dir: &CgroupDir) -> Result<(), CgroupError> {
+pub fn create_with_controllers(
+    dir: &CgroupDir,
+    created: &mut Vec<PathBuf>,
+) -> Result<(), CgroupError> {
     let rel = dir
         .path
         .strip_prefix(&dir.mount)
@@ -27,7 +28,7 @@ pub fn create_with_controllers(dir: &CgroupDir) -> Result<(), CgroupError> {
     for comp in rel.components() {
         enable_controllers(&current);
         current.push(comp);
-        mkdir_all(&current)?;
+        mkdir_all(&current, created)?;
     }
     Ok(())
 }
@@ -135,14 +136,8 @@ pub fn apply(dir: &Path, r: &LinuxResources, device_filter: bool) -> Result<(), 
             write_file(dir, &rsvd, &v)?;
         }
     }
-    if let Some(n) = r.network() {
-        if n.class_id().is_some_and(|c| c != 0) {
-            return Err(unsupported("linux.resources.network.classID"));
-        }
-        if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
-            return Err(unsupported("linux.resources.network.priorities"));
-        }
-    }
+    // network.classID/priorities and cpu.realtime* have no cgroup2 equivalent; runc ignores
+    // them there, and so do we so that the same spec runs on both layouts.
     if let Some(rdma) = r.rdma() {
         v1::rdma_limits(Some(dir), rdma)?;
     }
@@ -156,13 +151,6 @@ pub fn apply(dir: &Path, r: &LinuxResources, device_filter: bool) -> Result<(), 
     Ok(())
 }
 
-fn unsupported(field: &str) -> CgroupError {
-    CgroupError::Unsupported {
-        field: field.into(),
-        mode: MODE,
-    }
-}
-
 fn cpuset(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
     if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
         write_file(dir, "cpuset.cpus", cpus)?;
@@ -174,12 +162,6 @@ fn cpuset(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
 }
 
 fn cpu_controller(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
-    if c.realtime_runtime().is_some_and(|v| v != 0) {
-        return Err(unsupported("linux.resources.cpu.realtimeRuntime"));
-    }
-    if c.realtime_period().is_some_and(|v| v != 0) {
-        return Err(unsupported("linux.resources.cpu.realtimePeriod"));
-    }
     let weight = cpu_weight_from_shares(c.shares().unwrap_or(0));
     if weight != 0 {
         write_file(dir, "cpu.weight", &weight.to_string())?;

@@ -27,6 +27,16 @@ pub struct CreateOptions {
 /// `nucleus create`: set the container up with its init blocked until `start`. On error
 /// nothing is left behind: no state dir, cgroup or process.
 pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, ContainerError> {
+    create_with_console(rt, opts, None)
+}
+
+/// `create` where the caller (foreground `run`) supplies its own end of a console socket
+/// pair when the config asks for a terminal and no `--console-socket` was given.
+pub(crate) fn create_with_console(
+    rt: &Runtime,
+    opts: &CreateOptions,
+    own_console: Option<std::os::fd::OwnedFd>,
+) -> Result<ContainerState, ContainerError> {
     state::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(super::io_err(format!("bundle {}", opts.bundle.display())))?;
@@ -43,7 +53,10 @@ pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, Cont
         .unwrap_or(false);
     let console = match (terminal, opts.console_socket.as_deref()) {
         (true, Some(p)) => Some(console::connect(p)?),
-        (true, None) => return Err(console::ConsoleError::NoSocket.into()),
+        (true, None) => match own_console {
+            Some(fd) => Some(fd),
+            None => return Err(console::ConsoleError::NoSocket.into()),
+        },
         (false, Some(_)) => return Err(console::ConsoleError::NotTerminal.into()),
         (false, None) => None,
     };
@@ -109,7 +122,7 @@ fn setup(
         spec: &st.config,
         rootfs: &st.rootfs,
         bundle: &st.bundle,
-        fifo: &fifo,
+        fifo: open_fifo(&fifo)?,
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
         console,
@@ -131,6 +144,18 @@ fn setup(
         write_pid_file(p, pid)?;
     }
     Ok(())
+}
+
+/// Opened read-write, so the open never blocks and the init can block reading it until
+/// `start` writes a byte.
+fn open_fifo(path: &Path) -> Result<std::fs::File, ContainerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(super::io_err(format!("open exec fifo {}", path.display())))
 }
 
 fn cleanup(dir: ContainerDir, st: &ContainerState) {

@@ -10,7 +10,16 @@ use crate::state::{self, ContainerDir, ContainerState, Status};
 /// `nucleus delete`: a stopped (or never started) container is torn down; a running one
 /// only with `force`.
 pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<(), ContainerError> {
-    let (dir, st, status) = open(rt, id)?;
+    let (dir, st, status) = match open(rt, id) {
+        Ok(x) => x,
+        // As runc: --force also clears a directory a create that died early left without a
+        // state file, and succeeds for an id that does not exist at all.
+        Err(ContainerError::State(state::StateError::NotExist)) if force => {
+            rt.root.remove_stale(id)?;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     match status {
         Status::Stopped | Status::Created => {}
         _ if force => {}
@@ -41,10 +50,7 @@ pub fn destroy(
         cg.destroy()?;
     }
     let json = serde_json::to_vec(&st.oci(Status::Stopped, false)).unwrap_or_default();
-    // Poststop failures are warnings: the container is gone either way.
-    if let Err(e) = hooks::run_all(&st.config, hooks::Kind::Poststop, &json) {
-        crate::warn!("{e}");
-    }
+    hooks::run_all_warn(&st.config, hooks::Kind::Poststop, &json);
     dir.remove()?;
     Ok(())
 }

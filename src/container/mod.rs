@@ -8,6 +8,7 @@ mod kill;
 mod list;
 mod run;
 mod start;
+mod tty;
 
 pub use create::{create, CreateOptions};
 pub use delete::{delete, destroy};

@@ -45,9 +45,6 @@ pub fn start(rt: &Runtime, id: &str) -> Result<(), ContainerError> {
     drop(f);
     std::fs::remove_file(&fifo).map_err(super::io_err("remove exec fifo"))?;
     let json = serde_json::to_vec(&st.oci(Status::Running, false)).unwrap_or_default();
-    // The spec: a failing poststart hook is logged and the lifecycle goes on.
-    if let Err(e) = hooks::run_all(&st.config, hooks::Kind::Poststart, &json) {
-        crate::warn!("{e}");
-    }
+    hooks::run_all_warn(&st.config, hooks::Kind::Poststart, &json);
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! over `--console-socket` (SCM_RIGHTS), the slave becoming the process's stdio.
 
 use std::io::IoSlice;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -27,6 +27,8 @@ pub enum ConsoleError {
         call: &'static str,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Console(String),
     #[error("send pty master over console socket: {0}")]
     Send(nix::Error),
 }
@@ -89,7 +91,8 @@ pub fn setup(socket: OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleErr
             return Err(last_err("TIOCSWINSZ"));
         }
     }
-    bind_console(sfd);
+    crate::rootfs::mount_console(slave.as_fd())
+        .map_err(|e| ConsoleError::Console(e.to_string()))?;
     let fds = [mfd];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let name = b"/dev/ptmx";
@@ -115,20 +118,4 @@ pub fn setup(socket: OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleErr
     }
     drop(slave);
     Ok(())
-}
-
-/// /dev/console shows the pty slave, as the spec asks; best effort when /dev is not ours.
-fn bind_console(sfd: RawFd) {
-    let src = format!("/proc/self/fd/{sfd}");
-    let dst = "/dev/console";
-    if std::fs::symlink_metadata(dst).is_err() {
-        let _ = std::fs::File::create(dst);
-    }
-    let _ = nix::mount::mount(
-        Some(src.as_str()),
-        dst,
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND,
-        None::<&str>,
-    );
 }

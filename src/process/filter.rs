@@ -35,10 +35,10 @@ impl SeccompSetup {
         };
         let program = seccomp::compile(s, &opts)?;
         for w in &program.warnings {
-            crate::warn!("seccomp: {w}");
+            crate::warn!("{w}");
         }
         for d in &program.debug {
-            crate::debug!("seccomp: {d}");
+            crate::debug!("{d}");
         }
         let listener_path = s
             .listener_path()

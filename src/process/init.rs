@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::Mode;
@@ -56,7 +55,7 @@ pub struct InitConfig<'a> {
     pub plan: &'a Plan,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
-    pub fifo: &'a Path,
+    pub fifo: File,
     pub no_pivot: bool,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
@@ -83,7 +82,6 @@ pub fn run(cfg: InitConfig<'_>, chan: Channel) -> ! {
 struct Prepared {
     /// The container state with the init's host pid, for hooks and the seccomp agent.
     state_json: Vec<u8>,
-    fifo: File,
     exe: PathBuf,
     env: Vec<String>,
 }
@@ -133,13 +131,6 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
         chan.expect(Msg::HooksDone, "hooks done")?;
     }
     hooks::run_all(spec, hooks::Kind::CreateContainer, &state_json)?;
-    // Opened O_RDWR so the open itself never blocks; `start` writes one byte into it.
-    let fifo = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(cfg.fifo)
-        .map_err(sys(format!("open exec fifo {}", cfg.fifo.display())))?;
     rootfs.pivot()?;
     write_sysctls(spec)?;
     rootfs.finalize()?;
@@ -163,7 +154,6 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
     chan.send(&Msg::Ready)?;
     Ok(Prepared {
         state_json,
-        fifo,
         exe,
         env,
     })
@@ -206,17 +196,16 @@ fn finish(cfg: &InitConfig<'_>, p: Prepared) -> InitError {
 
 pub(crate) enum Never {}
 
-fn finish_inner(cfg: &InitConfig<'_>, mut p: Prepared) -> Result<Never, InitError> {
+fn finish_inner(cfg: &InitConfig<'_>, p: Prepared) -> Result<Never, InitError> {
     let mut b = [0u8; 1];
     loop {
-        match p.fifo.read(&mut b) {
+        match (&cfg.fifo).read(&mut b) {
             Ok(1) => break,
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(sys("read exec fifo")(e)),
         }
     }
-    drop(p.fifo);
     hooks::run_all(cfg.spec, hooks::Kind::StartContainer, &p.state_json)?;
     become_process(
         process(cfg.spec),

@@ -40,7 +40,9 @@ pub struct SpawnRequest<'a> {
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
-    pub fifo: &'a Path,
+    /// The exec fifo, opened read-write by the runtime (the init may lack the rights to
+    /// open it itself, e.g. as a mapped root in a user namespace).
+    pub fifo: std::fs::File,
     pub no_pivot: bool,
     pub preserve_fds: i32,
     pub console: Option<OwnedFd>,
@@ -137,6 +139,7 @@ fn drive(
 fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
     let _ = SigSet::empty().thread_set_mask();
     let mut keep: Vec<RawFd> = vec![chan.raw()];
+    keep.push(req.fifo.as_raw_fd());
     if let Some(c) = req.console.as_ref() {
         keep.push(c.as_raw_fd());
     }

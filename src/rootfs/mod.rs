@@ -126,7 +126,7 @@ impl RootfsSetup<'_> {
                 path: "/".into(),
                 errno,
             })?;
-        self.make_parent_mount_private(api)?;
+        self.make_holder_mount_slave(api)?;
         api.mount(
             Some(self.rootfs),
             self.rootfs,
@@ -173,19 +173,21 @@ impl RootfsSetup<'_> {
         Ok(())
     }
 
-    /// pivot_root(2) needs the rootfs's parent mount not to be shared.
-    fn make_parent_mount_private<M: MountApi>(&self, api: &M) -> Result<(), RootfsError> {
+    /// pivot_root(2) refuses a new root whose mount or parent mount is shared. The mount
+    /// holding the rootfs (the rootfs itself when it is a mount point, as runc looks it up)
+    /// is made a slave: no longer shared, yet still receiving the host's mounts, so that
+    /// finalize() can give the root any requested propagation, "slave" included.
+    fn make_holder_mount_slave<M: MountApi>(&self, api: &M) -> Result<(), RootfsError> {
         let info = mountinfo::read_self().map_err(|source| RootfsError::HostInfo {
             path: "/proc/self/mountinfo".into(),
             source,
         })?;
-        let parent = self.rootfs.parent().unwrap_or(Path::new("/"));
         let holder = info
             .iter()
-            .filter(|m| parent.starts_with(&m.mount_point))
+            .filter(|m| self.rootfs.starts_with(&m.mount_point))
             .max_by_key(|m| m.mount_point.components().count());
         if let Some(m) = holder.filter(|m| m.is_shared()) {
-            api.mount(None, &m.mount_point, None, MsFlags::MS_PRIVATE, None)
+            api.mount(None, &m.mount_point, None, MsFlags::MS_SLAVE, None)
                 .map_err(|errno| RootfsError::SetPropagation {
                     path: m.mount_point.clone(),
                     errno,
@@ -410,21 +412,6 @@ fn mask_path<M: MountApi>(api: &M, root: &OwnedFd, path: &Path) -> Result<(), Ro
     api.attach(tree.as_fd(), fd.as_fd()).map_err(err)
 }
 
-/// The canonical host path of spec.root.path (relative paths are relative to the bundle),
-/// as [`RootfsSetup::rootfs`] expects.
-pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, RootfsError> {
-    let p = spec
-        .root()
-        .as_ref()
-        .map(|r| r.path().clone())
-        .unwrap_or_else(|| PathBuf::from("rootfs"));
-    let joined = if p.is_absolute() { p } else { bundle.join(p) };
-    std::fs::canonicalize(&joined).map_err(|source| RootfsError::HostInfo {
-        path: joined,
-        source,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,21 +455,5 @@ mod tests {
                     .into(),
             ]
         );
-    }
-
-    #[test]
-    fn rootfs_path_is_canonical() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(dir.path().join("rootfs")).expect("mkdir");
-        let spec = Spec::default();
-        let p = rootfs_path(&spec, &dir.path().join(".")).expect("rootfs");
-        assert_eq!(
-            p,
-            std::fs::canonicalize(dir.path().join("rootfs")).expect("canonicalize")
-        );
-        assert!(matches!(
-            rootfs_path(&spec, Path::new("/no/such/bundle")),
-            Err(RootfsError::HostInfo { .. })
-        ));
     }
 }
