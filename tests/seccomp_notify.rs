@@ -2,8 +2,8 @@
 
 use nucleus::seccomp::notify_supervisor::Denied;
 use nucleus::seccomp::{
-    compile, generate_profile, install, log_denied_program, send_listener, supervise,
-    trace_program, CompileOptions, ListenerSlot, Program, Supervision,
+    compile, connect_agent, generate_profile, install, log_denied_program, send_listener,
+    supervise, trace_program, CompileOptions, ListenerSlot, Program, Supervision,
 };
 use oci_spec::runtime::LinuxSeccomp;
 use serde_json::json;
@@ -187,14 +187,17 @@ fn notify_listener_goes_to_the_agent_with_the_state() {
         // SAFETY: plain prctl.
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         let code = (|| {
+            // As the runtime does: connect while the path resolves, send after install.
+            let agent = connect_agent(&path).ok()?;
             let listener = install(&prog).ok()??;
             // SAFETY: getpid has no arguments.
             let me = unsafe { libc::getpid() };
             let state = json!({"ociVersion": "1.0.2", "id": "c1", "pid": me,
                                "status": "creating", "bundle": "/b"});
             send_listener(
-                listener,
+                &agent,
                 &path,
+                listener,
                 Some("meta-1"),
                 state.to_string().as_bytes(),
             )

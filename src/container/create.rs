@@ -45,7 +45,7 @@ pub(crate) fn create_with_console(
     let rootfs = spec::rootfs_path(&config, &bundle)?;
     hooks::validate(&config)?;
     let annotations = config.annotations().clone().unwrap_or_default();
-    let seccomp_prog = SeccompSetup::prepare(&config, &annotations)?;
+    let seccomp_prog = SeccompSetup::prepare(&config, &annotations, &bundle)?;
     let terminal = config
         .process()
         .as_ref()
@@ -127,7 +127,7 @@ fn setup(
         preserve_fds: opts.preserve_fds,
         console,
         cgroup: Some(cg),
-        seccomp: seccomp_prog,
+        seccomp: seccomp_prog.as_ref(),
     };
     let st_ref = &*st;
     let state_for = |pid: i32| String::from_utf8(hook_state(pid, st_ref)).unwrap_or_default();
@@ -139,6 +139,9 @@ fn setup(
     })?;
     st.pid = pid;
     st.pid_start = state::process_start_time(pid).unwrap_or(0);
+    if let Some(f) = seccomp_prog.as_ref() {
+        st.monitor_pid = f.start_monitor(pid)?;
+    }
     dir.save(st)?;
     if let Some(p) = opts.pid_file.as_deref() {
         write_pid_file(p, pid)?;

@@ -54,6 +54,9 @@ pub fn log_denied_program(p: &Program) -> Result<Program, SeccompError> {
     Ok(out)
 }
 
+/// Slot value once the supervisor has duplicated the listener.
+const TAKEN: i32 = -2;
+
 /// A word of shared memory, mapped before fork, through which the container process tells
 /// the supervisor its listener fd number.
 pub struct ListenerSlot {
@@ -98,13 +101,25 @@ impl ListenerSlot {
         self.slot().store(fd, Ordering::SeqCst);
     }
 
+    /// In the container process, after [`Self::publish`]: wait until the supervisor holds
+    /// the listener, so that an exec (which closes it) cannot race the hand-over.
+    pub fn wait_taken(&self) {
+        while self.slot().load(Ordering::SeqCst) != TAKEN {
+            // In trace mode this syscall itself waits for the supervisor.
+            // SAFETY: sched_yield has no arguments and no effect beyond scheduling.
+            unsafe { libc::sched_yield() };
+        }
+    }
+
     /// In the supervisor: waits for the fd number, then duplicates it out of process `pid`.
     pub fn take(&self, pid: i32, timeout: Duration) -> Result<OwnedFd, SeccompError> {
         let deadline = Instant::now() + timeout;
         loop {
             let fd = self.slot().load(Ordering::SeqCst);
             if fd >= 0 {
-                return take_listener(pid, fd);
+                let got = take_listener(pid, fd)?;
+                self.slot().store(TAKEN, Ordering::SeqCst);
+                return Ok(got);
             }
             if Instant::now() > deadline {
                 return Err(SeccompError::Supervisor {
