@@ -140,7 +140,7 @@ fn setup(
     st.pid = pid;
     st.pid_start = state::process_start_time(pid).unwrap_or(0);
     if let Some(f) = seccomp_prog.as_ref() {
-        st.monitor_pid = f.start_monitor(pid)?;
+        st.monitor_pid = f.start_monitor(pid, opts.foreground)?;
     }
     dir.save(st)?;
     if let Some(p) = opts.pid_file.as_deref() {

@@ -151,6 +151,7 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
         preserve_fds: o.preserve_fds,
         seccomp: seccomp.as_ref(),
         state_json,
+        foreground: !o.detach,
     })?;
 
     if let Some(p) = o.pid_file.as_deref() {

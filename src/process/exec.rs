@@ -30,6 +30,8 @@ pub struct ExecRequest<'a> {
     pub seccomp: Option<&'a SeccompSetup>,
     /// The container's state, for the seccomp agent.
     pub state_json: Vec<u8>,
+    /// The caller waits for the process (not `--detach`).
+    pub foreground: bool,
 }
 
 /// Namespaces to join for an exec, in the order they must be joined.
@@ -106,7 +108,7 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
                 // The process hands its listener over before it execs: the monitor must
                 // be there first.
                 if let Some(f) = req.seccomp {
-                    f.start_monitor(p)?;
+                    f.start_monitor(p, req.foreground)?;
                 }
                 p
             }

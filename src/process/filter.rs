@@ -102,8 +102,11 @@ impl SeccompSetup {
 
     /// In trace or deny-log mode, leave a monitor process that takes the listener from
     /// `pid` once it installs its filter, and serves it until every process using the
-    /// filter is gone. Returns the monitor's pid.
-    pub fn start_monitor(&self, pid: i32) -> Result<Option<i32>, SeccompError> {
+    /// filter is gone. Returns the monitor's pid. Without a log file the deny log goes to
+    /// stderr, which the monitor keeps only when `keep_stderr` (a foreground `run`/`exec`,
+    /// whose caller waits anyway): holding a caller's stderr pipe open past the runtime's
+    /// exit would stall callers such as conmon that read it to EOF.
+    pub fn start_monitor(&self, pid: i32, keep_stderr: bool) -> Result<Option<i32>, SeccompError> {
         let Some((plan, slot)) = self.supervision.as_ref() else {
             return Ok(None);
         };
@@ -130,7 +133,7 @@ impl SeccompSetup {
                     }
                     Ok(ForkResult::Child) => {
                         drop(wr);
-                        redirect_stdio_to_null();
+                        redirect_stdio_to_null(keep_stderr && crate::logger::fd().is_none());
                         // Nothing the runtime held (the container's state lock above all)
                         // may stay open in a process that outlives it; the log stays.
                         let keep: Vec<i32> = crate::logger::fd().into_iter().collect();
@@ -163,13 +166,13 @@ impl SeccompSetup {
     }
 }
 
-fn redirect_stdio_to_null() {
+fn redirect_stdio_to_null(keep_stderr: bool) {
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")
     {
-        for fd in 0..3 {
+        for fd in 0..if keep_stderr { 2 } else { 3 } {
             // SAFETY: dup2 onto our own stdio; `null` stays valid for the call.
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
