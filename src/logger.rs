@@ -87,6 +87,15 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) -> Result<(), LogE
     Ok(())
 }
 
+/// The log file's fd, for processes that close everything else.
+pub fn fd() -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    SINK.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|s| s.file.as_ref().map(|f| f.as_raw_fd()))
+}
+
 /// Whether a log file was configured (runc then prints failures plainly on stderr too).
 pub fn has_file() -> bool {
     SINK.lock()

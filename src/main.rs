@@ -222,6 +222,12 @@ impl UpdateArgs {
 }
 
 #[derive(Subcommand, Debug)]
+enum SeccompCmd {
+    /// Turn a trace (NDJSON from run.nucleus.seccomp.mode=trace) into a minimal OCI profile
+    Generate { trace: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
 enum Cmd {
     /// Create a container (its process waits for `start`)
     Create(CreateArgs),
@@ -301,6 +307,9 @@ enum Cmd {
     },
     /// Print the features this runtime supports as JSON
     Features,
+    /// Seccomp tools
+    #[command(subcommand)]
+    Seccomp(SeccompCmd),
     /// Write a default config.json into the bundle
     Spec {
         #[arg(short, long, default_value = ".")]
@@ -418,6 +427,12 @@ fn dispatch(cli: Cli) -> Result<u8> {
             container::ps(&rt, id, format, ps_args, &mut std::io::stdout().lock())?;
         }
         Cmd::Features => println!("{}", nucleus::features::json()),
+        Cmd::Seccomp(SeccompCmd::Generate { trace }) => {
+            let text = std::fs::read_to_string(&trace)
+                .with_context(|| format!("read trace {}", trace.display()))?;
+            let profile = nucleus::seccomp::generate_profile(&text)?;
+            println!("{}", serde_json::to_string_pretty(&profile)?);
+        }
         Cmd::Spec { bundle } => nucleus::spec::write_default(&bundle)?,
     }
     Ok(0)

@@ -519,6 +519,24 @@ impl Container {
         fs::read_to_string(self.io_path("ctr.stdout")).unwrap_or_default()
     }
 
+    /// Polls the container's stdout until `done` holds for it (or panics after `timeout`).
+    #[track_caller]
+    pub fn wait_stdout(&self, done: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.container_stdout();
+            if done(&out) {
+                return out;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "container output never became complete: {out:?}\nstderr: {}",
+                self.container_stderr()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     pub fn container_stderr(&self) -> String {
         fs::read_to_string(self.io_path("ctr.stderr")).unwrap_or_default()
     }
@@ -644,10 +662,29 @@ impl Drop for Container {
                 Duration::from_secs(10),
             );
         }
-        // A broken runtime may leave its cgroup; do not let it pile up on the host.
+        // A broken runtime may leave processes and its cgroup; the cgroup path is this test's
+        // own (`/<id>`), so whatever is still in it belongs to this test.
         if let Some(p) = self.cgroups_path() {
-            for d in cgroup_dirs(&p) {
-                let _ = fs::remove_dir(d);
+            let dirs = cgroup_dirs(&p);
+            for d in &dirs {
+                for pid in fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                {
+                    if let Ok(pid) = pid.trim().parse::<i32>() {
+                        // SAFETY: kill(2) with a pid read from this test's own cgroup; no
+                        // memory is involved.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+            for d in &dirs {
+                for _ in 0..50 {
+                    if fs::remove_dir(d).is_ok() || !d.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
         }
     }
@@ -732,4 +769,78 @@ pub fn host_tempdir(prefix: &str) -> tempfile::TempDir {
         .prefix(prefix)
         .tempdir()
         .expect("tempdir")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+22 1 254:0 /tmp/b/rootfs / ro,relatime - ext4 /dev/vda rw
+23 22 0:5 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+24 22 0:6 / /dev rw,nosuid shared:3 - tmpfs tmpfs rw,size=65536k,mode=755
+25 24 0:7 / /dev rw - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn mountinfo_fields_and_optional_fields() {
+        let m = parse_mountinfo(MOUNTINFO);
+        assert_eq!(m.len(), 4);
+        assert_eq!(
+            m[0],
+            ("/".into(), "ext4".into(), "ro,relatime".into(), "rw".into())
+        );
+        assert_eq!(m[2].3, "rw,size=65536k,mode=755");
+        // The last mount on a mount point is the visible one.
+        assert_eq!(mount_at(MOUNTINFO, "/dev").unwrap().3, "rw");
+        assert!(mount_at(MOUNTINFO, "/sys").is_none());
+    }
+
+    #[test]
+    fn status_fields() {
+        let s = "Name:\tsh\nCapEff:\t0000000000000420\nGroups:\t10 20 \nNoNewPrivs:\t1\n";
+        assert_eq!(status_field(s, "CapEff").unwrap(), "0000000000000420");
+        assert_eq!(status_field(s, "Groups").unwrap(), "10 20");
+        assert_eq!(status_field(s, "Cap"), None);
+        assert_eq!(lines_with(s, "Cap"), "CapEff:\t0000000000000420");
+    }
+
+    #[test]
+    fn ids_are_unique_and_plain() {
+        let a = unique_id("a b/c");
+        let b = unique_id("a b/c");
+        assert_ne!(a, b);
+        assert!(
+            a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn exec_captures_code_output_and_timeout() {
+        let o = exec(
+            Command::new("/bin/sh").args(["-c", "echo out; echo err >&2; exit 4"]),
+            CMD_TIMEOUT,
+        );
+        assert_eq!(
+            (o.code, o.stdout.as_str(), o.stderr.as_str()),
+            (Some(4), "out\n", "err\n")
+        );
+        let o = exec_stdin(&mut Command::new("/bin/cat"), b"in", CMD_TIMEOUT);
+        assert_eq!(o.stdout, "in");
+        let o = exec(
+            Command::new("/bin/sleep").arg("5"),
+            Duration::from_millis(100),
+        );
+        assert!(o.timed_out && o.code.is_none());
+    }
+
+    #[test]
+    fn default_config_is_runc_spec_shaped() {
+        let c = default_config(&["echo", "x"]);
+        assert_eq!(c["process"]["args"], json!(["echo", "x"]));
+        assert_eq!(c["process"]["terminal"], false);
+        assert_eq!(c["root"]["path"], "rootfs");
+        assert_eq!(c["linux"]["namespaces"].as_array().unwrap().len(), 5);
+    }
 }

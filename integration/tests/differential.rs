@@ -344,3 +344,44 @@ fn diff_user_namespace_view() {
         &ident,
     );
 }
+
+#[test]
+fn diff_missing_cwd() {
+    same(
+        "cwd-missing",
+        &|c| {
+            c.config()["root"]["readonly"] = json!(false);
+            c.config()["process"]["cwd"] = json!("/does/not/exist");
+            c.args(&["pwd"]);
+        },
+        &ident,
+    );
+}
+
+#[test]
+fn diff_rlimit_soft_above_hard() {
+    let Some((ours, theirs)) = both("rlimit-inverted", &|c| {
+        c.config()["process"]["rlimits"] =
+            json!([{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}]);
+    }) else {
+        return;
+    };
+    assert_eq!(
+        ours.success(),
+        theirs.success(),
+        "ours:\n{ours}\nreference:\n{theirs}"
+    );
+}
+
+#[test]
+fn diff_home_from_passwd() {
+    same(
+        "home",
+        &|c| {
+            c.config()["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+            c.config()["process"]["env"] = json!([DEFAULT_PATH]);
+            c.sh("echo \"HOME=$HOME\"");
+        },
+        &ident,
+    );
+}

@@ -69,7 +69,8 @@ fn failed_creates_leave_nothing_behind() {
     // Errors at different stages of create: each must clean up after itself.
     let mut c = Container::new("leak-fail");
     let bundle = c.bundle.path().to_str().unwrap().to_string();
-    let edits: Vec<Box<dyn Fn(&mut serde_json::Value)>> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let edits: Vec<Edit> = vec![
         Box::new(|v| v["process"]["args"] = json!(["/no/such/binary"])),
         Box::new(|v| {
             v["mounts"].as_array_mut().unwrap().push(json!({"destination": "/x", "type": "bind", "source": "/no/such/src", "options": ["bind"]}))

@@ -153,8 +153,10 @@ fn kill_term_by_name_number_and_sig_prefix() {
     {
         let mut c = Container::new(&format!("kill-{i}"));
         // sh as pid 1 ignores TERM unless it installs a handler.
-        c.sh("trap 'exit 0' TERM; while true; do sleep 0.1; done");
+        c.sh("trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done");
         c.run_detached().ok();
+        // The handler must be in place before TERM is sent.
+        c.wait_stdout(|o| o.contains("ready"), Duration::from_secs(10));
         c.kill(sig).ok();
         assert!(
             c.wait_status("stopped", Duration::from_secs(10)),
@@ -172,7 +174,7 @@ fn kill_all_reaches_every_process() {
     c.sh("sleep 30 & sleep 31 & echo started; wait");
     c.run_detached().ok();
     let pid = c.pid();
-    std::thread::sleep(Duration::from_millis(200));
+    c.wait_stdout(|o| o.contains("started"), Duration::from_secs(10));
     let cg = c.cgroups_path().unwrap();
     let procs_file = cgroup_dirs(&cg)
         .into_iter()
@@ -263,4 +265,134 @@ fn host_sees_new_namespaces_and_cgroup() {
         "cgroup left after delete: {:?}",
         cgroup_dirs(&want)
     );
+}
+
+#[test]
+fn without_cgroups_path_the_container_still_gets_its_own_cgroup() {
+    let mut c = Container::new("no-cgroups-path");
+    c.config()["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cgroupsPath");
+    c.args(&["sleep", "30"]);
+    c.create().ok();
+    let pid = c.pid();
+    let ours = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let theirs = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    // The pids hierarchy (v1) or the unified one (v2) must place it somewhere new.
+    let line = |text: &str, key: &str| text.lines().find(|l| l.contains(key)).map(str::to_string);
+    let key = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "0::"
+    } else {
+        ":pids:"
+    };
+    let (o, t) = (line(&ours, key).unwrap(), line(&theirs, key).unwrap());
+    assert_ne!(o, t, "container shares our cgroup");
+    let rel = t.splitn(3, ':').nth(2).unwrap().to_string();
+    let dir = if key == "0::" {
+        format!("/sys/fs/cgroup{rel}")
+    } else {
+        format!("/sys/fs/cgroup/pids{rel}")
+    };
+    assert!(std::path::Path::new(&dir).is_dir(), "{dir}");
+    c.delete_force().ok();
+    assert!(
+        !std::path::Path::new(&dir).exists(),
+        "cgroup {dir} left after delete"
+    );
+}
+
+#[test]
+fn debug_flag_is_accepted() {
+    let mut c = Container::new("debug");
+    c.global_args = vec!["--debug".into()];
+    c.args(&["echo", "dbg"]);
+    let out = c.run().ok();
+    assert_eq!(out.stdout, "dbg\n");
+}
+
+#[test]
+fn run_forwards_signals_to_the_container() {
+    let mut c = Container::new("run-sigproxy");
+    c.sh("trap 'exit 42' TERM; echo ready; while true; do sleep 0.1; done");
+    c.bundle.write_config();
+    let b = c.bundle.path().to_str().unwrap().to_string();
+    let out_path = c.bundle.path().join("fg.stdout");
+    let mut cmd = c.command();
+    cmd.args(["run", "--bundle", &b, &c.id])
+        .stdout(std::process::Stdio::from(
+            fs::File::create(&out_path).unwrap(),
+        ))
+        .stderr(std::process::Stdio::null())
+        .stdin(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn run");
+    let start = std::time::Instant::now();
+    while !fs::read_to_string(&out_path)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "container never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on the runtime process this test spawned; no memory involved.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("run did not exit after SIGTERM was forwarded");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(42), "{status:?}");
+}
+
+#[test]
+fn kill_default_signal_is_term() {
+    let mut c = Container::new("kill-default");
+    c.sh("trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.1; done");
+    c.run_detached().ok();
+    c.wait_stdout(|o| o.contains("ready"), Duration::from_secs(10));
+    c.cmd(&["kill", &c.id]).ok();
+    assert!(c.wait_status("stopped", Duration::from_secs(10)));
+    c.wait_stdout(|o| o.contains("got-term"), Duration::from_secs(5));
+    c.delete().ok();
+}
+
+#[test]
+fn delete_created_container_without_force() {
+    // A created container has not run anything; delete tears it down (as runc does).
+    let mut c = Container::new("delete-created");
+    c.args(&["sleep", "30"]);
+    c.create().ok();
+    let pid = c.pid();
+    c.delete().ok();
+    c.state().fails();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!pid_alive(pid));
+    if let Some(p) = c.cgroups_path() {
+        assert!(cgroup_dirs(&p).is_empty(), "cgroup left");
+    }
+}
+
+#[test]
+fn state_of_stopped_container() {
+    let mut c = Container::new("state-stopped");
+    c.create().ok();
+    c.start().ok();
+    assert!(c.wait_status("stopped", Duration::from_secs(10)));
+    let st = c.state_json();
+    assert_eq!(st["id"], c.id.as_str());
+    assert_eq!(st["status"], "stopped");
+    assert!(
+        st["bundle"].is_string() && st["ociVersion"].is_string(),
+        "{st}"
+    );
+    c.delete().ok();
 }

@@ -148,6 +148,10 @@ fn user_namespace_with_mappings() {
         status_field(&st, "Uid").unwrap().starts_with("100000\t"),
         "{st}"
     );
+    c.wait_stdout(
+        |o| o.split_whitespace().count() >= 7,
+        Duration::from_secs(10),
+    );
     c.kill("KILL").ok();
     assert!(c.wait_status("stopped", Duration::from_secs(10)));
     c.delete().ok();
@@ -200,7 +204,7 @@ fn join_namespaces_of_another_container() {
         "pid not joined"
     );
     assert_ne!(ns_link(&apid, "mnt"), ns_link(&bpid, "mnt"));
-    std::thread::sleep(Duration::from_millis(300));
+    b.wait_stdout(|o| o.lines().count() >= 2, Duration::from_secs(10));
     b.kill("KILL").ok();
     assert!(b.wait_status("stopped", Duration::from_secs(10)));
     b.delete().ok();

@@ -45,7 +45,16 @@ impl HostMount {
 }
 impl Drop for HostMount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        // Unmount until nothing is mounted there any more: a mount may have been stacked by
+        // propagation while the test ran.
+        let target = self.0.to_string_lossy().into_owned();
+        for _ in 0..10 {
+            let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            if !parse_mountinfo(&mi).iter().any(|m| m.0 == target) {
+                return;
+            }
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
     }
 }
 
@@ -90,12 +99,25 @@ fn rootfs_propagation_shared_slave_private() {
     for &prop in props {
         let mut c = Container::new(&format!("prop-{prop}"));
         // The rootfs as a shared mount point of its own, so each propagation type is
-        // observable (a bind of a non-shared directory can only be private).
-        let rootfs = c.bundle.rootfs();
-        let _m = HostMount::bind_shared(&rootfs);
+        // observable (a bind of a non-shared directory can only be private). The runtime runs
+        // in a private mount namespace holding that shared mount: a shared container root
+        // then propagates its mounts there, never to the host.
         c.config()["linux"]["rootfsPropagation"] = json!(prop);
         c.args(&["cat", "/proc/self/mountinfo"]);
-        let out = c.run().ok();
+        c.bundle.write_config();
+        let rootfs = c.bundle.rootfs().to_str().unwrap().to_string();
+        let bundle = c.bundle.path().to_str().unwrap().to_string();
+        let root = c.root().to_str().unwrap().to_string();
+        let out = exec(
+            Command::new("unshare")
+                .args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg("mount --bind \"$0\" \"$0\" && mount --make-shared \"$0\" && shift && exec \"$@\"")
+                .args([&rootfs, "--"])
+                .arg(&c.runtime)
+                .args(["--root", &root, "run", "--bundle", &bundle, &c.id]),
+            CMD_TIMEOUT,
+        )
+        .ok();
         let root = out
             .stdout
             .lines()
@@ -107,7 +129,8 @@ fn rootfs_propagation_shared_slave_private() {
         let (shared, master) = (optional.contains("shared:"), optional.contains("master:"));
         match prop {
             "shared" => assert!(shared, "{prop}: {root}"),
-            "slave" => assert!(master && !shared, "{prop}: {root}"),
+            // A slave of the runtime's private copy shows no master: only "not shared" holds.
+            "slave" => assert!(!shared, "{prop}: {root} (master: {master})"),
             _ => assert!(!master && !shared, "{prop}: {root}"),
         }
     }
@@ -306,6 +329,7 @@ fn readonly_paths() {
         .unwrap()
         .clone();
     ro.push(json!("/data"));
+    ro.push(json!("/does/not/exist"));
     c.config()["linux"]["readonlyPaths"] = json!(ro);
     c.sh("touch /data/x 2>/dev/null && echo data-writable || echo data-readonly; \
           echo 1 > /proc/sys/kernel/shm_rmid_forced 2>/dev/null && echo sys-writable || echo sys-readonly; \
@@ -359,7 +383,9 @@ fn configured_devices() {
     let mut c = Container::new("devices-config");
     c.config()["linux"]["devices"] = json!([
         {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 1000, "gid": 1000},
-        {"path": "/dev/sub/myzero", "type": "c", "major": 1, "minor": 5}
+        {"path": "/dev/sub/myzero", "type": "c", "major": 1, "minor": 5},
+        {"path": "/dev/myfifo", "type": "p"},
+        {"path": "/dev/myloop", "type": "b", "major": 7, "minor": 0}
     ]);
     c.config()["linux"]["resources"]["devices"] = json!([
         {"allow": false, "access": "rwm"},
@@ -368,12 +394,12 @@ fn configured_devices() {
     ]);
     c.sh(
         "stat -c '%n %F %t,%T %a %u:%g' /dev/mynull; stat -c '%n %F %t,%T' /dev/sub/myzero; \
-          head -c 3 /dev/sub/myzero | wc -c",
+          head -c 3 /dev/sub/myzero | wc -c; stat -c '%n %F' /dev/myfifo; stat -c '%n %F %t,%T' /dev/myloop",
     );
     let out = c.run().ok();
     assert_eq!(
         out.stdout,
-        "/dev/mynull character special file 1,3 640 1000:1000\n/dev/sub/myzero character special file 1,5\n3\n",
+        "/dev/mynull character special file 1,3 640 1000:1000\n/dev/sub/myzero character special file 1,5\n3\n/dev/myfifo fifo\n/dev/myloop block special file 7,0\n",
         "{out}"
     );
 }
@@ -427,4 +453,90 @@ fn mount_with_missing_source_fails_cleanly() {
     let out = c.run().fails();
     assert!(out.all_text().contains("/nonexistent/it-src"), "{out}");
     c.state().fails();
+}
+
+#[test]
+fn bind_mount_propagation_flags() {
+    // A shared host directory; after the container started, a tmpfs is mounted under it on
+    // the host. An rslave bind receives it, an rprivate bind does not.
+    let host = host_tempdir("it-bindprop-");
+    let _shared = HostMount::bind_shared(host.path());
+    fs::create_dir(host.path().join("sub")).unwrap();
+    let src = host.path().to_str().unwrap();
+    let mut c = Container::new("bind-prop");
+    c.config()["linux"]["rootfsPropagation"] = json!("rslave");
+    c.add_mount(json!({"destination": "/slave", "type": "bind", "source": src, "options": ["rbind", "rslave"]}));
+    c.add_mount(json!({"destination": "/private", "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
+    c.sh(
+        "i=0; while [ ! -e /slave/go ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+          cat /slave/sub/marker 2>/dev/null || echo slave-absent; \
+          cat /private/sub/marker 2>/dev/null || echo private-absent",
+    );
+    c.run_detached().ok();
+    let _sub = HostMount::tmpfs(&host.path().join("sub"));
+    fs::write(host.path().join("sub/marker"), "propagated\n").unwrap();
+    fs::write(host.path().join("go"), "").unwrap();
+    assert!(c.wait_status("stopped", std::time::Duration::from_secs(15)));
+    c.delete().ok();
+    assert_eq!(c.container_stdout(), "propagated\nprivate-absent\n");
+}
+
+#[test]
+fn mount_flag_options_reach_the_kernel() {
+    // One tmpfs per option; mountinfo's per-mount (vfs) options or super options show it.
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("/o/ro", &["ro"], "ro"),
+        ("/o/nosuid", &["nosuid"], "nosuid"),
+        ("/o/nodev", &["nodev"], "nodev"),
+        ("/o/noexec", &["noexec"], "noexec"),
+        ("/o/noatime", &["noatime"], "noatime"),
+        ("/o/nodiratime", &["nodiratime"], "nodiratime"),
+        ("/o/sync", &["sync"], "sync"),
+        ("/o/dirsync", &["dirsync"], "dirsync"),
+        ("/o/rw-after-ro", &["ro", "rw"], "rw"),
+        ("/o/exec-after-noexec", &["noexec", "exec"], "!noexec"),
+        ("/o/suid-after-nosuid", &["nosuid", "suid"], "!nosuid"),
+        ("/o/dev-after-nodev", &["nodev", "dev"], "!nodev"),
+        ("/o/strictatime", &["strictatime"], "!relatime"),
+    ];
+    let mut c = Container::new("mount-flags");
+    for (dest, opts, _) in cases {
+        c.add_mount(
+            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts}),
+        );
+    }
+    c.args(&["cat", "/proc/self/mountinfo"]);
+    let out = c.run().ok();
+    for (dest, opts, want) in cases {
+        let m = mount_at(&out.stdout, dest).unwrap_or_else(|| panic!("{dest} not mounted\n{out}"));
+        let all = format!("{},{}", m.2, m.3);
+        match want.strip_prefix('!') {
+            Some(absent) => assert!(
+                !has_opt(&all, absent),
+                "{dest} {opts:?}: {absent} still set: {all}"
+            ),
+            None => assert!(
+                has_opt(&all, want),
+                "{dest} {opts:?}: {want} missing: {all}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn recursive_mount_flags_reach_submounts() {
+    let host = host_tempdir("it-rflags-");
+    let _m = HostMount::tmpfs(&host.path().join("sub"));
+    let src = host.path().to_str().unwrap();
+    let mut c = Container::new("rflags");
+    c.add_mount(json!({"destination": "/rf", "type": "bind", "source": src,
+        "options": ["rbind", "rnosuid", "rnodev", "rnoexec", "rnoatime"]}));
+    c.args(&["cat", "/proc/self/mountinfo"]);
+    let out = c.run().ok();
+    for dest in ["/rf", "/rf/sub"] {
+        let m = mount_at(&out.stdout, dest).unwrap_or_else(|| panic!("{dest} not mounted\n{out}"));
+        for o in ["nosuid", "nodev", "noexec", "noatime"] {
+            assert!(has_opt(&m.2, o), "{dest}: {o} missing from {}", m.2);
+        }
+    }
 }

@@ -27,6 +27,16 @@ pub struct CreateOptions {
 /// `nucleus create`: set the container up with its init blocked until `start`. On error
 /// nothing is left behind: no state dir, cgroup or process.
 pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, ContainerError> {
+    create_with_console(rt, opts, None)
+}
+
+/// `create` where the caller (foreground `run`) supplies its own end of a console socket
+/// pair when the config asks for a terminal and no `--console-socket` was given.
+pub(crate) fn create_with_console(
+    rt: &Runtime,
+    opts: &CreateOptions,
+    own_console: Option<std::os::fd::OwnedFd>,
+) -> Result<ContainerState, ContainerError> {
     state::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(super::io_err(format!("bundle {}", opts.bundle.display())))?;
@@ -35,7 +45,7 @@ pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, Cont
     let rootfs = spec::rootfs_path(&config, &bundle)?;
     hooks::validate(&config)?;
     let annotations = config.annotations().clone().unwrap_or_default();
-    let seccomp_prog = SeccompSetup::prepare(&config, &annotations)?;
+    let seccomp_prog = SeccompSetup::prepare(&config, &annotations, &bundle)?;
     let terminal = config
         .process()
         .as_ref()
@@ -43,7 +53,10 @@ pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, Cont
         .unwrap_or(false);
     let console = match (terminal, opts.console_socket.as_deref()) {
         (true, Some(p)) => Some(console::connect(p)?),
-        (true, None) => return Err(console::ConsoleError::NoSocket.into()),
+        (true, None) => match own_console {
+            Some(fd) => Some(fd),
+            None => return Err(console::ConsoleError::NoSocket.into()),
+        },
         (false, Some(_)) => return Err(console::ConsoleError::NotTerminal.into()),
         (false, None) => None,
     };
@@ -114,7 +127,7 @@ fn setup(
         preserve_fds: opts.preserve_fds,
         console,
         cgroup: Some(cg),
-        seccomp: seccomp_prog,
+        seccomp: seccomp_prog.as_ref(),
     };
     let st_ref = &*st;
     let state_for = |pid: i32| String::from_utf8(hook_state(pid, st_ref)).unwrap_or_default();
@@ -126,6 +139,9 @@ fn setup(
     })?;
     st.pid = pid;
     st.pid_start = state::process_start_time(pid).unwrap_or(0);
+    if let Some(f) = seccomp_prog.as_ref() {
+        st.monitor_pid = f.start_monitor(pid)?;
+    }
     dir.save(st)?;
     if let Some(p) = opts.pid_file.as_deref() {
         write_pid_file(p, pid)?;

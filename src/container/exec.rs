@@ -126,7 +126,7 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
         (false, Some(_)) => return Err(console::ConsoleError::NotTerminal.into()),
         (false, None) => None,
     };
-    let seccomp = SeccompSetup::prepare(&st.config, &st.annotations)?;
+    let seccomp = SeccompSetup::prepare(&st.config, &st.annotations, &st.bundle)?;
     let state_json = serde_json::to_vec(&st.oci(status, false)).unwrap_or_default();
     let plan = Plan::from_spec(&st.config);
     // The lock is only needed to read a consistent state; a long-running exec must not
@@ -149,9 +149,10 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
         cgroup: st.cgroup.as_ref(),
         console,
         preserve_fds: o.preserve_fds,
-        seccomp,
+        seccomp: seccomp.as_ref(),
         state_json,
     })?;
+
     if let Some(p) = o.pid_file.as_deref() {
         super::create::write_pid_file(p, pid)?;
     }

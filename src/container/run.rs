@@ -1,6 +1,6 @@
 use nix::sys::signal::{SigSet, Signal};
 
-use super::{create, delete, start, ContainerError, CreateOptions, Runtime};
+use super::{create, delete, start, tty, ContainerError, CreateOptions, Runtime};
 
 /// `nucleus run`: create and start; in the foreground, forward signals to the container,
 /// wait for it, delete it and return its exit code (128+signal if killed).
@@ -22,12 +22,39 @@ pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, Cont
     // Become the init's reaper once the intermediate process exits.
     // SAFETY: prctl with constant arguments; affects only this process.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let st = create(rt, opts)?;
+    let terminal = opts.console_socket.is_none() && wants_terminal(opts);
+    let (ours, theirs) = if terminal {
+        let (a, b) = tty::socket_pair()?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
+    let st = create::create_with_console(rt, opts, theirs)?;
+    let master = match ours.as_ref().map(tty::recv_master).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            if let Ok((dir, st, status)) = super::open(rt, &opts.id) {
+                let _ = delete::destroy(dir, &st, status);
+            }
+            return Err(e);
+        }
+    };
     start_or_destroy(rt, &opts.id)?;
-    let code = super::exec::wait_forwarding(st.pid, &forward);
+    let code = match master {
+        Some(m) => tty::proxy_and_wait(m, st.pid, &forward)?,
+        None => super::exec::wait_forwarding(st.pid, &forward),
+    };
     let (dir, st, status) = super::open(rt, &opts.id)?;
     delete::destroy(dir, &st, status)?;
     Ok(code)
+}
+
+/// Whether the bundle asks for a terminal (read again here only for `run`'s own pty).
+fn wants_terminal(opts: &CreateOptions) -> bool {
+    crate::spec::load(&opts.bundle)
+        .ok()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false)
 }
 
 fn start_or_destroy(rt: &Runtime, id: &str) -> Result<(), ContainerError> {

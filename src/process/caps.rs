@@ -21,8 +21,7 @@ fn last_cap() -> u8 {
         .unwrap_or(40)
 }
 
-fn to_set(list: &Option<Capabilities>) -> CapsHashSet {
-    let last = last_cap();
+fn to_set(list: &Option<Capabilities>, last: u8) -> CapsHashSet {
     let mut out = CapsHashSet::new();
     for c in list.iter().flatten() {
         // oci-spec serialises capabilities by their kernel names (CAP_...).
@@ -46,9 +45,10 @@ fn err(set: &'static str) -> impl FnOnce(caps::errors::CapsError) -> CapsError {
 
 /// Drop from the bounding set everything not listed. Must happen while still privileged.
 pub fn apply_bounding(c: &LinuxCapabilities) -> Result<(), CapsError> {
-    let keep = to_set(c.bounding());
+    let last = last_cap();
+    let keep = to_set(c.bounding(), last);
     for cap in caps::all() {
-        if cap.index() <= last_cap() && !keep.contains(&cap) {
+        if cap.index() <= last && !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap).map_err(err("bounding"))?;
         }
     }
@@ -57,16 +57,17 @@ pub fn apply_bounding(c: &LinuxCapabilities) -> Result<(), CapsError> {
 
 /// Set effective, permitted, inheritable and ambient sets (after the uid switch).
 pub fn apply_sets(c: &LinuxCapabilities) -> Result<(), CapsError> {
-    let permitted = to_set(c.permitted());
-    let effective = to_set(c.effective());
-    let inheritable = to_set(c.inheritable());
+    let last = last_cap();
+    let permitted = to_set(c.permitted(), last);
+    let effective = to_set(c.effective(), last);
+    let inheritable = to_set(c.inheritable(), last);
     // Each capset must leave effective within permitted, and inheritable can only take what
     // permitted still holds: so inheritable first, then shrink effective, then permitted.
     caps::set(None, CapSet::Inheritable, &inheritable).map_err(err("inheritable"))?;
     caps::set(None, CapSet::Effective, &effective).map_err(err("effective"))?;
     caps::set(None, CapSet::Permitted, &permitted).map_err(err("permitted"))?;
     caps::clear(None, CapSet::Ambient).map_err(err("ambient"))?;
-    for cap in to_set(c.ambient()) {
+    for cap in to_set(c.ambient(), last) {
         // The kernel refuses an ambient cap not in both permitted and inheritable; runc
         // skips those silently, and so do we.
         if permitted.contains(&cap) && inheritable.contains(&cap) {

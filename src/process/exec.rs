@@ -27,7 +27,7 @@ pub struct ExecRequest<'a> {
     pub cgroup: Option<&'a Cgroup>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
-    pub seccomp: Option<SeccompSetup>,
+    pub seccomp: Option<&'a SeccompSetup>,
     /// The container's state, for the seccomp agent.
     pub state_json: Vec<u8>,
 }
@@ -71,7 +71,7 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
             if let Some(c) = req.console.as_ref() {
                 keep.push(c.as_raw_fd());
             }
-            if let Some(a) = req.seccomp.as_ref().and_then(|f| f.agent.as_ref()) {
+            if let Some(a) = req.seccomp.and_then(|f| f.agent.as_ref()) {
                 keep.push(a.as_raw_fd());
             }
             close_fds_except(3 + req.preserve_fds, &keep);
@@ -102,7 +102,14 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
         }
         ours.send(&Msg::Continue)?;
         let pid = match ours.recv()? {
-            Msg::InitPid(p) => p,
+            Msg::InitPid(p) => {
+                // The process hands its listener over before it execs: the monitor must
+                // be there first.
+                if let Some(f) = req.seccomp {
+                    f.start_monitor(p)?;
+                }
+                p
+            }
             Msg::Error(e) => return Err(SpawnError::Child(e)),
             got => {
                 return Err(SyncError::Unexpected {
@@ -160,7 +167,7 @@ fn run_process(req: ExecRequest<'_>) -> InitError {
             p,
             req.preserve_fds,
             req.plan,
-            req.seccomp.as_ref(),
+            req.seccomp,
             &req.state_json,
             &exe,
             &env,

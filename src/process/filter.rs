@@ -1,13 +1,25 @@
 //! The seccomp filter a container process gets: compiled from the bundle by the runtime,
-//! installed by the process itself right before exec.
+//! installed by the process itself right before exec, and, in trace or deny-log mode,
+//! served by a monitor process the runtime leaves behind.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use nix::unistd::{fork, ForkResult};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::namespaces::Plan;
-use crate::seccomp::{self, Annotations, CompileOptions, SeccompError};
+use crate::seccomp::{
+    self, Annotations, CompileOptions, ListenerSlot, Mode, SeccompError, Supervision,
+};
+
+/// What the monitor does with the listener.
+enum Supervise {
+    Trace { out: PathBuf },
+    LogDenied { original: Vec<libc::sock_filter> },
+}
 
 pub struct SeccompSetup {
     pub program: seccomp::Program,
@@ -15,16 +27,34 @@ pub struct SeccompSetup {
     pub agent: Option<OwnedFd>,
     pub listener_path: String,
     pub metadata: Option<String>,
+    supervision: Option<(Supervise, ListenerSlot)>,
 }
 
 impl SeccompSetup {
     /// Compile the bundle's `linux.seccomp` with the annotations' options; None when the
-    /// bundle has no seccomp section. Warnings and merges are logged here, once.
+    /// bundle has no seccomp section and no annotation asks for a filter. Warnings and
+    /// merges are logged here, once.
     pub fn prepare(
         spec: &Spec,
         annotations: &HashMap<String, String>,
+        bundle: &Path,
     ) -> Result<Option<SeccompSetup>, SeccompError> {
         let ann = Annotations::parse(annotations)?;
+        if ann.mode == Mode::Trace {
+            let out = match &ann.trace_file {
+                Some(p) if p.is_absolute() => p.clone(),
+                Some(p) => bundle.join(p),
+                None => bundle.join(seccomp::annotations::DEFAULT_TRACE_FILE),
+            };
+            crate::debug!("seccomp: trace mode, recording to {}", out.display());
+            return Ok(Some(SeccompSetup {
+                program: seccomp::trace_program(),
+                agent: None,
+                listener_path: String::new(),
+                metadata: None,
+                supervision: Some((Supervise::Trace { out }, ListenerSlot::new()?)),
+            }));
+        }
         let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
             return Ok(None);
         };
@@ -33,19 +63,25 @@ impl SeccompSetup {
             new_netns: Plan::from_spec(spec).creates(LinuxNamespaceType::Network),
             ..CompileOptions::default()
         };
-        let program = seccomp::compile(s, &opts)?;
+        let mut program = seccomp::compile(s, &opts)?;
         for w in &program.warnings {
-            crate::warn!("seccomp: {w}");
+            crate::warn!("{w}");
         }
         for d in &program.debug {
-            crate::debug!("seccomp: {d}");
+            crate::debug!("{d}");
+        }
+        let mut supervision = None;
+        if ann.log_denied {
+            let original = program.instructions.clone();
+            program = seccomp::log_denied_program(&program)?;
+            supervision = Some((Supervise::LogDenied { original }, ListenerSlot::new()?));
         }
         let listener_path = s
             .listener_path()
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        let agent = if program.uses_notify {
+        let agent = if program.uses_notify && supervision.is_none() {
             Some(seccomp::connect_agent(&listener_path)?)
         } else {
             None
@@ -55,21 +91,138 @@ impl SeccompSetup {
             agent,
             listener_path,
             metadata: s.listener_metadata().clone(),
+            supervision,
         }))
     }
 
-    /// Load the filter into this process; hand the notify listener to the agent if any.
+    /// Load the filter into this process; hand the notify listener to the agent or to
+    /// nucleus's own monitor.
     pub fn install(&self, state_json: &[u8]) -> Result<(), SeccompError> {
         let listener = seccomp::install(&self.program)?;
-        if let (Some(l), Some(agent)) = (listener, self.agent.as_ref()) {
-            seccomp::send_listener(
-                agent,
-                &self.listener_path,
-                l,
-                self.metadata.as_deref(),
-                state_json,
-            )?;
+        match (listener, self.agent.as_ref(), self.supervision.as_ref()) {
+            (Some(l), _, Some((_, slot))) => {
+                let fd = l.into_raw_fd();
+                slot.publish(fd);
+                slot.wait_taken();
+                // SAFETY: our copy of the listener, now duplicated by the monitor.
+                unsafe { libc::close(fd) };
+            }
+            (Some(l), Some(agent), None) => {
+                seccomp::send_listener(
+                    agent,
+                    &self.listener_path,
+                    l,
+                    self.metadata.as_deref(),
+                    state_json,
+                )?;
+            }
+            _ => {}
         }
         Ok(())
     }
+
+    /// In trace or deny-log mode, leave a monitor process that takes the listener from
+    /// `pid` once it installs its filter, and serves it until every process using the
+    /// filter is gone. Returns the monitor's pid.
+    pub fn start_monitor(&self, pid: i32) -> Result<Option<i32>, SeccompError> {
+        let Some((plan, slot)) = self.supervision.as_ref() else {
+            return Ok(None);
+        };
+        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+            SeccompError::Supervisor {
+                what: "creating the monitor pipe",
+                source: e.into(),
+            }
+        })?;
+        // SAFETY: the runtime is single-threaded; the children run plain Rust code.
+        match unsafe { fork() } {
+            Err(e) => Err(SeccompError::Supervisor {
+                what: "forking the seccomp monitor",
+                source: e.into(),
+            }),
+            Ok(ForkResult::Child) => {
+                drop(rd);
+                let _ = nix::unistd::setsid();
+                // SAFETY: still single-threaded: a fork of a single-threaded process.
+                match unsafe { fork() } {
+                    Ok(ForkResult::Parent { child }) => {
+                        let _ = nix::unistd::write(&wr, &child.as_raw().to_ne_bytes());
+                        std::process::exit(0)
+                    }
+                    Ok(ForkResult::Child) => {
+                        drop(wr);
+                        redirect_stdio_to_null();
+                        // Nothing the runtime held (the container's state lock above all)
+                        // may stay open in a process that outlives it; the log stays.
+                        let keep: Vec<i32> = crate::logger::fd().into_iter().collect();
+                        super::spawn::close_fds_except(3, &keep);
+                        let code = match monitor(plan, slot, pid) {
+                            Ok(()) => 0,
+                            Err(e) => {
+                                crate::warn!("seccomp monitor for pid {pid}: {e}");
+                                1
+                            }
+                        };
+                        std::process::exit(code)
+                    }
+                    Err(_) => std::process::exit(1),
+                }
+            }
+            Ok(ForkResult::Parent { child }) => {
+                drop(wr);
+                let _ = nix::sys::wait::waitpid(child, None);
+                let mut b = [0u8; 4];
+                match nix::unistd::read(&rd, &mut b) {
+                    Ok(4) => Ok(Some(i32::from_ne_bytes(b))),
+                    _ => Err(SeccompError::Supervisor {
+                        what: "starting the seccomp monitor",
+                        source: std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+fn redirect_stdio_to_null() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto our own stdio; `null` stays valid for the call.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// The monitor: wait for the listener (the process installs its filter only at `start`),
+/// then serve it.
+fn monitor(plan: &Supervise, slot: &ListenerSlot, pid: i32) -> Result<(), SeccompError> {
+    let listener = loop {
+        match slot.take(pid, Duration::from_millis(500)) {
+            Ok(l) => break l,
+            Err(e) => {
+                if crate::state::process_start_time(pid).is_none() {
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let what = match plan {
+        Supervise::Trace { out } => Supervision::Trace { out },
+        Supervise::LogDenied { original } => Supervision::LogDenied { original },
+    };
+    seccomp::supervise(listener, what, &mut |d| {
+        crate::warn!(
+            "seccomp denied syscall {} (nr {}, arch {}) of pid {}: errno {}",
+            d.name.unwrap_or("?"),
+            d.nr,
+            d.arch,
+            d.pid,
+            d.errno
+        );
+    })?;
+    Ok(())
 }

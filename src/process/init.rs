@@ -59,7 +59,7 @@ pub struct InitConfig<'a> {
     pub no_pivot: bool,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
-    pub seccomp: Option<SeccompSetup>,
+    pub seccomp: Option<&'a SeccompSetup>,
 }
 
 /// Run the init; never returns. Setup errors go to the runtime over `chan`; once the
@@ -211,7 +211,7 @@ fn finish_inner(cfg: &InitConfig<'_>, p: Prepared) -> Result<Never, InitError> {
         process(cfg.spec),
         cfg.preserve_fds,
         cfg.plan,
-        cfg.seccomp.as_ref(),
+        cfg.seccomp,
         &p.state_json,
         &p.exe,
         &p.env,

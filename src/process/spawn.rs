@@ -34,6 +34,8 @@ pub enum SpawnError {
     Cgroup(#[from] crate::cgroups::CgroupError),
     #[error("{0}")]
     Hook(String),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
 pub struct SpawnRequest<'a> {
@@ -47,7 +49,7 @@ pub struct SpawnRequest<'a> {
     pub preserve_fds: i32,
     pub console: Option<OwnedFd>,
     pub cgroup: Option<&'a Cgroup>,
-    pub seccomp: Option<SeccompSetup>,
+    pub seccomp: Option<&'a SeccompSetup>,
 }
 
 /// Start the init and wait until it is set up and blocked on the exec fifo. `runtime_hooks`
@@ -143,7 +145,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
     if let Some(c) = req.console.as_ref() {
         keep.push(c.as_raw_fd());
     }
-    if let Some(a) = req.seccomp.as_ref().and_then(|f| f.agent.as_ref()) {
+    if let Some(a) = req.seccomp.and_then(|f| f.agent.as_ref()) {
         keep.push(a.as_raw_fd());
     }
     close_fds_except(3 + req.preserve_fds, &keep);

@@ -126,7 +126,7 @@ impl RootfsSetup<'_> {
                 path: "/".into(),
                 errno,
             })?;
-        self.make_parent_mount_private(api)?;
+        self.make_holder_mount_slave(api)?;
         api.mount(
             Some(self.rootfs),
             self.rootfs,
@@ -140,14 +140,6 @@ impl RootfsSetup<'_> {
             fstype: "bind".into(),
             errno,
         })?;
-        // A rootfs that is itself a shared mount point makes its self-bind a shared peer, and
-        // pivot_root(2) refuses a shared new root. As a slave it still receives the host's
-        // mounts; finalize() applies the requested root propagation after the pivot.
-        api.mount(None, self.rootfs, None, MsFlags::MS_SLAVE, None)
-            .map_err(|errno| RootfsError::SetPropagation {
-                path: self.rootfs.to_path_buf(),
-                errno,
-            })?;
         // Opened after the self-bind so that lookups walk the new mount tree.
         let root =
             open_dir(self.rootfs, OFlag::O_PATH).map_err(|errno| RootfsError::OpenRootfs {
@@ -181,19 +173,21 @@ impl RootfsSetup<'_> {
         Ok(())
     }
 
-    /// pivot_root(2) needs the rootfs's parent mount not to be shared.
-    fn make_parent_mount_private<M: MountApi>(&self, api: &M) -> Result<(), RootfsError> {
+    /// pivot_root(2) refuses a new root whose mount or parent mount is shared. The mount
+    /// holding the rootfs (the rootfs itself when it is a mount point, as runc looks it up)
+    /// is made a slave: no longer shared, yet still receiving the host's mounts, so that
+    /// finalize() can give the root any requested propagation, "slave" included.
+    fn make_holder_mount_slave<M: MountApi>(&self, api: &M) -> Result<(), RootfsError> {
         let info = mountinfo::read_self().map_err(|source| RootfsError::HostInfo {
             path: "/proc/self/mountinfo".into(),
             source,
         })?;
-        let parent = self.rootfs.parent().unwrap_or(Path::new("/"));
         let holder = info
             .iter()
-            .filter(|m| parent.starts_with(&m.mount_point))
+            .filter(|m| self.rootfs.starts_with(&m.mount_point))
             .max_by_key(|m| m.mount_point.components().count());
         if let Some(m) = holder.filter(|m| m.is_shared()) {
-            api.mount(None, &m.mount_point, None, MsFlags::MS_PRIVATE, None)
+            api.mount(None, &m.mount_point, None, MsFlags::MS_SLAVE, None)
                 .map_err(|errno| RootfsError::SetPropagation {
                     path: m.mount_point.clone(),
                     errno,

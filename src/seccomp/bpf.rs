@@ -105,7 +105,9 @@ pub struct Assembler {
 
 impl Assembler {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            rev: Vec::with_capacity(1024),
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -187,7 +187,7 @@ fn allow_any_of(index: u8, values: &[u32]) -> SyscallRules {
                 action: libc::SECCOMP_RET_ALLOW,
             })
             .collect(),
-        unconditional: None,
+        ..Default::default()
     }
 }
 
@@ -197,7 +197,7 @@ fn allow_if(cond: ArgCond) -> SyscallRules {
             conds: vec![cond],
             action: libc::SECCOMP_RET_ALLOW,
         }],
-        unconditional: None,
+        ..Default::default()
     }
 }
 
@@ -212,6 +212,7 @@ fn builtin_rules(name: &str, deny: u32, new_netns: bool) -> Option<(SyscallRules
             SyscallRules {
                 conditional: vec![],
                 unconditional: Some(super::policy::SECCOMP_RET_ERRNO_ENOSYS),
+                ..Default::default()
             },
             // Its flags live in memory a filter cannot read; libc falls back to clone.
             "fails with ENOSYS so libc falls back to clone".into(),
@@ -234,6 +235,7 @@ fn builtin_rules(name: &str, deny: u32, new_netns: bool) -> Option<(SyscallRules
                         action: deny,
                     }],
                     unconditional: Some(libc::SECCOMP_RET_ALLOW),
+                    ..Default::default()
                 },
                 "PROT_WRITE|PROT_EXEC together refused".into(),
             )
@@ -288,7 +290,10 @@ pub fn merge(policy: &mut Policy, which: &BuiltinFilters, new_netns: bool) -> Ve
             continue;
         }
         if let Some((rules, what)) = builtin_rules(name, deny, new_netns) {
-            *current = rules;
+            *current = SyscallRules {
+                nrs: current.nrs,
+                ..rules
+            };
             log.push(format!(
                 "seccomp: built-in filter merged for {name}: {what}"
             ));

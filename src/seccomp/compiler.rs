@@ -9,10 +9,11 @@
 
 use super::bpf::*;
 use super::policy::{
-    is_permissive, ArgCond, CmpOp, Policy, SyscallRules, SECCOMP_RET_ERRNO_ENOSYS,
+    is_permissive, ArgCond, CmpOp, CondRule, Policy, SyscallRules, SECCOMP_RET_ERRNO_ENOSYS,
 };
 use super::syscall_table::{Arch, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use super::SeccompError;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// How unconditional syscalls are dispatched.
@@ -196,15 +197,103 @@ impl Gen {
     /// The argument chain of one syscall: its rules in order, then its fallback.
     fn chain(&mut self, r: &SyscallRules, bits32: bool, default_action: u32) -> Label {
         let mut next = Target::Ret(r.unconditional.unwrap_or(default_action));
-        for rule in r.conditional.iter().rev() {
-            let mut pass = Target::Ret(rule.action);
-            for c in rule.conds.iter().rev() {
-                pass = Target::At(self.cond(c, bits32, pass, next));
-            }
-            next = pass;
+        for piece in pieces(&r.conditional, bits32).iter().rev() {
+            next = Target::At(match piece {
+                Piece::Rule(rule) => {
+                    let mut pass = Target::Ret(rule.action);
+                    for c in rule.conds.iter().rev() {
+                        pass = Target::At(self.cond(c, bits32, pass, next));
+                    }
+                    self.entry(pass)
+                }
+                Piece::Set { key, values } => self.value_set(key, values, next),
+            });
         }
         self.entry(next)
     }
+
+    /// `arg ∈ values` by a search tree on the low half (after checking the high half).
+    fn value_set(&mut self, key: &SetKey, values: &[u32], fail: Target) -> Label {
+        let pass = Target::Ret(key.action);
+        let items = values.iter().map(|&v| (v, pass)).collect();
+        let t = self.tree(&ranges(items), 0, u32::MAX, fail);
+        self.entry(t);
+        let lo = self.asm.load_abs(off_arg_lo(key.index));
+        match key.hi {
+            None => lo,
+            Some(h) => {
+                self.jump(Cond::Eq, h, Target::At(lo), fail);
+                self.asm.load_abs(off_arg_hi(key.index))
+            }
+        }
+    }
+}
+
+/// Consecutive single-condition equality rules on one argument with one action: "any of".
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct SetKey {
+    index: u8,
+    action: u32,
+    /// The high half the argument must have; `None`: only the low half is compared.
+    hi: Option<u32>,
+}
+
+enum Piece<'a> {
+    Rule(&'a CondRule),
+    Set { key: SetKey, values: Vec<u32> },
+}
+
+/// Smaller sets stay linear: a tree saves nothing there.
+const VALUE_SET_MIN: usize = 4;
+
+fn set_member(rule: &CondRule, bits32: bool) -> Option<(SetKey, u32)> {
+    let [c] = rule.conds.as_slice() else {
+        return None;
+    };
+    let key = |hi| SetKey {
+        index: c.index,
+        action: rule.action,
+        hi,
+    };
+    match c.op {
+        CmpOp::Eq if bits32 => Some((key(None), c.value as u32)),
+        CmpOp::Eq => Some((key(Some((c.value >> 32) as u32)), c.value as u32)),
+        CmpOp::MaskedEq
+            if c.value as u32 == u32::MAX
+                && (bits32 || (c.value >> 32 == 0 && c.value_two >> 32 == 0)) =>
+        {
+            Some((key(None), c.value_two as u32))
+        }
+        _ => None,
+    }
+}
+
+fn pieces(rules: &[CondRule], bits32: bool) -> Vec<Piece<'_>> {
+    let mut out: Vec<Piece<'_>> = Vec::new();
+    let mut i = 0;
+    while i < rules.len() {
+        if let Some((key, v)) = set_member(&rules[i], bits32) {
+            let mut values = vec![v];
+            let mut j = i + 1;
+            while let Some((k, v)) = rules.get(j).and_then(|r| set_member(r, bits32)) {
+                if k != key {
+                    break;
+                }
+                values.push(v);
+                j += 1;
+            }
+            if values.len() >= VALUE_SET_MIN {
+                values.sort_unstable();
+                values.dedup();
+                out.push(Piece::Set { key, values });
+                i = j;
+                continue;
+            }
+        }
+        out.push(Piece::Rule(&rules[i]));
+        i += 1;
+    }
+    out
 }
 
 fn label_pos(l: Label) -> usize {
@@ -225,21 +314,38 @@ fn ranges(mut items: Vec<(u32, Target)>) -> Vec<(u32, u32, Target)> {
 }
 
 /// One architecture's rules by syscall number.
-struct ArchPlan {
+struct ArchPlan<'a> {
     arch: Arch,
-    by_nr: BTreeMap<u32, SyscallRules>,
+    /// Sorted by number.
+    by_nr: Vec<(u32, Cow<'a, SyscallRules>)>,
 }
 
-impl ArchPlan {
-    fn new(policy: &Policy, arch: Arch) -> Self {
-        let mut by_nr: BTreeMap<u32, SyscallRules> = BTreeMap::new();
+impl<'a> ArchPlan<'a> {
+    fn new(policy: &'a Policy, arch: Arch) -> Self {
+        let mut list: Vec<(u32, &'a SyscallRules)> = Vec::with_capacity(policy.rules.len());
         for (name, rules) in &policy.rules {
-            if let Some(nr) = arch.resolve(name) {
-                let e = by_nr.entry(nr).or_default();
-                e.conditional.extend(rules.conditional.iter().cloned());
-                if e.unconditional.is_none() {
-                    e.unconditional = rules.unconditional;
+            let nr = if rules.nrs.iter().any(Option::is_some) {
+                rules.nrs[arch.index()]
+            } else {
+                arch.resolve(name)
+            };
+            if let Some(nr) = nr {
+                list.push((nr, rules));
+            }
+        }
+        list.sort_by_key(|(nr, _)| *nr);
+        let mut by_nr: Vec<(u32, Cow<'a, SyscallRules>)> = Vec::with_capacity(list.len());
+        for (nr, rules) in list {
+            match by_nr.last_mut() {
+                // Two names for one number (aliases): both sets of rules apply.
+                Some((last, e)) if *last == nr => {
+                    let e = e.to_mut();
+                    e.conditional.extend(rules.conditional.iter().cloned());
+                    if e.unconditional.is_none() {
+                        e.unconditional = rules.unconditional;
+                    }
                 }
+                _ => by_nr.push((nr, Cow::Borrowed(rules))),
             }
         }
         Self { arch, by_nr }
@@ -247,7 +353,7 @@ impl ArchPlan {
 
     /// The highest number the profile names (runc's -ENOSYS stub boundary).
     fn max_nr(&self) -> Option<u32> {
-        self.by_nr.keys().next_back().copied()
+        self.by_nr.last().map(|(nr, _)| *nr)
     }
 }
 
@@ -263,7 +369,8 @@ impl Gen {
         let mut allow = Vec::new();
         let mut others: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         let mut chains = Vec::new();
-        for (&nr, r) in plan.by_nr.iter().rev() {
+        for (nr, r) in plan.by_nr.iter().rev() {
+            let nr = *nr;
             if !r.conditional.is_empty() {
                 chains.push((nr, Target::At(self.chain(r, bits32, default))));
             } else {

@@ -8,6 +8,7 @@ pub mod bpf_interpreter;
 pub mod builtin_filters;
 pub mod compiler;
 pub mod install;
+pub mod notify_supervisor;
 pub mod policy;
 pub mod syscall_table;
 
@@ -15,6 +16,9 @@ pub use annotations::{Annotations, Mode};
 pub use builtin_filters::BuiltinFilters;
 pub use compiler::Layout;
 pub use install::{connect_agent, install, send_listener};
+pub use notify_supervisor::{
+    generate_profile, log_denied_program, supervise, trace_program, ListenerSlot, Supervision,
+};
 
 use oci_spec::runtime::LinuxSeccomp;
 
@@ -58,6 +62,23 @@ pub enum SeccompError {
     },
     #[error("seccomp listener: container state JSON: {0}")]
     StateJson(String),
+    #[error(
+        "run.nucleus.seccomp.mode=trace and log-denied need the seccomp notify listener, but \
+         the profile already uses SCMP_ACT_NOTIFY (a process can have only one listener)"
+    )]
+    NotifyConflict,
+    #[error("seccomp supervisor: {what}: {source}")]
+    Supervisor {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("writing seccomp trace file {path}: {source}")]
+    TraceFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("seccomp trace line {line}: {reason}")]
+    TraceRecord { line: usize, reason: String },
 }
 
 /// How a profile is compiled.

@@ -7,7 +7,7 @@ use super::SeccompError;
 use oci_spec::runtime::{
     Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use super::syscall_table::Arch;
 
@@ -68,6 +68,8 @@ pub struct CondRule {
 pub struct SyscallRules {
     pub conditional: Vec<CondRule>,
     pub unconditional: Option<u32>,
+    /// The syscall's numbers, indexed by [`Arch::index`]; all `None` when not resolved yet.
+    pub nrs: [Option<u32>; 3],
 }
 
 impl SyscallRules {
@@ -92,7 +94,7 @@ pub struct Policy {
     pub default_errno_ret: Option<u32>,
     pub arches: Vec<Arch>,
     pub flags: u64,
-    pub rules: BTreeMap<String, SyscallRules>,
+    pub rules: HashMap<String, SyscallRules>,
     pub warnings: Vec<String>,
 }
 
@@ -176,7 +178,7 @@ impl Policy {
             };
         }
 
-        let mut rules: BTreeMap<String, SyscallRules> = BTreeMap::new();
+        let mut rules: HashMap<String, SyscallRules> = HashMap::with_capacity(512);
         for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
             let action = action_value(sc.action(), sc.errno_ret());
             let args = sc.args().as_deref().unwrap_or(&[]);
@@ -204,13 +206,23 @@ impl Policy {
                 vec![conds]
             };
             for name in sc.names() {
-                if !Arch::ALL.iter().any(|a| a.resolve(name).is_some()) {
-                    warnings.push(format!(
-                        "seccomp: unknown syscall {name:?} in syscalls[{i}] ignored"
-                    ));
-                    continue;
+                if !rules.contains_key(name.as_str()) {
+                    let nrs = Arch::resolve_all(name);
+                    if nrs.iter().all(Option::is_none) {
+                        warnings.push(format!(
+                            "seccomp: unknown syscall {name:?} in syscalls[{i}] ignored"
+                        ));
+                        continue;
+                    }
+                    let fresh = SyscallRules {
+                        nrs,
+                        ..Default::default()
+                    };
+                    rules.insert(name.clone(), fresh);
                 }
-                let entry = rules.entry(name.clone()).or_default();
+                let Some(entry) = rules.get_mut(name.as_str()) else {
+                    continue;
+                };
                 for conds in &alternatives {
                     if conds.is_empty() {
                         match entry.unconditional {

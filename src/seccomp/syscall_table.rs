@@ -53,16 +53,19 @@ impl Arch {
             Arch::X86 => syscalls::x86::Sysno::from_str(name)
                 .ok()
                 .map(|s| s.id() as u32),
-            Arch::X32 => {
-                if let Some(&(_, nr)) = X32_SPECIFIC.iter().find(|(n, _)| *n == name) {
-                    return Some(X32_SYSCALL_BIT | nr);
-                }
-                if X86_64_ONLY.contains(&name) {
-                    return None;
-                }
-                Arch::X86_64.resolve(name).map(|nr| X32_SYSCALL_BIT | nr)
-            }
+            Arch::X32 => Arch::X86_64.resolve(name).and_then(x32_from_x86_64),
         }
+    }
+
+    /// All three numbers at once (one table lookup for x86_64 and x32).
+    pub fn resolve_all(name: &str) -> [Option<u32>; 3] {
+        let n64 = Arch::X86_64.resolve(name);
+        [n64, n64.and_then(x32_from_x86_64), Arch::X86.resolve(name)]
+    }
+
+    /// Index into [`Arch::ALL`] and [`Arch::resolve_all`].
+    pub fn index(self) -> usize {
+        self as usize
     }
 
     /// The name of syscall `nr` on this ABI (x32 numbers with or without the x32 bit).
@@ -96,6 +99,25 @@ impl Arch {
         }
     }
 }
+
+/// The x32 number of the syscall that has x86_64 number `nr`.
+fn x32_from_x86_64(nr: u32) -> Option<u32> {
+    if X86_64_ONLY_NRS.binary_search(&nr).is_err() {
+        return Some(X32_SYSCALL_BIT | nr);
+    }
+    let name = syscalls::x86_64::Sysno::new(nr as usize)?.name();
+    X32_SPECIFIC
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, x)| X32_SYSCALL_BIT | x)
+}
+
+/// x86_64 numbers of the syscalls in [`X32_SPECIFIC`] and [`X86_64_ONLY`], sorted.
+const X86_64_ONLY_NRS: &[u32] = &[
+    13, 15, 16, 19, 20, 45, 46, 47, 54, 55, 59, 101, 127, 128, 129, 131, 134, 156, 174, 177, 178,
+    180, 205, 206, 209, 211, 214, 215, 222, 236, 244, 246, 247, 273, 274, 278, 279, 295, 296, 297,
+    299, 307, 310, 311, 322, 327, 328, 335, 453,
+];
 
 /// x32 entry points of syscalls whose x86_64 numbers are 64-bit only (`x32` rows, 512 up).
 const X32_SPECIFIC: &[(&str, u32)] = &[
@@ -171,5 +193,19 @@ mod tests {
         assert_eq!(Arch::X32.name_of(X32_SYSCALL_BIT | 514), Some("ioctl"));
         assert_eq!(Arch::X32.name_of(16), None);
         assert_eq!(Arch::X86.name_of(54), Some("ioctl"));
+        assert_eq!(Arch::X32.resolve("set_thread_area"), None);
+        assert_eq!(Arch::X32.resolve("execveat"), Some(X32_SYSCALL_BIT | 545));
+    }
+
+    #[test]
+    fn numeric_x32_exclusions_match_the_named_tables() {
+        let mut from_names: Vec<u32> = X32_SPECIFIC
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(X86_64_ONLY.iter().copied())
+            .map(|n| Arch::X86_64.resolve(n).unwrap())
+            .collect();
+        from_names.sort();
+        assert_eq!(from_names, X86_64_ONLY_NRS);
     }
 }
