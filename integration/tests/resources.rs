@@ -473,6 +473,11 @@ fn update_refuses_bad_values_and_changes_nothing() {
         // Below current usage: the kernel refuses after other values were written.
         (&["--memory", "100k", "--pids-limit", "7"], "memory"),
         (&["--l3-cache-schema", "L3:0=f"], "Intel RDT"),
+        // Memory is written, then cpu refuses a runtime above its period: memory is restored.
+        (
+            &["--memory", "200m", "--cpu-rt-runtime", "2000000"],
+            "rt_runtime",
+        ),
     ];
     for (args, what) in cases {
         let mut argv = vec!["update"];
@@ -553,6 +558,24 @@ fn pause_freezes_and_resume_thaws() {
     assert!(out.stderr.contains("container not running"), "{out}");
     let out = c.cmd(&["resume", &id]).fails();
     assert!(out.stderr.contains("container not paused"), "{out}");
+}
+
+#[test]
+fn pause_a_created_container() {
+    if !v1_host() {
+        return;
+    }
+    let mut c = sleeper("res-pause-created");
+    c.create().ok();
+    let id = c.id.clone();
+    c.cmd(&["pause", &id]).ok();
+    assert_eq!(c.status(), "paused");
+    let out = c.start().fails();
+    assert!(out.stderr.contains("paused"), "{out}");
+    c.cmd(&["resume", &id]).ok();
+    assert_eq!(c.status(), "created");
+    c.start().ok();
+    assert_eq!(c.status(), "running");
 }
 
 #[test]
@@ -808,4 +831,63 @@ fn diff_cgroup_files_match_runc() {
     }
     assert_eq!(files(&ours), files(&theirs), "after update");
     assert_eq!(cg(&ours, "cpu", "cpu.shares"), "700");
+}
+
+/// The stats event has the same JSON structure as runc's for the same container.
+#[test]
+fn diff_events_stats_keys_match_runc() {
+    if !v1_host() {
+        return;
+    }
+    let Some(reference) = reference_path() else {
+        eprintln!("NOTICE: no reference runtime; differential stats test skipped");
+        return;
+    };
+    let mut ours = sleeper("diff-stats");
+    let mut theirs = Container::with_runtime(&reference, "diff-stats-ref");
+    theirs.args(&["sleep", "1000"]);
+    let mut stats = Vec::new();
+    for c in [&mut ours, &mut theirs] {
+        set_resources(
+            c,
+            json!({"memory": {"limit": 64 * MIB}, "pids": {"limit": 50}, "cpu": {"quota": 50000, "period": 100000}}),
+        );
+        c.run_detached().ok();
+        let out = c.cmd(&["events", "--stats", &c.id]).ok();
+        let v: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["id"], c.id.as_str());
+        stats.push(v);
+    }
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    };
+    for path in [
+        "",
+        "/data",
+        "/data/memory",
+        "/data/memory/usage",
+        "/data/memory/swap",
+        "/data/pids",
+        "/data/cpu",
+        "/data/cpuset",
+    ] {
+        let (a, b) = (
+            stats[0].pointer(path).unwrap_or(&Value::Null),
+            stats[1].pointer(path).unwrap_or(&Value::Null),
+        );
+        assert_eq!(keys(a), keys(b), "keys of {path:?}\nours: {a}\nrunc: {b}");
+    }
+    assert_eq!(
+        stats[0].pointer("/data/memory/usage/limit"),
+        stats[1].pointer("/data/memory/usage/limit")
+    );
+    assert_eq!(
+        stats[0].pointer("/data/pids"),
+        stats[1].pointer("/data/pids")
+    );
 }
