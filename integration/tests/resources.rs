@@ -114,8 +114,23 @@ fn full_resources() -> Value {
             "realtimeRuntime": 10000, "realtimePeriod": 1000000,
             "cpus": "0", "mems": "0"
         },
-        "pids": {"limit": 50}
+        "pids": {"limit": 50},
+        "blockIO": {"weight": 300}
     })
+}
+
+/// The blkio weight file of the container: BFQ's where the kernel has it, else CFQ's.
+fn blkio_weight(c: &Container) -> String {
+    let dir = cg_dir(c, "blkio");
+    let file = if dir.join("blkio.bfq.weight").exists() {
+        "blkio.bfq.weight"
+    } else {
+        "blkio.weight"
+    };
+    // BFQ may print "default N".
+    cg(c, "blkio", file)
+        .trim_start_matches("default ")
+        .to_string()
 }
 
 /// (controller, file, expected content) for `full_resources`.
@@ -169,6 +184,7 @@ fn create_applies_every_v1_resource() {
         keyed(&cg(&c, "memory", "memory.oom_control"), "oom_kill_disable"),
         Some(0)
     );
+    assert_eq!(blkio_weight(&c), "300");
     // The init (blocked until start) is already inside every hierarchy.
     let pid = c.pid();
     for ctrl in ["memory", "cpu", "cpuset", "pids", "freezer", "devices"] {
@@ -799,6 +815,7 @@ fn diff_cgroup_files_match_runc() {
             .collect();
         devices.sort();
         v.push(format!("devices.list={devices:?}"));
+        v.push(format!("blkio weight={}", blkio_weight(c)));
         v.push(format!(
             "oom_kill_disable={:?}",
             keyed(&cg(c, "memory", "memory.oom_control"), "oom_kill_disable")
