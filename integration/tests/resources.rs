@@ -450,6 +450,14 @@ fn update_changes_limits_live() {
     assert_eq!(cg(&c, "pids", "pids.max"), "max");
     assert_eq!(c.status(), "running");
 
+    // Unlimited memory takes the (stored) swap limit with it, as in runc.
+    c.cmd(&["update", "--memory", "-1", &id]).ok();
+    let unlimited = cg(&c, "memory", "memory.limit_in_bytes");
+    assert!(unlimited.parse::<u64>().unwrap() > 1 << 60, "{unlimited}");
+    assert_eq!(cg(&c, "memory", "memory.memsw.limit_in_bytes"), unlimited);
+    c.cmd(&["update", "--memory", "80m", "--memory-swap", "160m", &id])
+        .ok();
+
     // The merged resources are remembered for later updates.
     if !runtime_is_runc() {
         let st: Value = serde_json::from_str(
