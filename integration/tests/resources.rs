@@ -916,3 +916,35 @@ fn diff_events_stats_keys_match_runc() {
         stats[1].pointer("/data/pids")
     );
 }
+
+#[test]
+fn events_streams_stats_until_the_container_stops() {
+    if !v1_host() || skip_known_runc_gap("events that end when the container stops") {
+        return;
+    }
+    let mut c = sleeper("res-events-stream");
+    c.run_detached().ok();
+    let out = c.bundle.path().join("events.out");
+    let mut cmd = c.command();
+    cmd.args(["events", "--interval", "100ms", &c.id]);
+    let mut events = spawn_to_files(cmd, &out);
+    let lines = |p: &Path| fs::read_to_string(p).unwrap_or_default().lines().count();
+    assert!(
+        wait_until(Duration::from_secs(10), || lines(&out) >= 5),
+        "fewer than 5 stats lines in 10 s"
+    );
+    assert!(events.try_wait().unwrap().is_none(), "events exited early");
+    c.kill("KILL").ok();
+    let st = wait_child(&mut events, Duration::from_secs(10));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "events did not end: {st:?}"
+    );
+    let text = fs::read_to_string(&out).unwrap();
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert_eq!(v["type"], "stats", "{l}");
+        assert_eq!(v["id"], c.id.as_str());
+        assert!(v["data"]["memory"].is_object());
+    }
+}
