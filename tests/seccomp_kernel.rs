@@ -201,3 +201,59 @@ fn compat_x86_syscalls_use_their_own_numbers() {
         assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS);
     }
 }
+
+#[test]
+fn profile_flags_are_passed_to_the_kernel() {
+    let p = program(
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                         "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "SECCOMP_FILTER_FLAG_TSYNC"],
+               "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 9}]}),
+        Layout::CachePrefixBitmap,
+    );
+    assert_eq!(
+        p.flags,
+        libc::SECCOMP_FILTER_FLAG_LOG
+            | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+            | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+    );
+    // Without a listener WAIT_KILLABLE_RECV is dropped (the kernel would refuse it).
+    let status = in_child(&p, || {
+        // SAFETY: raw syscall without arguments.
+        errno_of(unsafe { libc::syscall(libc::SYS_getppid) })
+    });
+    assert_eq!(exit_code(status), 9);
+    // With one, all flags reach the kernel and a listener comes back.
+    let p = program(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/nonexistent",
+               "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+               "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_NOTIFY"}]}),
+        Layout::CachePrefixBitmap,
+    );
+    // SAFETY: the child leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: plain prctl.
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        let code = match install(&p) {
+            Ok(Some(fd)) => {
+                // SAFETY: F_GETFD on the fd we own.
+                let fl =
+                    unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_GETFD) };
+                if fl & libc::FD_CLOEXEC != 0 {
+                    0
+                } else {
+                    3
+                }
+            }
+            Ok(None) => 2,
+            Err(_) => 1,
+        };
+        // SAFETY: leave the child.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert_eq!(exit_code(status), 0);
+}

@@ -20,8 +20,11 @@ fn spawn(p: &Program, slot: &ListenerSlot, body: impl FnOnce() -> i32) -> i32 {
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         let code = match install(p) {
             Ok(Some(listener)) => {
-                slot.publish(listener.into_raw_fd());
-                body()
+                if slot.publish(listener.into_raw_fd(), Duration::from_secs(10)) {
+                    body()
+                } else {
+                    102
+                }
             }
             _ => 100,
         };
@@ -264,4 +267,108 @@ fn notify_listener_goes_to_the_agent_with_the_state() {
         0
     );
     assert_eq!(wait_exit(pid), 0);
+}
+
+/// Forks a child that installs `p` (publishing a listener if any) and execs `argv` with
+/// stdout/stderr on /dev/null.
+fn spawn_exec(p: &Program, slot: &ListenerSlot, argv: &[&str]) -> i32 {
+    let args: Vec<std::ffi::CString> = argv
+        .iter()
+        .map(|a| std::ffi::CString::new(*a).unwrap())
+        .collect();
+    let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let devnull = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    // SAFETY: the child makes raw syscalls only and leaves by exec or _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: fd juggling and prctl in the child; argv kept alive by the parent's frame.
+        unsafe {
+            libc::dup2(devnull.as_raw_fd(), 1);
+            libc::dup2(devnull.as_raw_fd(), 2);
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+            match install(p) {
+                Ok(Some(listener)) => {
+                    if !slot.publish(listener.into_raw_fd(), Duration::from_secs(10)) {
+                        libc::_exit(102);
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => libc::_exit(100),
+            }
+            libc::execv(ptrs[0], ptrs.as_ptr());
+            libc::_exit(101);
+        }
+    }
+    pid
+}
+
+#[test]
+fn generated_profile_runs_the_traced_workload_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("trace.ndjson");
+    let workload = ["/bin/busybox", "ls", "-l", "/proc/self/"];
+    let slot = ListenerSlot::new().unwrap();
+    let pid = spawn_exec(&trace_program(), &slot, &workload);
+    let listener = slot.take(pid, Duration::from_secs(10)).unwrap();
+    supervise(listener, Supervision::Trace { out: &out }, &mut |_| {}).unwrap();
+    assert_eq!(wait_exit(pid), 0);
+    let trace = std::fs::read_to_string(&out).unwrap();
+    assert!(trace.contains("\"execve\""), "{trace}");
+
+    let spec: LinuxSeccomp = serde_json::from_value(generate_profile(&trace).unwrap()).unwrap();
+    let prog = compile(&spec, &CompileOptions::default()).unwrap();
+    let pid = spawn_exec(&prog, &slot, &workload);
+    assert_eq!(
+        wait_exit(pid),
+        0,
+        "workload failed under its generated profile"
+    );
+
+    // A workload doing something else (mkdir) is refused under the same profile.
+    let target = dir.path().join("d");
+    let other = ["/bin/busybox", "mkdir", target.to_str().unwrap()];
+    let pid = spawn_exec(&prog, &slot, &other);
+    assert_ne!(wait_exit(pid), 0);
+    assert!(!target.exists());
+}
+
+#[test]
+fn deny_log_survives_exec_of_the_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec: LinuxSeccomp = serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    }))
+    .unwrap();
+    let original = compile(&spec, &CompileOptions::default()).unwrap();
+    let watched = log_denied_program(&original).unwrap();
+    let slot = ListenerSlot::new().unwrap();
+    let target = dir.path().join("d");
+    let pid = spawn_exec(
+        &watched,
+        &slot,
+        &["/bin/busybox", "mkdir", target.to_str().unwrap()],
+    );
+    let listener = slot.take(pid, Duration::from_secs(10)).unwrap();
+    let mut log: Vec<Denied> = Vec::new();
+    supervise(
+        listener,
+        Supervision::LogDenied {
+            original: &original.instructions,
+        },
+        &mut |d| log.push(d.clone()),
+    )
+    .unwrap();
+    assert_ne!(wait_exit(pid), 0);
+    assert!(!target.exists());
+    assert!(
+        log.iter()
+            .any(|d| d.name.is_some_and(|n| n.starts_with("mkdir")) && d.errno == 13),
+        "{log:?}"
+    );
 }

@@ -128,7 +128,7 @@ fn assert_program_follows_policy(spec: &LinuxSeccomp, opts: &CompileOptions) {
 #[test]
 fn random_policies_compile_to_what_they_say() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..15 {
+    for _ in 0..30 {
         let spec: LinuxSeccomp = serde_json::from_value(random_profile(&mut rng)).unwrap();
         for layout in [Layout::CachePrefixBitmap, Layout::Bitmap] {
             for builtin in [BuiltinFilters::None, BuiltinFilters::All] {
@@ -182,6 +182,7 @@ fn builtin_merge_changes_exactly_the_builtin_syscalls() {
     let merged = effective_policy(&spec, &on).unwrap();
     let plain = effective_policy(&spec, &off).unwrap();
     let program = compile(&spec, &on).unwrap();
+    bpf_interpreter::check(&program.instructions).unwrap();
     for name in BUILTIN_SYSCALLS {
         assert!(
             program
@@ -406,4 +407,57 @@ fn unknown_names_warn_and_bad_index_errors() {
     .unwrap();
     let e = compile(&spec, &CompileOptions::default()).unwrap_err();
     assert!(e.to_string().contains("listenerPath"), "{e}");
+}
+
+#[test]
+fn long_jumps_use_trampolines_and_stay_exact() {
+    // Many argument rules push the default-action return far from the early checks.
+    let mut rules = Vec::new();
+    for (i, name) in ["ioctl", "fcntl", "socket", "prctl", "personality"]
+        .iter()
+        .enumerate()
+    {
+        for v in 0..40u64 {
+            rules.push(json!({"names": [name], "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 1, "value": v * 7 + i as u64, "op": "SCMP_CMP_GT"},
+                         {"index": 2, "value": v, "op": "SCMP_CMP_NE"}]}));
+        }
+    }
+    let spec: LinuxSeccomp = serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86"],
+        "syscalls": rules}))
+    .unwrap();
+    for layout in [Layout::CachePrefixBitmap, Layout::Bitmap] {
+        let opts = CompileOptions {
+            layout,
+            enosys_stub: false,
+            ..Default::default()
+        };
+        let prog = compile(&spec, &opts).unwrap().instructions;
+        assert!(prog.len() > 1000, "{}", prog.len());
+        let far_ja = prog
+            .iter()
+            .any(|i| i.code == (libc::BPF_JMP | libc::BPF_JA) as u16 && i.k > 255);
+        assert!(far_ja, "{layout:?}: no long jump exercised");
+        assert_program_follows_policy(&spec, &opts);
+    }
+}
+
+#[test]
+fn compilation_is_deterministic() {
+    let spec = allow_list_profile();
+    let a = compile(&spec, &CompileOptions::default())
+        .unwrap()
+        .instructions;
+    for _ in 0..5 {
+        let b = compile(&spec, &CompileOptions::default())
+            .unwrap()
+            .instructions;
+        let same = a.len() == b.len()
+            && a.iter()
+                .zip(&b)
+                .all(|(x, y)| (x.code, x.jt, x.jf, x.k) == (y.code, y.jt, y.jf, y.k));
+        assert!(same);
+    }
 }

@@ -32,7 +32,15 @@ pub fn kill(rt: &Runtime, id: &str, sig: Signal, all: bool) -> Result<(), Contai
         }
     }
     nix::sys::signal::kill(Pid::from_raw(st.pid), sig)
-        .map_err(|e| super::io_err(format!("kill {} with {sig}", st.pid))(e.into()))
+        .map_err(|e| super::io_err(format!("kill {} with {sig}", st.pid))(e.into()))?;
+    // A frozen task (v1 freezer) acts on SIGKILL only once thawed; other signals wait for
+    // `resume`, as runc does.
+    if sig == Signal::SIGKILL && status == Status::Paused {
+        if let Some(cg) = st.cgroup.as_ref() {
+            cg.thaw()?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

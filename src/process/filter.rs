@@ -4,22 +4,14 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use nix::unistd::{fork, ForkResult};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::namespaces::Plan;
-use crate::seccomp::{
-    self, Annotations, CompileOptions, ListenerSlot, Mode, SeccompError, Supervision,
-};
-
-/// What the monitor does with the listener.
-enum Supervise {
-    Trace { out: PathBuf },
-    LogDenied { original: Vec<libc::sock_filter> },
-}
+use crate::seccomp::{self, Annotations, ListenerSlot, SeccompError, SupervisionPlan};
 
 pub struct SeccompSetup {
     pub program: seccomp::Program,
@@ -27,70 +19,52 @@ pub struct SeccompSetup {
     pub agent: Option<OwnedFd>,
     pub listener_path: String,
     pub metadata: Option<String>,
-    supervision: Option<(Supervise, ListenerSlot)>,
+    supervision: Option<(SupervisionPlan, ListenerSlot)>,
 }
 
+/// How long the container process waits at install for the monitor to take its listener.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl SeccompSetup {
-    /// Compile the bundle's `linux.seccomp` with the annotations' options; None when the
-    /// bundle has no seccomp section and no annotation asks for a filter. Warnings and
-    /// merges are logged here, once.
+    /// The container's filter from its `linux.seccomp` section and annotations; None when
+    /// it gets no filter. Warnings and built-in merges are logged here, once.
     pub fn prepare(
         spec: &Spec,
         annotations: &HashMap<String, String>,
         bundle: &Path,
     ) -> Result<Option<SeccompSetup>, SeccompError> {
         let ann = Annotations::parse(annotations)?;
-        if ann.mode == Mode::Trace {
-            let out = match &ann.trace_file {
-                Some(p) if p.is_absolute() => p.clone(),
-                Some(p) => bundle.join(p),
-                None => bundle.join(seccomp::annotations::DEFAULT_TRACE_FILE),
-            };
-            crate::debug!("seccomp: trace mode, recording to {}", out.display());
-            return Ok(Some(SeccompSetup {
-                program: seccomp::trace_program(),
-                agent: None,
-                listener_path: String::new(),
-                metadata: None,
-                supervision: Some((Supervise::Trace { out }, ListenerSlot::new()?)),
-            }));
-        }
-        let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        let section = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        let new_netns = Plan::from_spec(spec).creates(LinuxNamespaceType::Network);
+        let Some(setup) = seccomp::prepare(section, &ann, bundle, new_netns)? else {
             return Ok(None);
         };
-        let opts = CompileOptions {
-            builtin: ann.builtin.clone(),
-            new_netns: Plan::from_spec(spec).creates(LinuxNamespaceType::Network),
-            ..CompileOptions::default()
-        };
-        let mut program = seccomp::compile(s, &opts)?;
-        for w in &program.warnings {
-            crate::warn!("{w}");
+        // Profiles written for many architectures name syscalls x86 lacks; runc skips them
+        // silently, and callers such as conmon show a runtime's stderr to the user.
+        for w in &setup.program.warnings {
+            crate::debug!("{w}");
         }
-        for d in &program.debug {
+        for d in &setup.program.debug {
             crate::debug!("{d}");
         }
-        let mut supervision = None;
-        if ann.log_denied {
-            let original = program.instructions.clone();
-            program = seccomp::log_denied_program(&program)?;
-            supervision = Some((Supervise::LogDenied { original }, ListenerSlot::new()?));
-        }
-        let listener_path = s
-            .listener_path()
-            .as_ref()
+        let supervision = match setup.supervision {
+            Some(plan) => Some((plan, ListenerSlot::new()?)),
+            None => None,
+        };
+        let listener_path = section
+            .and_then(|s| s.listener_path().as_ref())
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        let agent = if program.uses_notify && supervision.is_none() {
+        let agent = if setup.program.uses_notify && supervision.is_none() {
             Some(seccomp::connect_agent(&listener_path)?)
         } else {
             None
         };
         Ok(Some(SeccompSetup {
-            program,
+            program: setup.program,
             agent,
             listener_path,
-            metadata: s.listener_metadata().clone(),
+            metadata: section.and_then(|s| s.listener_metadata().clone()),
             supervision,
         }))
     }
@@ -102,10 +76,15 @@ impl SeccompSetup {
         match (listener, self.agent.as_ref(), self.supervision.as_ref()) {
             (Some(l), _, Some((_, slot))) => {
                 let fd = l.into_raw_fd();
-                slot.publish(fd);
-                slot.wait_taken();
-                // SAFETY: our copy of the listener, now duplicated by the monitor.
+                let taken = slot.publish(fd, HANDOVER_TIMEOUT);
+                // SAFETY: our copy of the listener (the monitor holds its own if taken).
                 unsafe { libc::close(fd) };
+                if !taken {
+                    return Err(SeccompError::Supervisor {
+                        what: "handing the listener to the seccomp monitor",
+                        source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    });
+                }
             }
             (Some(l), Some(agent), None) => {
                 seccomp::send_listener(
@@ -199,7 +178,7 @@ fn redirect_stdio_to_null() {
 
 /// The monitor: wait for the listener (the process installs its filter only at `start`),
 /// then serve it.
-fn monitor(plan: &Supervise, slot: &ListenerSlot, pid: i32) -> Result<(), SeccompError> {
+fn monitor(plan: &SupervisionPlan, slot: &ListenerSlot, pid: i32) -> Result<(), SeccompError> {
     let listener = loop {
         match slot.take(pid, Duration::from_millis(500)) {
             Ok(l) => break l,
@@ -210,11 +189,7 @@ fn monitor(plan: &Supervise, slot: &ListenerSlot, pid: i32) -> Result<(), Seccom
             }
         }
     };
-    let what = match plan {
-        Supervise::Trace { out } => Supervision::Trace { out },
-        Supervise::LogDenied { original } => Supervision::LogDenied { original },
-    };
-    seccomp::supervise(listener, what, &mut |d| {
+    seccomp::supervise(listener, plan.as_supervision(), &mut |d| {
         crate::warn!(
             "seccomp denied syscall {} (nr {}, arch {}) of pid {}: errno {}",
             d.name.unwrap_or("?"),

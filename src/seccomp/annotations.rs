@@ -3,7 +3,7 @@
 use super::builtin_filters::BuiltinFilters;
 use super::SeccompError;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const ANNOTATION_PREFIX: &str = "run.nucleus.seccomp.";
 pub const MODE: &str = "run.nucleus.seccomp.mode";
@@ -41,6 +41,16 @@ fn bad(annotation: &str, value: &str, expected: &str) -> SeccompError {
 }
 
 impl Annotations {
+    /// Where trace mode writes: the annotation's path (relative paths are taken relative to
+    /// the bundle), else [`DEFAULT_TRACE_FILE`] in the bundle.
+    pub fn trace_path(&self, bundle: &Path) -> PathBuf {
+        match &self.trace_file {
+            Some(p) if p.is_absolute() => p.clone(),
+            Some(p) => bundle.join(p),
+            None => bundle.join(DEFAULT_TRACE_FILE),
+        }
+    }
+
     pub fn parse(annotations: &HashMap<String, String>) -> Result<Self, SeccompError> {
         let mut out = Annotations::default();
         for (key, value) in annotations {

@@ -134,7 +134,8 @@ pub fn check(prog: &[sock_filter]) -> Result<(), BpfCheckError> {
     Ok(())
 }
 
-/// Runs a program that passed [`check`] and returns the filter's verdict (`SECCOMP_RET_*`).
+/// Runs a program and returns the filter's verdict (`SECCOMP_RET_*`). Only the executed
+/// path is validated; [`check`] validates the whole program as the kernel does.
 pub fn run(prog: &[sock_filter], data: &SeccompData) -> Result<u32, BpfCheckError> {
     run_counting(prog, data).map(|(ret, _)| ret)
 }
@@ -144,13 +145,22 @@ pub fn run_counting(
     prog: &[sock_filter],
     data: &SeccompData,
 ) -> Result<(u32, usize), BpfCheckError> {
-    check(prog)?;
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [0u32; 16];
     let mut pc = 0usize;
     let mut steps = 0usize;
     loop {
-        let insn = prog[pc];
+        let insn = *prog
+            .get(pc)
+            .ok_or(BpfCheckError::JumpOutOfRange(pc.saturating_sub(1)))?;
+        let indexes_mem = match insn.code & 0x07 {
+            BPF_ST | BPF_STX => true,
+            BPF_LD | BPF_LDX => insn.code & 0xe0 == BPF_MEM,
+            _ => false,
+        };
+        if indexes_mem && insn.k >= 16 {
+            return Err(BpfCheckError::BadMem(pc, insn.k));
+        }
         steps += 1;
         pc += 1;
         let src = if insn.code & BPF_X != 0 { x } else { insn.k };

@@ -54,7 +54,9 @@ impl Gen {
             Target::Ret(action) => {
                 let next = self.asm.len() + 1;
                 if let Some(&l) = self.rets.get(&action) {
-                    if next - label_pos(l) < 200 {
+                    // Reuse only well within a conditional jump's 255 reach, so reuse never
+                    // costs a trampoline.
+                    if next - l.pos() < 200 {
                         return l;
                     }
                 }
@@ -123,7 +125,7 @@ impl Gen {
         }
         let test_hit = self.jump(Cond::Set, 1, hit, miss);
         let test = self.asm.stmt(BPF_ALU | BPF_RSH | BPF_X, 0);
-        debug_assert_eq!(label_pos(test), label_pos(test_hit) + 1);
+        debug_assert_eq!(test.pos(), test_hit.pos() + 1);
         let mut entries = Vec::with_capacity(words.len());
         for (&idx, &w) in words.iter().rev() {
             self.asm.goto(test);
@@ -296,13 +298,9 @@ fn pieces(rules: &[CondRule], bits32: bool) -> Vec<Piece<'_>> {
     out
 }
 
-fn label_pos(l: Label) -> usize {
-    l.pos()
-}
-
 /// Consecutive numbers with the same target merged into ranges.
 fn ranges(mut items: Vec<(u32, Target)>) -> Vec<(u32, u32, Target)> {
-    items.sort_by_key(|(nr, _)| *nr);
+    items.sort_unstable_by_key(|(nr, _)| *nr);
     let mut out: Vec<(u32, u32, Target)> = Vec::new();
     for (nr, t) in items {
         match out.last_mut() {
@@ -322,7 +320,8 @@ struct ArchPlan<'a> {
 
 impl<'a> ArchPlan<'a> {
     fn new(policy: &'a Policy, arch: Arch) -> Self {
-        let mut list: Vec<(u32, &'a SyscallRules)> = Vec::with_capacity(policy.rules.len());
+        let mut list: Vec<(u32, &'a str, &'a SyscallRules)> =
+            Vec::with_capacity(policy.rules.len());
         for (name, rules) in &policy.rules {
             let nr = if rules.nrs.iter().any(Option::is_some) {
                 rules.nrs[arch.index()]
@@ -330,12 +329,13 @@ impl<'a> ArchPlan<'a> {
                 arch.resolve(name)
             };
             if let Some(nr) = nr {
-                list.push((nr, rules));
+                list.push((nr, name, rules));
             }
         }
-        list.sort_by_key(|(nr, _)| *nr);
+        // By number; names order aliases so the program does not depend on hash order.
+        list.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         let mut by_nr: Vec<(u32, Cow<'a, SyscallRules>)> = Vec::with_capacity(list.len());
-        for (nr, rules) in list {
+        for (nr, _, rules) in list {
             match by_nr.last_mut() {
                 // Two names for one number (aliases): both sets of rules apply.
                 Some((last, e)) if *last == nr => {

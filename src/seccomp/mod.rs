@@ -1,12 +1,32 @@
 //! Seccomp: the OCI `linux.seccomp` profile compiled to classic BPF by our own compiler
 //! (bitmap and cache-friendly dispatch, built-in argument filters), installed with
 //! seccomp(2), and the notify listener handed to a seccomp agent as runc does.
+//!
+//! Runtime switches (OCI annotations, see [`Annotations`]):
+//! - `run.nucleus.seccomp.mode` = `enforce` (default) | `trace`: trace lets every syscall run
+//!   and records each distinct one with its count to `run.nucleus.seccomp.trace-file`
+//!   (default `seccomp-trace.ndjson` in the bundle) as NDJSON
+//!   `{"syscall": 39, "name": "getpid", "count": 3, "arch": "x86_64"}`;
+//!   [`generate_profile`] turns such a trace into a minimal profile.
+//! - `run.nucleus.seccomp.log-denied` = `true` | `false`: each syscall the profile refuses
+//!   with an errno is reported (name, number, pid) and still refused with that errno.
+//! - `run.nucleus.seccomp.builtin-filters` = `all` (default) | `none` | comma list of
+//!   `clone, clone3, execveat, ioctl, mprotect, personality, pkey_mprotect, prctl, prlimit64,
+//!   socket`: where the profile allows one of these unconditionally, nucleus's argument rules
+//!   replace the allow; what they refuse gets the profile's default action.
+//!
+//! Flow for a container: [`prepare`] in the runtime before forking the container init
+//! (allocation-free afterwards); in the init, right before exec, [`install`] the program and,
+//! when [`Setup::supervision`] is set, [`ListenerSlot::publish`] the returned fd; in the
+//! monitor, [`ListenerSlot::take`] it and run [`supervise`]. With SCMP_ACT_NOTIFY in the
+//! profile (and no supervision), the listener goes to the agent with [`send_listener`].
 
 pub mod annotations;
 pub mod bpf;
 pub mod bpf_interpreter;
 pub mod builtin_filters;
 pub mod compiler;
+pub mod features;
 pub mod install;
 pub mod notify_supervisor;
 pub mod policy;
@@ -15,9 +35,11 @@ pub mod syscall_table;
 pub use annotations::{Annotations, Mode};
 pub use builtin_filters::BuiltinFilters;
 pub use compiler::Layout;
+pub use features::features;
 pub use install::{connect_agent, install, send_listener};
 pub use notify_supervisor::{
-    generate_profile, log_denied_program, supervise, trace_program, ListenerSlot, Supervision,
+    generate_profile, log_denied_program, supervise, trace_program, Denied, ListenerSlot,
+    Supervision,
 };
 
 use oci_spec::runtime::LinuxSeccomp;
@@ -77,6 +99,8 @@ pub enum SeccompError {
         path: String,
         source: std::io::Error,
     },
+    #[error("seccomp program rejected: {0}")]
+    InvalidProgram(#[from] bpf_interpreter::BpfCheckError),
     #[error("seccomp trace line {line}: {reason}")]
     TraceRecord { line: usize, reason: String },
 }
@@ -136,6 +160,69 @@ pub fn compile(spec: &LinuxSeccomp, opts: &CompileOptions) -> Result<Program, Se
     })
 }
 
+/// What a container gets: the program its init installs and, for trace mode or deny
+/// logging, what the supervisor does with the listener.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub program: Program,
+    pub supervision: Option<SupervisionPlan>,
+}
+
+#[derive(Clone, Debug)]
+pub enum SupervisionPlan {
+    Trace { out: std::path::PathBuf },
+    LogDenied { original: Vec<libc::sock_filter> },
+}
+
+impl SupervisionPlan {
+    pub fn as_supervision(&self) -> Supervision<'_> {
+        match self {
+            SupervisionPlan::Trace { out } => Supervision::Trace { out },
+            SupervisionPlan::LogDenied { original } => Supervision::LogDenied { original },
+        }
+    }
+}
+
+/// Builds the seccomp setup of a container from its `linux.seccomp` section (if any) and
+/// annotations. `None`: no filter at all.
+pub fn prepare(
+    spec: Option<&LinuxSeccomp>,
+    annotations: &Annotations,
+    bundle: &std::path::Path,
+    new_netns: bool,
+) -> Result<Option<Setup>, SeccompError> {
+    if annotations.mode == Mode::Trace {
+        return Ok(Some(Setup {
+            program: trace_program(),
+            supervision: Some(SupervisionPlan::Trace {
+                out: annotations.trace_path(bundle),
+            }),
+        }));
+    }
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let opts = CompileOptions {
+        builtin: annotations.builtin.clone(),
+        new_netns,
+        ..Default::default()
+    };
+    let program = compile(spec, &opts)?;
+    if !annotations.log_denied {
+        return Ok(Some(Setup {
+            program,
+            supervision: None,
+        }));
+    }
+    let watched = log_denied_program(&program)?;
+    Ok(Some(Setup {
+        supervision: Some(SupervisionPlan::LogDenied {
+            original: program.instructions,
+        }),
+        program: watched,
+    }))
+}
+
 /// The policy `compile` would compile (after the built-in merge), for checking programs.
 pub fn effective_policy(
     spec: &LinuxSeccomp,
@@ -144,4 +231,58 @@ pub fn effective_policy(
     let mut policy = policy::Policy::from_spec(spec)?;
     builtin_filters::merge(&mut policy, &opts.builtin, opts.new_netns);
     Ok(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    fn spec(v: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn prepare_follows_the_annotations() {
+        let bundle = Path::new("/b");
+        let profile = spec(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}));
+        let plain = Annotations::default();
+        assert!(prepare(None, &plain, bundle, false).unwrap().is_none());
+        let s = prepare(Some(&profile), &plain, bundle, false)
+            .unwrap()
+            .unwrap();
+        assert!(s.supervision.is_none() && !s.program.uses_notify);
+
+        let mut a = HashMap::new();
+        a.insert(annotations::MODE.to_string(), "trace".to_string());
+        let trace = Annotations::parse(&a).unwrap();
+        let s = prepare(None, &trace, bundle, false).unwrap().unwrap();
+        assert!(s.program.uses_notify);
+        match s.supervision {
+            Some(SupervisionPlan::Trace { out }) => {
+                assert_eq!(out, bundle.join(annotations::DEFAULT_TRACE_FILE))
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let mut a = HashMap::new();
+        a.insert(annotations::LOG_DENIED.to_string(), "true".to_string());
+        let log = Annotations::parse(&a).unwrap();
+        let s = prepare(Some(&profile), &log, bundle, false)
+            .unwrap()
+            .unwrap();
+        assert!(s.program.uses_notify);
+        assert!(matches!(
+            s.supervision,
+            Some(SupervisionPlan::LogDenied { .. })
+        ));
+
+        let agent = spec(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_NOTIFY"}]}));
+        let e = prepare(Some(&agent), &log, bundle, false).unwrap_err();
+        assert!(matches!(e, SeccompError::NotifyConflict), "{e}");
+    }
 }

@@ -8,10 +8,10 @@
 //!   with the errno the profile gives. KILL/TRAP verdicts are left to the kernel.
 //!
 //! Hand-over: after installing, the container process publishes the listener's fd number in
-//! a [`ListenerSlot`] (shared memory, no syscall: with trace mode every syscall would wait
-//! for a supervisor that does not have the listener yet); the supervisor takes the fd with
-//! pidfd_getfd(2). The process's next syscall waits for the supervisor, so the fd is still
-//! open when taken.
+//! a [`ListenerSlot`] (shared memory: sending it over a socket would need syscalls that, in
+//! trace mode, wait for a supervisor that does not have the listener yet); the supervisor
+//! takes the fd with pidfd_getfd(2) and wakes the process, which waited on a futex so that
+//! its exec could not close the listener first.
 
 use super::bpf_interpreter::{self, SeccompData};
 use super::syscall_table::{Arch, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
@@ -54,17 +54,22 @@ pub fn log_denied_program(p: &Program) -> Result<Program, SeccompError> {
     Ok(out)
 }
 
-/// Slot value once the supervisor has duplicated the listener.
-const TAKEN: i32 = -2;
-
-/// A word of shared memory, mapped before fork, through which the container process tells
-/// the supervisor its listener fd number.
+/// Two words of shared memory, mapped before fork, through which the container process tells
+/// the supervisor its listener fd number and learns that the supervisor has taken it.
 pub struct ListenerSlot {
-    ptr: *mut AtomicI32,
+    /// `[fd number (-1: not yet), taken (0/1)]`
+    ptr: *mut [AtomicI32; 2],
 }
 
-// SAFETY: the slot is a single atomic in a mapping owned by this value.
+// SAFETY: the slot is atomics in a mapping owned by this value.
 unsafe impl Send for ListenerSlot {}
+
+fn futex(word: &AtomicI32, op: libc::c_int, val: i32, timeout: Option<&libc::timespec>) {
+    let t = timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: a futex op on a live atomic in a shared mapping (no FUTEX_PRIVATE_FLAG: the
+    // waiter and the waker are different processes).
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, val, t) };
+}
 
 impl ListenerSlot {
     pub fn new() -> Result<Self, SeccompError> {
@@ -85,41 +90,49 @@ impl ListenerSlot {
                 source: std::io::Error::last_os_error(),
             });
         }
-        let ptr = ptr as *mut AtomicI32;
+        let ptr = ptr as *mut [AtomicI32; 2];
         // SAFETY: the mapping is page-aligned, zero-filled and large enough.
-        unsafe { (*ptr).store(-1, Ordering::SeqCst) };
+        unsafe { (*ptr)[0].store(-1, Ordering::SeqCst) };
         Ok(Self { ptr })
     }
 
-    fn slot(&self) -> &AtomicI32 {
+    fn words(&self) -> &[AtomicI32; 2] {
         // SAFETY: valid for the lifetime of self (unmapped in Drop).
         unsafe { &*self.ptr }
     }
 
-    /// In the container process, right after [`super::install`]: no syscall involved.
-    pub fn publish(&self, fd: RawFd) {
-        self.slot().store(fd, Ordering::SeqCst);
-    }
-
-    /// In the container process, after [`Self::publish`]: wait until the supervisor holds
-    /// the listener, so that an exec (which closes it) cannot race the hand-over.
-    pub fn wait_taken(&self) {
-        while self.slot().load(Ordering::SeqCst) != TAKEN {
-            // In trace mode this syscall itself waits for the supervisor.
-            // SAFETY: sched_yield has no arguments and no effect beyond scheduling.
-            unsafe { libc::sched_yield() };
+    /// In the container process, right after [`super::install`]: publishes the listener and
+    /// waits (futex, no allocation) until the supervisor has taken it, so that exec cannot
+    /// close it first. `false`: not taken within `timeout`.
+    pub fn publish(&self, fd: RawFd, timeout: Duration) -> bool {
+        let [slot, taken] = self.words();
+        slot.store(fd, Ordering::SeqCst);
+        let step = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
+        let rounds = (timeout.as_millis() / 50).max(1);
+        for _ in 0..rounds {
+            if taken.load(Ordering::SeqCst) == 1 {
+                return true;
+            }
+            futex(taken, libc::FUTEX_WAIT, 0, Some(&step));
         }
+        taken.load(Ordering::SeqCst) == 1
     }
 
-    /// In the supervisor: waits for the fd number, then duplicates it out of process `pid`.
+    /// In the supervisor: waits for the fd number, duplicates it out of process `pid` and
+    /// releases the waiting container process.
     pub fn take(&self, pid: i32, timeout: Duration) -> Result<OwnedFd, SeccompError> {
+        let [slot, taken] = self.words();
         let deadline = Instant::now() + timeout;
         loop {
-            let fd = self.slot().load(Ordering::SeqCst);
+            let fd = slot.load(Ordering::SeqCst);
             if fd >= 0 {
-                let got = take_listener(pid, fd)?;
-                self.slot().store(TAKEN, Ordering::SeqCst);
-                return Ok(got);
+                let listener = take_listener(pid, fd)?;
+                taken.store(1, Ordering::SeqCst);
+                futex(taken, libc::FUTEX_WAKE, i32::MAX, None);
+                return Ok(listener);
             }
             if Instant::now() > deadline {
                 return Err(SeccompError::Supervisor {
@@ -226,6 +239,9 @@ pub fn supervise(
     what: Supervision<'_>,
     on_denied: &mut dyn FnMut(&Denied),
 ) -> Result<TraceCounts, SeccompError> {
+    if let Supervision::LogDenied { original } = &what {
+        bpf_interpreter::check(original)?;
+    }
     let mut counts = TraceCounts::new();
     let fd = listener.as_raw_fd();
     loop {
