@@ -114,8 +114,23 @@ fn full_resources() -> Value {
             "realtimeRuntime": 10000, "realtimePeriod": 1000000,
             "cpus": "0", "mems": "0"
         },
-        "pids": {"limit": 50}
+        "pids": {"limit": 50},
+        "blockIO": {"weight": 300}
     })
+}
+
+/// The blkio weight file of the container: BFQ's where the kernel has it, else CFQ's.
+fn blkio_weight(c: &Container) -> String {
+    let dir = cg_dir(c, "blkio");
+    let file = if dir.join("blkio.bfq.weight").exists() {
+        "blkio.bfq.weight"
+    } else {
+        "blkio.weight"
+    };
+    // BFQ may print "default N".
+    cg(c, "blkio", file)
+        .trim_start_matches("default ")
+        .to_string()
 }
 
 /// (controller, file, expected content) for `full_resources`.
@@ -169,6 +184,7 @@ fn create_applies_every_v1_resource() {
         keyed(&cg(&c, "memory", "memory.oom_control"), "oom_kill_disable"),
         Some(0)
     );
+    assert_eq!(blkio_weight(&c), "300");
     // The init (blocked until start) is already inside every hierarchy.
     let pid = c.pid();
     for ctrl in ["memory", "cpu", "cpuset", "pids", "freezer", "devices"] {
@@ -434,6 +450,14 @@ fn update_changes_limits_live() {
     assert_eq!(cg(&c, "pids", "pids.max"), "max");
     assert_eq!(c.status(), "running");
 
+    // Unlimited memory takes the (stored) swap limit with it, as in runc.
+    c.cmd(&["update", "--memory", "-1", &id]).ok();
+    let unlimited = cg(&c, "memory", "memory.limit_in_bytes");
+    assert!(unlimited.parse::<u64>().unwrap() > 1 << 60, "{unlimited}");
+    assert_eq!(cg(&c, "memory", "memory.memsw.limit_in_bytes"), unlimited);
+    c.cmd(&["update", "--memory", "80m", "--memory-swap", "160m", &id])
+        .ok();
+
     // The merged resources are remembered for later updates.
     if !runtime_is_runc() {
         let st: Value = serde_json::from_str(
@@ -473,6 +497,11 @@ fn update_refuses_bad_values_and_changes_nothing() {
         // Below current usage: the kernel refuses after other values were written.
         (&["--memory", "100k", "--pids-limit", "7"], "memory"),
         (&["--l3-cache-schema", "L3:0=f"], "Intel RDT"),
+        // Memory is written, then cpu refuses a runtime above its period: memory is restored.
+        (
+            &["--memory", "200m", "--cpu-rt-runtime", "2000000"],
+            "rt_runtime",
+        ),
     ];
     for (args, what) in cases {
         let mut argv = vec!["update"];
@@ -553,6 +582,24 @@ fn pause_freezes_and_resume_thaws() {
     assert!(out.stderr.contains("container not running"), "{out}");
     let out = c.cmd(&["resume", &id]).fails();
     assert!(out.stderr.contains("container not paused"), "{out}");
+}
+
+#[test]
+fn pause_a_created_container() {
+    if !v1_host() {
+        return;
+    }
+    let mut c = sleeper("res-pause-created");
+    c.create().ok();
+    let id = c.id.clone();
+    c.cmd(&["pause", &id]).ok();
+    assert_eq!(c.status(), "paused");
+    let out = c.start().fails();
+    assert!(out.stderr.contains("paused"), "{out}");
+    c.cmd(&["resume", &id]).ok();
+    assert_eq!(c.status(), "created");
+    c.start().ok();
+    assert_eq!(c.status(), "running");
 }
 
 #[test]
@@ -776,6 +823,7 @@ fn diff_cgroup_files_match_runc() {
             .collect();
         devices.sort();
         v.push(format!("devices.list={devices:?}"));
+        v.push(format!("blkio weight={}", blkio_weight(c)));
         v.push(format!(
             "oom_kill_disable={:?}",
             keyed(&cg(c, "memory", "memory.oom_control"), "oom_kill_disable")
@@ -808,4 +856,95 @@ fn diff_cgroup_files_match_runc() {
     }
     assert_eq!(files(&ours), files(&theirs), "after update");
     assert_eq!(cg(&ours, "cpu", "cpu.shares"), "700");
+}
+
+/// The stats event has the same JSON structure as runc's for the same container.
+#[test]
+fn diff_events_stats_keys_match_runc() {
+    if !v1_host() {
+        return;
+    }
+    let Some(reference) = reference_path() else {
+        eprintln!("NOTICE: no reference runtime; differential stats test skipped");
+        return;
+    };
+    let mut ours = sleeper("diff-stats");
+    let mut theirs = Container::with_runtime(&reference, "diff-stats-ref");
+    theirs.args(&["sleep", "1000"]);
+    let mut stats = Vec::new();
+    for c in [&mut ours, &mut theirs] {
+        set_resources(
+            c,
+            json!({"memory": {"limit": 64 * MIB}, "pids": {"limit": 50}, "cpu": {"quota": 50000, "period": 100000}}),
+        );
+        c.run_detached().ok();
+        let out = c.cmd(&["events", "--stats", &c.id]).ok();
+        let v: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["id"], c.id.as_str());
+        stats.push(v);
+    }
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    };
+    for path in [
+        "",
+        "/data",
+        "/data/memory",
+        "/data/memory/usage",
+        "/data/memory/swap",
+        "/data/pids",
+        "/data/cpu",
+        "/data/cpuset",
+    ] {
+        let (a, b) = (
+            stats[0].pointer(path).unwrap_or(&Value::Null),
+            stats[1].pointer(path).unwrap_or(&Value::Null),
+        );
+        assert_eq!(keys(a), keys(b), "keys of {path:?}\nours: {a}\nrunc: {b}");
+    }
+    assert_eq!(
+        stats[0].pointer("/data/memory/usage/limit"),
+        stats[1].pointer("/data/memory/usage/limit")
+    );
+    assert_eq!(
+        stats[0].pointer("/data/pids"),
+        stats[1].pointer("/data/pids")
+    );
+}
+
+#[test]
+fn events_streams_stats_until_the_container_stops() {
+    if !v1_host() || skip_known_runc_gap("events that end when the container stops") {
+        return;
+    }
+    let mut c = sleeper("res-events-stream");
+    c.run_detached().ok();
+    let out = c.bundle.path().join("events.out");
+    let mut cmd = c.command();
+    cmd.args(["events", "--interval", "100ms", &c.id]);
+    let mut events = spawn_to_files(cmd, &out);
+    let lines = |p: &Path| fs::read_to_string(p).unwrap_or_default().lines().count();
+    assert!(
+        wait_until(Duration::from_secs(10), || lines(&out) >= 5),
+        "fewer than 5 stats lines in 10 s"
+    );
+    assert!(events.try_wait().unwrap().is_none(), "events exited early");
+    c.kill("KILL").ok();
+    let st = wait_child(&mut events, Duration::from_secs(10));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "events did not end: {st:?}"
+    );
+    let text = fs::read_to_string(&out).unwrap();
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert_eq!(v["type"], "stats", "{l}");
+        assert_eq!(v["id"], c.id.as_str());
+        assert!(v["data"]["memory"].is_object());
+    }
 }

@@ -289,6 +289,10 @@ pub fn merge(old: &LinuxResources, changes: &LinuxResources) -> LinuxResources {
         }
         if let Some(v) = m.swap() {
             nm.set_swap(Some(v));
+        } else if m.limit() == Some(-1) && nm.swap().is_some() {
+            // As runc: unlimited memory without a swap value means unlimited swap too; the
+            // stored swap limit would otherwise be below the new memory limit.
+            nm.set_swap(Some(-1));
         }
         if *m != LinuxMemory::default() || new.memory().is_some() {
             new.set_memory(Some(nm));
@@ -667,6 +671,16 @@ mod tests {
         assert_eq!(c.cpus().as_deref(), Some("0"));
         assert_eq!(new.pids().unwrap().limit(), 10);
         assert_eq!(new.devices(), old.devices());
+        let unlimited = merge(
+            &old,
+            &changes_from_flags(&UpdateOptions {
+                memory: Some("-1".into()),
+                ..Default::default()
+            })
+            .unwrap(),
+        );
+        let m = unlimited.memory().unwrap();
+        assert_eq!((m.limit(), m.swap()), (Some(-1), Some(-1)));
         // Nothing asked for: nothing appears.
         let none = merge(
             &LinuxResources::default(),
