@@ -342,7 +342,7 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = one_line(&e);
             logger::log(logger::Level::Error, &msg);
             // runc prints the bare message on stderr when the log goes to a file.
             if logger::has_file() {
@@ -351,6 +351,23 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: library errors already name
+/// their source in their own message.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {

@@ -26,7 +26,10 @@ pub enum SyncError {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Msg {
-    /// Runtime → intermediate: the intermediate is in the container cgroup, go on.
+    /// Intermediate → runtime: namespaces are made (their kernel memory charged to the
+    /// caller, not to the container's limit); put me in the container cgroup.
+    JoinCgroup,
+    /// Runtime → intermediate (or exec'd process): you are in the container cgroup, go on.
     Continue,
     /// Intermediate → runtime: I unshared a user namespace; write my id maps.
     MapIds,
@@ -92,7 +95,9 @@ impl Channel {
     }
 
     pub fn recv(&self) -> Result<Msg, SyncError> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Sized to the datagram: the init runs under the container's memory limit, where a
+        // large scratch buffer would be charged to it.
+        let mut buf = vec![0u8; self.next_len()?];
         loop {
             // SAFETY: reading into a buffer we own, bounded by its length.
             let r =
@@ -102,6 +107,29 @@ impl Channel {
             }
             if r == 0 {
                 return Err(SyncError::Eof);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(SyncError::Recv(e));
+            }
+        }
+    }
+
+    /// Length of the next datagram (at least 1, so EOF still reads as 0), without
+    /// consuming it.
+    fn next_len(&self) -> Result<usize, SyncError> {
+        loop {
+            // SAFETY: MSG_PEEK|MSG_TRUNC with a zero-length buffer only reports the size.
+            let r = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_PEEK | libc::MSG_TRUNC,
+                )
+            };
+            if r >= 0 {
+                return Ok((r as usize).max(1));
             }
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {

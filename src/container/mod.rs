@@ -83,15 +83,16 @@ pub fn status(dir: &ContainerDir, st: &ContainerState) -> Status {
         Some(t) if t == st.pid_start => {}
         _ => return Status::Stopped,
     }
-    if dir.fifo_path().exists() {
-        return Status::Created;
-    }
+    // Frozen first: a container paused before `start` is paused, and must not start.
     if st
         .cgroup
         .as_ref()
         .is_some_and(|c| c.is_frozen().unwrap_or(false))
     {
         return Status::Paused;
+    }
+    if dir.fifo_path().exists() {
+        return Status::Created;
     }
     Status::Running
 }

@@ -105,12 +105,14 @@ fn drive(
     state_json: &impl Fn(i32) -> String,
     runtime_hooks: &mut impl FnMut(i32) -> Result<(), String>,
 ) -> Result<(), SpawnError> {
-    if let Some(cg) = req.cgroup {
-        cg.add_process(child.as_raw())?;
-    }
-    chan.send(&Msg::Continue)?;
     loop {
         match chan.recv()? {
+            Msg::JoinCgroup => {
+                if let Some(cg) = req.cgroup {
+                    cg.add_process(child.as_raw())?;
+                }
+                chan.send(&Msg::Continue)?;
+            }
             Msg::MapIds => {
                 namespaces::write_id_maps(child.as_raw(), req.spec)?;
                 chan.send(&Msg::MapsDone)?;
@@ -180,7 +182,6 @@ fn intermediate_inner(
     plan: &Plan,
     chan: &Channel,
 ) -> Result<ForkResult, SpawnError> {
-    chan.expect(Msg::Continue, "continue")?;
     let joins = plan.open_joins()?;
     namespaces::join(&joins)?;
     drop(joins);
@@ -200,7 +201,14 @@ fn intermediate_inner(
                 ))
             })?;
     }
-    namespaces::unshare(plan.new)?;
+    // The cgroup namespace is made after joining the cgroup, so that its root is the
+    // container's cgroup; every other namespace before, so that their kernel memory is
+    // not charged to the container (a container must start under a tight memory limit).
+    let cgroupns = nix::sched::CloneFlags::CLONE_NEWCGROUP;
+    namespaces::unshare(plan.new - cgroupns)?;
+    chan.send(&Msg::JoinCgroup)?;
+    chan.expect(Msg::Continue, "cgroup joined")?;
+    namespaces::unshare(plan.new & cgroupns)?;
     if plan.creates(LinuxNamespaceType::Time) {
         namespaces::write_time_offsets(req.spec)?;
     }
