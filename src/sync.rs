@@ -26,8 +26,14 @@ pub enum SyncError {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Msg {
+    /// Intermediate → runtime: namespaces are made; I will move myself into the cgroup
+    /// once it exists.
+    WaitCgroup,
+    /// Runtime → intermediate: the container cgroup exists with its limits set.
+    CgroupReady,
     /// Intermediate → runtime: namespaces are made (their kernel memory charged to the
-    /// caller, not to the container's limit); put me in the container cgroup.
+    /// caller, not to the container's limit); put me in the container cgroup (when I
+    /// cannot move myself, e.g. from inside a user namespace).
     JoinCgroup,
     /// Runtime → intermediate (or exec'd process): you are in the container cgroup, go on.
     Continue,

@@ -104,15 +104,6 @@ fn setup(
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
         .map_err(|e| super::io_err(format!("mkfifo {}", fifo.display()))(e.into()))?;
     let cg = st.cgroup.as_ref().expect("cgroup set at create");
-    cg.create()?;
-    // Applied even without `linux.resources`: the default device rules always hold.
-    let none = oci_spec::runtime::LinuxResources::default();
-    let resources = st
-        .config
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().as_ref());
-    cg.apply(resources.unwrap_or(&none))?;
     let hook_state = |pid: i32, st: &ContainerState| {
         let mut s = st.clone();
         s.pid = pid;

@@ -35,6 +35,8 @@ pub enum InitError {
     Sync(#[from] crate::sync::SyncError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Namespace(#[from] crate::namespaces::NamespaceError),
     #[error("{what}: {source}")]
     Sys {
         what: String,
@@ -107,6 +109,9 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
         }
     };
     nix::unistd::setsid().map_err(|e| sys("setsid")(e.into()))?;
+    if cfg.plan.creates(LinuxNamespaceType::Cgroup) {
+        crate::namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
+    }
     if cfg.plan.creates(LinuxNamespaceType::Uts) {
         if let Some(h) = spec.hostname() {
             nix::unistd::sethostname(h).map_err(|e| sys(format!("sethostname {h}"))(e.into()))?;

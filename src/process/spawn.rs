@@ -81,6 +81,15 @@ pub fn spawn(
         &state_json,
         &mut runtime_hooks,
     );
+    // A child that failed may have closed the channel under one of our sends: its own
+    // error is still queued, and says more than EPIPE.
+    let result = match result {
+        Err(SpawnError::Sync(e)) => match ours.recv() {
+            Ok(Msg::Error(child_err)) => Err(SpawnError::Child(child_err)),
+            _ => Err(SpawnError::Sync(e)),
+        },
+        r => r,
+    };
     if result.is_err() {
         if let Some(p) = init_pid {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
@@ -105,8 +114,21 @@ fn drive(
     state_json: &impl Fn(i32) -> String,
     runtime_hooks: &mut impl FnMut(i32) -> Result<(), String>,
 ) -> Result<(), SpawnError> {
+    // The cgroup is made while the intermediate builds its namespaces, on the other core.
+    if let Some(cg) = req.cgroup {
+        cg.create()?;
+        // Applied even without `linux.resources`: the default device rules always hold.
+        let none = oci_spec::runtime::LinuxResources::default();
+        let resources = req
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref());
+        cg.apply(resources.unwrap_or(&none))?;
+    }
     loop {
         match chan.recv()? {
+            Msg::WaitCgroup => chan.send(&Msg::CgroupReady)?,
             Msg::JoinCgroup => {
                 if let Some(cg) = req.cgroup {
                     cg.add_process(child.as_raw())?;
@@ -201,19 +223,99 @@ fn intermediate_inner(
                 ))
             })?;
     }
-    // The cgroup namespace is made after joining the cgroup, so that its root is the
-    // container's cgroup; every other namespace before, so that their kernel memory is
-    // not charged to the container (a container must start under a tight memory limit).
+    // Every namespace but the cgroup one is made before joining the cgroup, so that their
+    // kernel memory is not charged to the container (a container must start under a tight
+    // memory limit). The init makes the cgroup namespace itself: it alone is in all of
+    // the container's cgroups (born into the cgroup2 one), so the namespace's root is
+    // right in every hierarchy.
     let cgroupns = nix::sched::CloneFlags::CLONE_NEWCGROUP;
     namespaces::unshare(plan.new - cgroupns)?;
-    chan.send(&Msg::JoinCgroup)?;
-    chan.expect(Msg::Continue, "cgroup joined")?;
-    namespaces::unshare(plan.new & cgroupns)?;
+    let unified = match req.cgroup {
+        None => None,
+        // A mapped root has no rights on the host's cgroup files: the runtime moves us.
+        Some(_) if plan.has(LinuxNamespaceType::User) => {
+            chan.send(&Msg::JoinCgroup)?;
+            chan.expect(Msg::Continue, "cgroup joined")?;
+            None
+        }
+        Some(cg) => {
+            chan.send(&Msg::WaitCgroup)?;
+            chan.expect(Msg::CgroupReady, "cgroup ready")?;
+            cg.join_self()?.map(open_cgroup_dir).transpose()?
+        }
+    };
     if plan.creates(LinuxNamespaceType::Time) {
         namespaces::write_time_offsets(req.spec)?;
     }
-    // SAFETY: still single-threaded (a fork of a single-threaded process).
-    unsafe { fork() }.map_err(SpawnError::Fork)
+    match unified {
+        Some(dir) => fork_into_cgroup(&dir, req.cgroup),
+        // SAFETY: still single-threaded (a fork of a single-threaded process).
+        None => unsafe { fork() }.map_err(SpawnError::Fork),
+    }
+}
+
+fn open_cgroup_dir(p: &Path) -> Result<std::fs::File, SpawnError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(p)
+        .map_err(|e| SpawnError::Child(format!("open cgroup {}: {e}", p.display())))
+}
+
+/// linux/sched.h (libc's constant is a c_int, too narrow for it).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// The kernel's `struct clone_args` (clone3(2)), up to the `cgroup` field.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Fork the init straight into the cgroup2 directory `dir` (no migration, so none of the
+/// global lock a migration takes). Kernels without CLONE_INTO_CGROUP get a plain fork and
+/// a cgroup.procs write for the child.
+fn fork_into_cgroup(dir: &std::fs::File, cg: Option<&Cgroup>) -> Result<ForkResult, SpawnError> {
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: dir.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves as fork(2) in this
+    // single-threaded process; `args` is a valid clone_args of the size we pass.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        0 => Ok(ForkResult::Child),
+        p if p > 0 => Ok(ForkResult::Parent {
+            child: Pid::from_raw(p as i32),
+        }),
+        _ => {
+            // SAFETY: as above.
+            let res = unsafe { fork() }.map_err(SpawnError::Fork)?;
+            if let (ForkResult::Parent { child }, Some(cg)) = (&res, cg) {
+                cg.add_process(child.as_raw())?;
+            }
+            Ok(res)
+        }
+    }
 }
 
 /// Close every fd from `first` upward except those in `keep`.
