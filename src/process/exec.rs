@@ -14,9 +14,9 @@ use super::init::{self, InitError};
 use super::{console, setup};
 use crate::cgroups::Cgroup;
 use crate::namespaces::{self, Plan};
-use crate::sync::{self, Channel, Msg, SyncError};
+use crate::sync::{self, Msg, SyncError};
 
-use super::spawn::{close_fds_except, SpawnError};
+use super::spawn::{close_fds_except, fork_into_cgroup, open_cgroup_dir, SpawnError};
 
 pub struct ExecRequest<'a> {
     pub process: &'a Process,
@@ -77,7 +77,7 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
                 keep.push(a.as_raw_fd());
             }
             close_fds_except(3 + req.preserve_fds, &keep);
-            match intermediate(&joins, &theirs) {
+            match intermediate(&joins, req.cgroup) {
                 Ok(ForkResult::Parent { child }) => {
                     let _ = theirs.send(&Msg::InitPid(child.as_raw()));
                     std::process::exit(0)
@@ -99,10 +99,6 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
     drop(theirs);
     drop(joins);
     let result = (|| {
-        if let Some(cg) = req.cgroup {
-            cg.add_process(child.as_raw())?;
-        }
-        ours.send(&Msg::Continue)?;
         let pid = match ours.recv()? {
             Msg::InitPid(p) => {
                 // The process hands its listener over before it execs: the monitor must
@@ -138,14 +134,23 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
     result
 }
 
+/// Joins the container's cgroup (moving itself, still host root in the host's mount
+/// namespace, which spares the global migration lock) and namespaces, then forks the
+/// process, into the cgroup2 hierarchy directly where there is one.
 fn intermediate(
     joins: &[(LinuxNamespaceType, std::path::PathBuf, std::fs::File)],
-    chan: &Channel,
+    cgroup: Option<&Cgroup>,
 ) -> Result<ForkResult, SpawnError> {
-    chan.expect(Msg::Continue, "continue")?;
+    let unified = match cgroup {
+        Some(cg) => cg.join_self()?.map(open_cgroup_dir).transpose()?,
+        None => None,
+    };
     namespaces::join(joins)?;
-    // SAFETY: a fork of a single-threaded process is single-threaded.
-    unsafe { fork() }.map_err(SpawnError::Fork)
+    match unified {
+        Some(dir) => fork_into_cgroup(&dir, cgroup),
+        // SAFETY: a fork of a single-threaded process is single-threaded.
+        None => unsafe { fork() }.map_err(SpawnError::Fork),
+    }
 }
 
 fn run_process(req: ExecRequest<'_>) -> InitError {

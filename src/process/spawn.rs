@@ -254,7 +254,7 @@ fn intermediate_inner(
     }
 }
 
-fn open_cgroup_dir(p: &Path) -> Result<std::fs::File, SpawnError> {
+pub(crate) fn open_cgroup_dir(p: &Path) -> Result<std::fs::File, SpawnError> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
@@ -286,7 +286,10 @@ struct CloneArgs {
 /// Fork the init straight into the cgroup2 directory `dir` (no migration, so none of the
 /// global lock a migration takes). Kernels without CLONE_INTO_CGROUP get a plain fork and
 /// a cgroup.procs write for the child.
-fn fork_into_cgroup(dir: &std::fs::File, cg: Option<&Cgroup>) -> Result<ForkResult, SpawnError> {
+pub(crate) fn fork_into_cgroup(
+    dir: &std::fs::File,
+    cg: Option<&Cgroup>,
+) -> Result<ForkResult, SpawnError> {
     let args = CloneArgs {
         flags: CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,
