@@ -342,14 +342,19 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let msg = one_line(&e);
-            logger::log(logger::Level::Error, &msg);
-            // runc prints the bare message on stderr when the log goes to a file.
-            if logger::has_file() {
-                let _ = writeln!(std::io::stderr(), "{msg}");
-            }
+            report(&e);
             ExitCode::from(1)
         }
+    }
+}
+
+/// Log a failure as runc does: an error line in the log, and the bare message on stderr
+/// too when the log goes to a file.
+fn report(e: &anyhow::Error) {
+    let msg = one_line(e);
+    logger::log(logger::Level::Error, &msg);
+    if logger::has_file() {
+        let _ = writeln!(std::io::stderr(), "{msg}");
     }
 }
 
@@ -416,8 +421,14 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 preserve_fds: a.preserve_fds,
                 ignore_paused: a.ignore_paused,
             };
-            let code = container::exec(&rt, &o)?;
-            return Ok(code.clamp(0, 255) as u8);
+            // runc exits 255 when the process could not be started.
+            return match container::exec(&rt, &o) {
+                Ok(code) => Ok(code.clamp(0, 255) as u8),
+                Err(e) => {
+                    report(&anyhow::Error::from(e));
+                    Ok(255)
+                }
+            };
         }
         Cmd::Pause { id } => container::pause(&rt, &id)?,
         Cmd::Resume { id } => container::resume(&rt, &id)?,
