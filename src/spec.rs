@@ -36,10 +36,23 @@ pub enum SpecError {
 /// Parse JSON into an OCI type, naming the offending field on failure (e.g.
 /// `process.capabilities.bounding[0]`).
 pub fn parse<T: serde::de::DeserializeOwned>(file: &str, data: &[u8]) -> Result<T, SpecError> {
-    let de = &mut serde_json::Deserializer::from_slice(data);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let v: serde_json::Value = serde_json::from_slice(data).map_err(|e| SpecError::Parse {
+        file: file.to_string(),
+        field: "(syntax)".into(),
+        msg: e.to_string(),
+    })?;
+    from_value(file, v)
+}
+
+/// The one way OCI types are read from JSON (config, state, process, resources): through
+/// a `Value`, so the large generated deserializers of the OCI types exist once in the
+/// binary, which keeps the runtime's resident size down.
+pub fn from_value<T: serde::de::DeserializeOwned>(
+    file: &str,
+    v: serde_json::Value,
+) -> Result<T, SpecError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
         let field = e.path().to_string();
-        let inner = e.into_inner();
         SpecError::Parse {
             file: file.to_string(),
             field: if field == "." {
@@ -47,7 +60,7 @@ pub fn parse<T: serde::de::DeserializeOwned>(file: &str, data: &[u8]) -> Result<
             } else {
                 field
             },
-            msg: inner.to_string(),
+            msg: e.into_inner().to_string(),
         }
     })
 }
@@ -61,11 +74,7 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     })?;
     let mut v: serde_json::Value = parse(CONFIG_FILE, &data)?;
     drop_unknown_capabilities(&mut v);
-    serde_path_to_error::deserialize(v).map_err(|e| SpecError::Parse {
-        file: CONFIG_FILE.to_string(),
-        field: e.path().to_string(),
-        msg: e.into_inner().to_string(),
-    })
+    from_value(CONFIG_FILE, v)
 }
 
 /// The host path of the root filesystem, resolved against the bundle.

@@ -35,11 +35,8 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("corrupt state file {path}: {source}")]
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    #[error("corrupt state file {path}: {msg}")]
+    Corrupt { path: PathBuf, msg: String },
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateError + 'a {
@@ -285,16 +282,19 @@ impl ContainerDir {
                 io("read", &p)(e)
             }
         })?;
-        serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path: p, source })
+        crate::spec::parse(STATE_FILE, &data).map_err(|e| StateError::Corrupt {
+            path: p,
+            msg: e.to_string(),
+        })
     }
 
     /// Write state.json through a temporary file and rename, so a reader never sees half.
     pub fn save(&self, st: &ContainerState) -> Result<(), StateError> {
         let p = self.state_path();
         let tmp = self.path.join(".state.json.tmp");
-        let data = serde_json::to_vec(st).map_err(|source| StateError::Corrupt {
+        let data = serde_json::to_vec(st).map_err(|e| StateError::Corrupt {
             path: p.clone(),
-            source,
+            msg: e.to_string(),
         })?;
         let mut f = fs::OpenOptions::new()
             .write(true)

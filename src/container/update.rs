@@ -40,7 +40,7 @@ pub enum UpdateError {
     )]
     Parse {
         path: PathBuf,
-        source: serde_json::Error,
+        source: crate::spec::SpecError,
     },
     #[error("Intel RDT/{feature}: {what} is not enabled (no resctrl filesystem is mounted)")]
     RdtNotEnabled {
@@ -231,7 +231,7 @@ pub fn changes_from_flags(o: &UpdateOptions) -> Result<LinuxResources, UpdateErr
 /// and empty values dropped (they mean "unchanged").
 pub fn changes_from_json(path: &Path, data: &[u8]) -> Result<LinuxResources, UpdateError> {
     let full: LinuxResources =
-        serde_json::from_slice(data).map_err(|source| UpdateError::Parse {
+        crate::spec::parse("resources", data).map_err(|source| UpdateError::Parse {
             path: path.to_path_buf(),
             source,
         })?;
