@@ -269,8 +269,9 @@ fn pids_limit_stops_forks() {
 }
 
 /// Tries to hold 100 MB in a shell variable, in a child shell the OOM killer can take.
-const HOG: &str =
-    r#"sleep 1; sh -c 'a=$(head -c 100000000 /dev/zero | tr "\0" a)'; echo hog=$?; sleep 1"#;
+// The hog marks itself the OOM killer's first choice (raising oom_score_adj needs no
+// privilege), so the victim is always the hog and never the container's init shell.
+const HOG: &str = r#"sleep 1; sh -c 'echo 1000 > /proc/self/oom_score_adj; a=$(head -c 100000000 /dev/zero | tr "\0" a)'; echo hog=$?; sleep 1"#;
 
 #[test]
 fn memory_limit_oom_kills_hog_and_events_reports_it() {
