@@ -51,15 +51,7 @@ pub(crate) fn create_with_console(
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    let console = match (terminal, opts.console_socket.as_deref()) {
-        (true, Some(p)) => Some(console::connect(p)?),
-        (true, None) => match own_console {
-            Some(fd) => Some(fd),
-            None => return Err(console::ConsoleError::NoSocket.into()),
-        },
-        (false, Some(_)) => return Err(console::ConsoleError::NotTerminal.into()),
-        (false, None) => None,
-    };
+    let console = console::for_process(terminal, opts.console_socket.as_deref(), own_console)?;
     let cgroup = Cgroup::new(
         config
             .linux()

@@ -120,28 +120,18 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
     let base = st.config.process().clone().unwrap_or_default();
     let process = build_process(&base, o)?;
     let terminal = process.terminal().unwrap_or(false);
-    let console = match (terminal, o.console_socket.as_deref()) {
-        (true, Some(p)) => Some(console::connect(p)?),
-        (true, None) => return Err(console::ConsoleError::NoSocket.into()),
-        (false, Some(_)) => return Err(console::ConsoleError::NotTerminal.into()),
-        (false, None) => None,
-    };
+    let console = console::for_process(terminal, o.console_socket.as_deref(), None)?;
     let seccomp = SeccompSetup::prepare(&st.config, &st.annotations, &st.bundle)?;
     let state_json = serde_json::to_vec(&st.oci(status, false)).unwrap_or_default();
     let plan = Plan::from_spec(&st.config);
     // The lock is only needed to read a consistent state; a long-running exec must not
     // block other commands on this container.
     drop(dir);
-    let mut forward = SigSet::all();
-    forward.remove(Signal::SIGKILL);
-    forward.remove(Signal::SIGSTOP);
-    if !o.detach {
-        forward
-            .thread_block()
-            .map_err(|e| super::io_err("block signals")(e.into()))?;
-        // SAFETY: prctl with constant arguments; makes us the reaper of the exec'd process.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    }
+    let forward = if o.detach {
+        SigSet::empty()
+    } else {
+        foreground()?
+    };
     let pid = exec::exec(ExecRequest {
         process: &process,
         init_pid: st.pid,
@@ -161,6 +151,22 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
         return Ok(0);
     }
     Ok(wait_forwarding(pid, &forward))
+}
+
+/// Set up the runtime to stay with a process in the foreground: block the signals it
+/// forwards (before forking, so none is lost before the wait loop; children unblock them)
+/// and become the reaper of the process once the intermediate exits. Returns the set to
+/// wait on.
+pub(crate) fn foreground() -> Result<SigSet, ContainerError> {
+    let mut forward = SigSet::all();
+    forward.remove(Signal::SIGKILL);
+    forward.remove(Signal::SIGSTOP);
+    forward
+        .thread_block()
+        .map_err(|e| super::io_err("block signals")(e.into()))?;
+    // SAFETY: prctl with constant arguments; affects only this process.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    Ok(forward)
 }
 
 /// Forward signals to `pid` until it exits; its exit code, or 128+signal.

@@ -1,5 +1,3 @@
-use nix::sys::signal::{SigSet, Signal};
-
 use super::{create, delete, start, tty, ContainerError, CreateOptions, Runtime};
 
 /// `nucleus run`: create and start; in the foreground, forward signals to the container,
@@ -10,18 +8,7 @@ pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, Cont
         start_or_destroy(rt, &opts.id)?;
         return Ok(0);
     }
-    // Block the signals we forward before forking, so none is lost between the fork and
-    // the wait loop; the children unblock them.
-    let mut forward = SigSet::all();
-    for s in [Signal::SIGKILL, Signal::SIGSTOP] {
-        forward.remove(s);
-    }
-    forward
-        .thread_block()
-        .map_err(|e| super::io_err("block signals")(e.into()))?;
-    // Become the init's reaper once the intermediate process exits.
-    // SAFETY: prctl with constant arguments; affects only this process.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let forward = super::exec::foreground()?;
     let terminal = opts.console_socket.is_none() && wants_terminal(opts);
     let (ours, theirs) = if terminal {
         let (a, b) = tty::socket_pair()?;

@@ -33,6 +33,22 @@ pub enum ConsoleError {
     Send(nix::Error),
 }
 
+/// The console socket a process gets: the caller's `--console-socket` when it asks for a
+/// terminal, or `own` (foreground `run`'s own pair); runc's errors for the mismatches.
+pub fn for_process(
+    terminal: bool,
+    socket: Option<&Path>,
+    own: Option<OwnedFd>,
+) -> Result<Option<OwnedFd>, ConsoleError> {
+    match (terminal, socket, own) {
+        (true, Some(p), _) => connect(p).map(Some),
+        (true, None, Some(fd)) => Ok(Some(fd)),
+        (true, None, None) => Err(ConsoleError::NoSocket),
+        (false, Some(_), _) => Err(ConsoleError::NotTerminal),
+        (false, None, _) => Ok(None),
+    }
+}
+
 /// Connect to the caller's console socket while its path is still reachable (before the
 /// container's pivot_root).
 pub fn connect(path: &Path) -> Result<OwnedFd, ConsoleError> {
