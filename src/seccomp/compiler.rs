@@ -42,7 +42,7 @@ enum Target {
 
 struct Gen {
     asm: Assembler,
-    rets: HashMap<u32, Label>,
+    rets: HashMap<u32, Label, std::hash::BuildHasherDefault<super::policy::Fnv>>,
 }
 
 impl Gen {
@@ -446,7 +446,7 @@ pub fn generate(
         && policy.default_errno_ret != Some(libc::ENOSYS as u32);
     let mut g = Gen {
         asm: Assembler::new(),
-        rets: HashMap::new(),
+        rets: HashMap::default(),
     };
     let bad = Target::Ret(BAD_ARCH_ACTION);
     let has = |a: Arch| policy.arches.contains(&a);
