@@ -144,18 +144,15 @@ fn open_fifo(path: &Path) -> Result<std::fs::File, ContainerError> {
         .map_err(super::io_err(format!("open exec fifo {}", path.display())))
 }
 
+/// Undo a create that failed part-way; no poststop hooks, as no container came to be.
 fn cleanup(dir: ContainerDir, st: &ContainerState) {
-    if st.pid > 0 {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(st.pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    if let Some(cg) = st.cgroup.as_ref() {
-        let _ = cg.kill_all(nix::sys::signal::Signal::SIGKILL);
-        if let Err(e) = cg.destroy() {
-            crate::warn!("remove cgroup: {e}");
-        }
+    let status = if st.pid > 0 {
+        Status::Created
+    } else {
+        Status::Stopped
+    };
+    if let Err(e) = super::delete::release(st, status) {
+        crate::warn!("{e}");
     }
     if let Err(e) = dir.remove() {
         crate::warn!("{e}");

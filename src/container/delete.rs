@@ -38,6 +38,16 @@ pub fn destroy(
     st: &ContainerState,
     status: Status,
 ) -> Result<(), ContainerError> {
+    release(st, status)?;
+    let json = serde_json::to_vec(&st.oci(Status::Stopped, false)).unwrap_or_default();
+    hooks::run_all_warn(&st.config, hooks::Kind::Poststop, &json);
+    dir.remove()?;
+    Ok(())
+}
+
+/// End every process of the container (and its seccomp monitor) and remove its cgroup:
+/// what both `delete` and a failed `create` must undo.
+pub(crate) fn release(st: &ContainerState, status: Status) -> Result<(), ContainerError> {
     if status != Status::Stopped {
         kill_and_wait(st);
     }
@@ -49,9 +59,6 @@ pub fn destroy(
         let _ = cg.kill_all(Signal::SIGKILL);
         cg.destroy()?;
     }
-    let json = serde_json::to_vec(&st.oci(Status::Stopped, false)).unwrap_or_default();
-    hooks::run_all_warn(&st.config, hooks::Kind::Poststop, &json);
-    dir.remove()?;
     Ok(())
 }
 
