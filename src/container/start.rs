@@ -44,7 +44,23 @@ pub fn start(rt: &Runtime, id: &str) -> Result<(), ContainerError> {
         .map_err(super::io_err("write exec fifo"))?;
     drop(f);
     std::fs::remove_file(&fifo).map_err(super::io_err("remove exec fifo"))?;
+    // Poststart hooks run once the user process runs (after any startContainer hook).
+    if !hooks::of(&st.config, hooks::Kind::Poststart).is_empty() {
+        wait_for_exec(st.pid, st.pid_start);
+    }
     let json = serde_json::to_vec(&st.oci(Status::Running, false)).unwrap_or_default();
     hooks::run_all_warn(&st.config, hooks::Kind::Poststart, &json);
     Ok(())
+}
+
+/// Wait until the init has exec'd the container process (its executable is no longer this
+/// runtime's) or is gone.
+fn wait_for_exec(pid: i32, pid_start: u64) {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let ours = id("/proc/self/exe");
+    let theirs = format!("/proc/{pid}/exe");
+    while crate::state::process_start_time(pid) == Some(pid_start) && id(&theirs) == ours {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
 }
