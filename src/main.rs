@@ -327,6 +327,13 @@ fn version_text() -> String {
 }
 
 fn main() -> ExitCode {
+    // Verbs that put processes into a container run from a copy of the binary nobody can
+    // write (re-executing once if needed), before any other work.
+    let sealed = if enters_container(std::env::args_os().skip(1)) {
+        Some(nucleus::process::sealed_exe::ensure())
+    } else {
+        None
+    };
     let cli = Cli::parse();
     let format: Format = match cli.log_format.parse() {
         Ok(f) => f,
@@ -339,6 +346,17 @@ fn main() -> ExitCode {
         eprintln!("{e}");
         return ExitCode::from(1);
     }
+    // The argv look is only a shortcut: what clap parsed decides.
+    let sealed = match (&cli.cmd, sealed) {
+        (Some(Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec(_)), None) => {
+            Some(nucleus::process::sealed_exe::ensure())
+        }
+        (_, s) => s,
+    };
+    if let Some(Err(e)) = sealed {
+        report(&e.into());
+        return ExitCode::from(1);
+    }
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -346,6 +364,21 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether the verb (the first word after the global flags) is one that starts processes
+/// inside a container. A cheap look at argv, so the re-exec happens before clap runs.
+fn enters_container(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    const FLAGS_WITH_VALUE: [&str; 3] = ["--root", "--log", "--log-format"];
+    while let Some(a) = args.next() {
+        let Some(a) = a.to_str() else { return false };
+        if FLAGS_WITH_VALUE.contains(&a) {
+            args.next();
+        } else if !a.starts_with('-') {
+            return matches!(a, "create" | "run" | "exec");
+        }
+    }
+    false
 }
 
 /// Log a failure as runc does: an error line in the log, and the bare message on stderr
@@ -527,4 +560,34 @@ fn print_list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
         other => anyhow::bail!("invalid format option {other:?}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::enters_container;
+
+    fn verb(args: &[&str]) -> bool {
+        enters_container(args.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn the_verbs_that_enter_a_container_are_found_after_global_flags() {
+        assert!(verb(&["create", "x"]));
+        assert!(verb(&[
+            "--root",
+            "/r",
+            "--log",
+            "l.json",
+            "--log-format",
+            "json",
+            "run",
+            "x"
+        ]));
+        assert!(verb(&["--debug", "--root=/r", "exec", "x", "sh"]));
+        assert!(verb(&["--systemd-cgroup", "--rootless", "create", "x"]));
+        assert!(!verb(&["--root", "create", "state", "x"]));
+        assert!(!verb(&["state", "create"]));
+        assert!(!verb(&["--version"]));
+        assert!(!verb(&[]));
+    }
 }

@@ -300,6 +300,11 @@ impl Cgroup {
         Ok(unified)
     }
 
+    /// The cgroup2 directory of the container, on v2 and hybrid hosts.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        self.path("")
+    }
+
     /// Apply `r` (the complete resources of the container: for an update, the stored ones with
     /// the changes merged in). Safe to call again on a live cgroup. Device rules are always
     /// applied: without any, the container gets runc's default allow list.

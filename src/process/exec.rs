@@ -63,8 +63,22 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
     // would look, and errors are clearer here.
     let joins = plan.open_joins()?;
     let (ours, theirs) = sync::pair()?;
-    // SAFETY: the runtime is single-threaded; the child may run arbitrary code.
-    let child = match unsafe { fork() }.map_err(SpawnError::Fork)? {
+    // The intermediate is born in the cgroup2 directory (no migration, so none of the
+    // global lock a migration takes) and, outside the container's pid namespace, closes
+    // that host directory before it forks the process: nothing inside the container ever
+    // holds an fd of a host directory.
+    let unified = req
+        .cgroup
+        .and_then(Cgroup::unified_dir)
+        .map(open_cgroup_dir)
+        .transpose()?;
+    let forked = match &unified {
+        Some(dir) => fork_into_cgroup(dir, req.cgroup),
+        // SAFETY: the runtime is single-threaded; the child may run arbitrary code.
+        None => unsafe { fork() }.map_err(SpawnError::Fork),
+    };
+    drop(unified);
+    let child = match forked? {
         ForkResult::Child => {
             drop(ours);
             let _ = SigSet::empty().thread_set_mask();
@@ -134,23 +148,21 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
     result
 }
 
-/// Joins the container's cgroup (moving itself, still host root in the host's mount
-/// namespace, which spares the global migration lock) and namespaces, then forks the
-/// process, into the cgroup2 hierarchy directly where there is one.
+/// Joins the container's v1 cgroups (moving itself, still host root in the host's mount
+/// namespace, which spares the global migration lock; it was born in the cgroup2 one) and
+/// namespaces, then forks the process.
 fn intermediate(
     joins: &[(LinuxNamespaceType, std::path::PathBuf, std::fs::File)],
     cgroup: Option<&Cgroup>,
 ) -> Result<ForkResult, SpawnError> {
-    let unified = match cgroup {
-        Some(cg) => cg.join_self()?.map(open_cgroup_dir).transpose()?,
-        None => None,
-    };
-    namespaces::join(joins)?;
-    match unified {
-        Some(dir) => fork_into_cgroup(&dir, cgroup),
-        // SAFETY: a fork of a single-threaded process is single-threaded.
-        None => unsafe { fork() }.map_err(SpawnError::Fork),
+    if let Some(cg) = cgroup {
+        cg.join_self()?;
     }
+    namespaces::join(joins)?;
+    // As for the init: the process is born non-dumpable inside the container.
+    super::sealed_exe::make_undumpable();
+    // SAFETY: a fork of a single-threaded process is single-threaded.
+    unsafe { fork() }.map_err(SpawnError::Fork)
 }
 
 fn run_process(req: ExecRequest<'_>) -> InitError {

@@ -147,9 +147,6 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
         console::setup(sock, size)?;
     }
     setup::apply_rlimits(proc_.rlimits().as_deref().unwrap_or(&[]))?;
-    if let Some(adj) = proc_.oom_score_adj() {
-        setup::set_oom_score_adj(adj)?;
-    }
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         setup::apply_personality(p)?;
     }
@@ -248,6 +245,8 @@ pub(crate) fn become_process(
     // SAFETY: PR_SET_KEEPCAPS keeps permitted caps across the uid switch below.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
     setup::switch_user(proc_.user(), setgroups_allowed(plan))?;
+    // A uid change sets dumpability from fs.suid_dumpable, which a host may set to 1.
+    super::sealed_exe::make_undumpable();
     // SAFETY: back to the default: later uid changes by the workload drop caps as usual.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
     let cwd = proc_.cwd();

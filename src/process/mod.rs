@@ -7,5 +7,6 @@ pub mod console;
 pub mod exec;
 pub mod filter;
 pub mod init;
+pub mod sealed_exe;
 pub mod setup;
 pub mod spawn;

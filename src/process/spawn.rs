@@ -204,6 +204,11 @@ fn intermediate_inner(
     plan: &Plan,
     chan: &Channel,
 ) -> Result<ForkResult, SpawnError> {
+    // Written here, still host root in the host's /proc, and inherited by the init: the
+    // init itself, non-dumpable and perhaps a mapped root, may not write its own file.
+    if let Some(adj) = req.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        super::setup::set_oom_score_adj(adj).map_err(|e| SpawnError::Child(e.to_string()))?;
+    }
     let joins = plan.open_joins()?;
     namespaces::join(&joins)?;
     drop(joins);
@@ -247,6 +252,9 @@ fn intermediate_inner(
     if plan.creates(LinuxNamespaceType::Time) {
         namespaces::write_time_offsets(req.spec)?;
     }
+    // The init is the runtime's binary inside the container's pid namespace until its
+    // execve: it is born non-dumpable, so its /proc entries stay closed to the container.
+    super::sealed_exe::make_undumpable();
     match unified {
         Some(dir) => fork_into_cgroup(&dir, req.cgroup),
         // SAFETY: still single-threaded (a fork of a single-threaded process).

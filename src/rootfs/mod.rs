@@ -23,7 +23,7 @@ mod mountinfo;
 mod mounts;
 pub mod options;
 mod resolve;
-mod syscall;
+pub(crate) mod syscall;
 
 #[cfg(test)]
 mod root_tests;
