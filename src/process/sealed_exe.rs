@@ -35,6 +35,9 @@ use crate::rootfs::syscall::{Kernel, MountApi};
 /// still finds itself writable fails instead of re-executing forever.
 const REEXEC_MARK: &str = "_NUCLEUS_SEALED_EXE";
 
+/// linux/memfd.h.
+const MFD_EXEC: libc::c_uint = 0x0010;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     #[error("protect the runtime binary: {what}: {source}")]
@@ -125,8 +128,14 @@ fn readonly_bind(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
 /// A memfd holding a copy of the file behind `fd`, sealed against any change.
 fn sealed_memfd(fd: BorrowedFd<'_>) -> Result<OwnedFd, SealError> {
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // MFD_EXEC (Linux 6.3) keeps the copy executable where vm.memfd_noexec asks for
+    // non-executable memfds by default; older kernels refuse the flag with EINVAL.
     // SAFETY: a NUL-terminated name; the result is a new fd we own.
-    let raw = unsafe { libc::memfd_create(c"nucleus".as_ptr(), flags) };
+    let mut raw = unsafe { libc::memfd_create(c"nucleus".as_ptr(), flags | MFD_EXEC) };
+    if raw < 0 && Errno::last() == Errno::EINVAL {
+        // SAFETY: as above.
+        raw = unsafe { libc::memfd_create(c"nucleus".as_ptr(), flags) };
+    }
     Errno::result(raw).map_err(sys("memfd_create"))?;
     // SAFETY: memfd_create returned a new fd that nothing else owns.
     let memfd = unsafe { OwnedFd::from_raw_fd(raw) };
