@@ -1,16 +1,19 @@
 //! Compiled programs in the real kernel: each case forks a child that installs a filter and
 //! reports through its exit status. The child does only raw syscalls after fork.
 
+use nucleus::seccomp::builtin_filters::BuiltinFilters;
 use nucleus::seccomp::{compile, install, CompileOptions, Layout, Program};
 use oci_spec::runtime::LinuxSeccomp;
 use serde_json::json;
 
+/// Compiled with every built-in filter at its strictest.
 fn program(profile: serde_json::Value, layout: Layout) -> Program {
     let spec: LinuxSeccomp = serde_json::from_value(profile).unwrap();
     compile(
         &spec,
         &CompileOptions {
             layout,
+            builtin: BuiltinFilters::All,
             ..Default::default()
         },
     )

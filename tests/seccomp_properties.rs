@@ -151,7 +151,8 @@ fn allow_list_profile() -> LinuxSeccomp {
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
         "syscalls": [{"names": ["read", "write", "getppid", "exit_group", "clone", "clone3",
                                 "execveat", "ioctl", "mprotect", "pkey_mprotect", "prctl",
-                                "socket", "prlimit64", "personality", "openat"],
+                                "socket", "prlimit64", "personality", "openat",
+                                "socketcall", "unshare"],
                       "action": "SCMP_ACT_ALLOW"}]
     }))
     .unwrap()
@@ -242,10 +243,33 @@ fn builtin_merge_changes_exactly_the_builtin_syscalls() {
     assert_eq!(verdict(p, x, nr("socket"), [2, 1, 0, 0, 0, 0]), allow);
     assert_eq!(verdict(p, x, nr("socket"), [17, 3, 0, 0, 0, 0]), eperm);
     assert_eq!(verdict(p, x, nr("prlimit64"), [0, 7, 0, 1, 0, 0]), allow);
+    // Its own limits may be set (pid 0), another process's only read.
     assert_eq!(
         verdict(p, x, nr("prlimit64"), [0, 7, 0x1000, 0, 0, 0]),
+        allow
+    );
+    assert_eq!(
+        verdict(p, x, nr("prlimit64"), [1234, 7, 0x1000, 0, 0, 0]),
         eperm
     );
+    assert_eq!(
+        verdict(p, x, nr("prlimit64"), [1234, 7, 0, 0x1000, 0, 0]),
+        allow
+    );
+    assert_eq!(verdict(p, x, nr("unshare"), [newns, 0, 0, 0, 0, 0]), eperm);
+    assert_eq!(
+        verdict(
+            p,
+            x,
+            nr("unshare"),
+            [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0]
+        ),
+        allow
+    );
+    let i386 = AUDIT_ARCH_I386;
+    let socketcall = Arch::X86.resolve("socketcall").unwrap();
+    assert_eq!(verdict(p, i386, socketcall, [1, 0x1000, 0, 0, 0, 0]), eperm);
+    assert_eq!(verdict(p, i386, socketcall, [3, 0x1000, 0, 0, 0, 0]), allow);
     assert_eq!(
         verdict(p, x, nr("execveat"), [3, 0, 0, 0, 0x1000, 0]),
         eperm
@@ -460,4 +484,89 @@ fn compilation_is_deterministic() {
                 .all(|(x, y)| (x.code, x.jt, x.jf, x.k) == (y.code, y.jt, y.jf, y.k));
         assert!(same);
     }
+}
+
+#[test]
+fn default_builtins_refuse_only_what_no_workload_needs() {
+    let spec = allow_list_profile();
+    let opts = CompileOptions {
+        enosys_stub: false,
+        ..Default::default()
+    };
+    assert_eq!(opts.builtin, BuiltinFilters::Default);
+    let program = compile(&spec, &opts).unwrap();
+    let merged = effective_policy(&spec, &opts).unwrap();
+    for d in sample_data(&merged) {
+        assert_eq!(
+            bpf_interpreter::run(&program.instructions, &d).unwrap(),
+            expected(&merged, &d),
+            "{d:x?}"
+        );
+    }
+    let p = &program.instructions;
+    let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    let allow = libc::SECCOMP_RET_ALLOW;
+    let x = AUDIT_ARCH_X86_64;
+    let nr = |n: &str| Arch::X86_64.resolve(n).unwrap();
+    let rwx = (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64;
+    // JITs: W^X is strict-only.
+    assert_eq!(
+        verdict(p, x, nr("mprotect"), [0, 4096, rwx, 0, 0, 0]),
+        allow
+    );
+    assert_eq!(
+        verdict(p, x, nr("pkey_mprotect"), [0, 4096, rwx, 0, 0, 0]),
+        allow
+    );
+    // fexecve.
+    assert_eq!(
+        verdict(p, x, nr("execveat"), [3, 0, 0, 0, 0x1000, 0]),
+        allow
+    );
+    // Network tools and terminals; TIOCSTI still refused.
+    for req in [0x8942u64, 0x8970, 0x891d, 0x8946, 0x5401, 0x8914] {
+        assert_eq!(
+            verdict(p, x, nr("ioctl"), [1, req, 0, 0, 0, 0]),
+            allow,
+            "{req:x}"
+        );
+    }
+    assert_eq!(verdict(p, x, nr("ioctl"), [1, 0x5412, 0, 0, 0, 0]), eperm);
+    assert_eq!(
+        verdict(p, x, nr("ioctl"), [1, 0xffff_ffff_0000_5412, 0, 0, 0, 0]),
+        eperm
+    );
+    // prctl: everything but PR_SET_MM.
+    assert_eq!(
+        verdict(
+            p,
+            x,
+            nr("prctl"),
+            [libc::PR_SET_PTRACER as u64, 0, 0, 0, 0, 0]
+        ),
+        allow
+    );
+    assert_eq!(
+        verdict(p, x, nr("prctl"), [libc::PR_SET_MM as u64, 0, 0, 0, 0, 0]),
+        eperm
+    );
+    // setrlimit on itself (glibc: prlimit64(0, ...)).
+    assert_eq!(
+        verdict(p, x, nr("prlimit64"), [0, 7, 0x1000, 0, 0, 0]),
+        allow
+    );
+    assert_eq!(
+        verdict(p, x, nr("prlimit64"), [99, 7, 0x1000, 0, 0, 0]),
+        eperm
+    );
+    // Namespaces stay refused the same way through clone, clone3 and unshare.
+    let newuser = libc::CLONE_NEWUSER as u64;
+    assert_eq!(verdict(p, x, nr("clone"), [newuser, 0, 0, 0, 0, 0]), eperm);
+    assert_eq!(
+        verdict(p, x, nr("unshare"), [newuser, 0, 0, 0, 0, 0]),
+        eperm
+    );
+    let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+    assert_eq!(verdict(p, x, nr("clone3"), [0; 6]), enosys);
+    assert_eq!(verdict(p, x, nr("socket"), [17, 3, 0, 0, 0, 0]), eperm);
 }

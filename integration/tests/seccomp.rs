@@ -73,6 +73,7 @@ fn wx_mprotect_is_refused_by_the_builtin_filter() {
     let errno = default_errno(&profile);
     let mut c = probe_container("sc-wx");
     c.config()["linux"]["seccomp"] = profile.clone();
+    c.config()["annotations"] = json!({"run.nucleus.seccomp.builtin-filters": "strict"});
     c.args(&["/probe", "wx"]);
     let out = c.run().ok();
     assert_eq!(
@@ -81,12 +82,39 @@ fn wx_mprotect_is_refused_by_the_builtin_filter() {
         "{out}"
     );
 
-    let mut c = probe_container("sc-wx-off");
+    // JITs need it: W^X is not in the default set.
+    for builtin in [None, Some("none"), Some("default")] {
+        let mut c = probe_container("sc-wx-default");
+        c.config()["linux"]["seccomp"] = profile.clone();
+        if let Some(b) = builtin {
+            c.config()["annotations"] = json!({"run.nucleus.seccomp.builtin-filters": b});
+        }
+        c.args(&["/probe", "wx"]);
+        let out = c.run().ok();
+        assert_eq!(
+            out.stdout.trim(),
+            "mprotect-wx 0 errno 0",
+            "{builtin:?}: {out}"
+        );
+    }
+}
+
+/// What the default built-ins must leave working under Podman's profile: setrlimit on
+/// itself (`ulimit -n`), interface queries of network tools, terminals' ioctls.
+#[test]
+fn default_builtins_let_ordinary_tools_work() {
+    let profile: Value =
+        serde_json::from_str(&std::fs::read_to_string(PODMAN_PROFILE).unwrap()).unwrap();
+    let mut c = Container::new("sc-tools");
     c.config()["linux"]["seccomp"] = profile;
-    c.config()["annotations"] = json!({"run.nucleus.seccomp.builtin-filters": "none"});
-    c.args(&["/probe", "wx"]);
+    c.sh("ulimit -n 512 && echo nofile=$(ulimit -n); ifconfig lo; ip link show lo");
     let out = c.run().ok();
-    assert_eq!(out.stdout.trim(), "mprotect-wx 0 errno 0", "{out}");
+    assert!(out.stdout.contains("nofile=512"), "{out}");
+    assert!(
+        out.stdout.contains("txqueuelen"),
+        "ifconfig lost interface data: {out}"
+    );
+    assert!(out.stdout.contains("LOOPBACK"), "{out}");
 }
 
 #[test]
@@ -98,15 +126,22 @@ fn refused_ioctl_returns_the_profile_errno() {
     let profile: Value =
         serde_json::from_str(&std::fs::read_to_string(PODMAN_PROFILE).unwrap()).unwrap();
     let errno = default_errno(&profile);
-    let mut c = probe_container("sc-ioctl");
-    c.config()["linux"]["seccomp"] = profile;
-    c.args(&["/probe", "ioctl"]);
-    let out = c.run().ok();
-    assert_eq!(
-        out.stdout.trim(),
-        format!("ioctl -1 errno {errno}"),
-        "{out}"
-    );
+    // TIOCSTI (typing into the terminal) by default; FIFREEZE, outside the allowlist, when
+    // strict.
+    for (builtin, req) in [(None, "5412"), (Some("strict"), "c0045877")] {
+        let mut c = probe_container("sc-ioctl");
+        c.config()["linux"]["seccomp"] = profile.clone();
+        if let Some(b) = builtin {
+            c.config()["annotations"] = json!({"run.nucleus.seccomp.builtin-filters": b});
+        }
+        c.args(&["/probe", "ioctl", req]);
+        let out = c.run().ok();
+        assert_eq!(
+            out.stdout.trim(),
+            format!("ioctl -1 errno {errno}"),
+            "{builtin:?} {req}: {out}"
+        );
+    }
 }
 
 #[test]

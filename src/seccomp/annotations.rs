@@ -83,8 +83,9 @@ impl Annotations {
                         bad(
                             key,
                             value,
-                            "all, none or a comma list of clone, clone3, execveat, ioctl, \
-                             mprotect, personality, pkey_mprotect, prctl, prlimit64, socket",
+                            "default, strict, none or a comma list of clone, clone3, execveat, \
+                             ioctl, mprotect, personality, pkey_mprotect, prctl, prlimit64, \
+                             socket, socketcall, unshare",
                         )
                     })?
                 }

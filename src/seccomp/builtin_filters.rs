@@ -1,6 +1,17 @@
 //! Built-in argument filters, merged into a profile where it allows a hardened syscall
 //! unconditionally. What a built-in rule refuses gets the profile's default action, so a
-//! refused call fails the way the profile fails everything else.
+//! refused call fails the way the profile fails everything else (clone3 alone gets ENOSYS,
+//! which libc needs to fall back to clone).
+//!
+//! Two strengths. The default set refuses only what no ordinary workload needs and what
+//! widens the kernel's attack surface: namespace creation through clone/clone3/unshare,
+//! terminal injection and line-discipline ioctls, PR_SET_MM, socket domains beyond
+//! unix/inet/inet6/netlink (and packet in a private network namespace) including through
+//! i386 socketcall, limits of other processes, exotic personalities. JITs (V8, HotSpot,
+//! LuaJIT, .NET), `ulimit`, terminals and network tools run unchanged. `strict` adds rules
+//! that some workloads inherently break: W^X for mprotect/pkey_mprotect (every JIT),
+//! no execveat(AT_EMPTY_PATH) (fexecve), and allowlists instead of denylists for ioctl
+//! requests and prctl options.
 
 use super::policy::{is_permissive, ArgCond, CmpOp, CondRule, Policy, SyscallRules};
 use super::SeccompError;
@@ -9,9 +20,13 @@ use std::collections::BTreeSet;
 /// Which built-in filters are merged (`run.nucleus.seccomp.builtin-filters`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum BuiltinFilters {
+    /// The rules that break no mainstream workload (`default`).
     #[default]
+    Default,
+    /// Every rule at its strictest (`strict`, also spelled `all`).
     All,
     None,
+    /// The strict rule of each named syscall.
     Only(BTreeSet<String>),
 }
 
@@ -27,13 +42,37 @@ pub const BUILTIN_SYSCALLS: &[&str] = &[
     "prctl",
     "prlimit64",
     "socket",
+    "socketcall",
+    "unshare",
 ];
 
+/// The syscalls filtered by the default set.
+pub const DEFAULT_SYSCALLS: &[&str] = &[
+    "clone",
+    "clone3",
+    "ioctl",
+    "personality",
+    "prctl",
+    "prlimit64",
+    "socket",
+    "socketcall",
+    "unshare",
+];
+
+/// How strict the rule merged for one syscall is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strength {
+    Default,
+    Strict,
+}
+
 impl BuiltinFilters {
-    /// Parses `all`, `none` or a comma list of syscall names having a built-in filter.
+    /// Parses `default`, `strict` (or `all`), `none` or a comma list of syscall names having
+    /// a built-in filter.
     pub fn parse(s: &str) -> Result<Self, SeccompError> {
         match s.trim() {
-            "all" => Ok(Self::All),
+            "default" => Ok(Self::Default),
+            "strict" | "all" => Ok(Self::All),
             "none" | "" => Ok(Self::None),
             list => {
                 let mut set = BTreeSet::new();
@@ -48,12 +87,20 @@ impl BuiltinFilters {
         }
     }
 
-    pub fn includes(&self, name: &str) -> bool {
+    /// The rule merged for `name`, if any.
+    pub fn strength(&self, name: &str) -> Option<Strength> {
         match self {
-            Self::All => BUILTIN_SYSCALLS.contains(&name),
-            Self::None => false,
-            Self::Only(set) => set.contains(name),
+            Self::Default => DEFAULT_SYSCALLS
+                .contains(&name)
+                .then_some(Strength::Default),
+            Self::All => BUILTIN_SYSCALLS.contains(&name).then_some(Strength::Strict),
+            Self::None => None,
+            Self::Only(set) => set.contains(name).then_some(Strength::Strict),
         }
+    }
+
+    pub fn includes(&self, name: &str) -> bool {
+        self.strength(name).is_some()
     }
 }
 
@@ -101,7 +148,16 @@ const PRCTL_ALLOWED: &[u32] = &[
     // PR_SET_MDWE / PR_GET_MDWE
     65,
     66,
+    libc::PR_SET_PTRACER as u32,
+    libc::PR_GET_TIMING as u32,
+    libc::PR_GET_ENDIAN as u32,
+    libc::PR_GET_FP_MODE as u32,
+    // PR_GET_AUXV
+    0x4155_5856,
 ];
+
+/// prctl options the default set refuses: rewriting the process's memory map layout.
+const PRCTL_DENIED: &[u32] = &[libc::PR_SET_MM as u32];
 
 /// ioctl requests: terminals, generic fd control, file cloning and interface queries.
 const IOCTL_ALLOWED: &[u32] = &[
@@ -143,19 +199,37 @@ const IOCTL_ALLOWED: &[u32] = &[
     0x8901,      // FIOSETOWN
     0x8903,      // FIOGETOWN
     0x8905,      // SIOCATMARK
+    0x8906,      // SIOCGSTAMP
+    0x8907,      // SIOCGSTAMPNS
     0x8910,      // SIOCGIFNAME
     0x8912,      // SIOCGIFCONF
     0x8913,      // SIOCGIFFLAGS
     0x8915,      // SIOCGIFADDR
+    0x8917,      // SIOCGIFDSTADDR
+    0x8919,      // SIOCGIFBRDADDR
+    0x891B,      // SIOCGIFNETMASK
+    0x891D,      // SIOCGIFMETRIC
     0x8921,      // SIOCGIFMTU
     0x8927,      // SIOCGIFHWADDR
     0x8933,      // SIOCGIFINDEX
+    0x8935,      // SIOCGIFPFLAGS
+    0x8938,      // SIOCGIFCOUNT
+    0x8942,      // SIOCGIFTXQLEN
+    0x8946,      // SIOCETHTOOL
+    0x8970,      // SIOCGIFMAP
+    0x8B01,      // SIOCGIWNAME
+    0x8004_5200, // RNDGETENTCNT
     0x4004_9409, // FICLONE
     0x4020_940D, // FICLONERANGE
     0xC018_9436, // FIDEDUPERANGE
     0x8008_6601, // FS_IOC_GETFLAGS
     0xC020_660B, // FS_IOC_FIEMAP
 ];
+
+/// ioctl requests the default set refuses: typing into the controlling terminal (TIOCSTI),
+/// console redirection and control (TIOCCONS, TIOCLINUX), line disciplines (TIOCSETD, a
+/// door to rarely used kernel code) and serial port reconfiguration (TIOCSSERIAL).
+const IOCTL_DENIED: &[u32] = &[0x5412, 0x541D, 0x541C, 0x5423, 0x541F];
 
 const PERSONALITY_ALLOWED: &[u32] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
@@ -201,11 +275,40 @@ fn allow_if(cond: ArgCond) -> SyscallRules {
     }
 }
 
+/// `deny` for calls whose argument `index` is one of `values`, allowed otherwise.
+fn deny_any_of(index: u8, values: &[u32], deny: u32) -> SyscallRules {
+    SyscallRules {
+        conditional: values
+            .iter()
+            .map(|&v| CondRule {
+                conds: vec![int_eq(index, v)],
+                action: deny,
+            })
+            .collect(),
+        unconditional: Some(libc::SECCOMP_RET_ALLOW),
+        ..Default::default()
+    }
+}
+
+fn no_namespace_flags() -> SyscallRules {
+    allow_if(ArgCond::new(0, CmpOp::MaskedEq, CLONE_NS_FLAGS, 0))
+}
+
+/// socketcall(2)'s SYS_SOCKET: its arguments sit in memory a filter cannot read, so the
+/// i386 way around the socket domain rule is closed whole.
+const SYS_SOCKET: u32 = 1;
+
 /// The rules a built-in filter puts in place of an unconditional allow, with a description.
-fn builtin_rules(name: &str, deny: u32, new_netns: bool) -> Option<(SyscallRules, String)> {
+fn builtin_rules(
+    name: &str,
+    strength: Strength,
+    deny: u32,
+    new_netns: bool,
+) -> Option<(SyscallRules, String)> {
+    let strict = strength == Strength::Strict;
     Some(match name {
-        "clone" => (
-            allow_if(ArgCond::new(0, CmpOp::MaskedEq, CLONE_NS_FLAGS, 0)),
+        "clone" | "unshare" => (
+            no_namespace_flags(),
             "allowed without namespace flags".into(),
         ),
         "clone3" => (
@@ -244,17 +347,41 @@ fn builtin_rules(name: &str, deny: u32, new_netns: bool) -> Option<(SyscallRules
             let d = socket_domains(new_netns);
             (allow_any_of(0, &d), format!("domains {d:?} allowed"))
         }
-        "prctl" => (
+        "socketcall" => (
+            deny_any_of(0, &[SYS_SOCKET], deny),
+            "SYS_SOCKET refused (the socket domain rule cannot see its arguments)".into(),
+        ),
+        "prctl" if strict => (
             allow_any_of(0, PRCTL_ALLOWED),
             format!("{} options allowed", PRCTL_ALLOWED.len()),
         ),
-        "ioctl" => (
+        "prctl" => (
+            deny_any_of(0, PRCTL_DENIED, deny),
+            format!("options {PRCTL_DENIED:?} refused"),
+        ),
+        "ioctl" if strict => (
             allow_any_of(1, IOCTL_ALLOWED),
             format!("{} requests allowed", IOCTL_ALLOWED.len()),
         ),
+        "ioctl" => (
+            deny_any_of(1, IOCTL_DENIED, deny),
+            format!("requests {IOCTL_DENIED:x?} refused"),
+        ),
         "prlimit64" => (
-            allow_if(ArgCond::new(2, CmpOp::Eq, 0, 0)),
-            "get-only (new_limit NULL)".into(),
+            SyscallRules {
+                conditional: vec![
+                    CondRule {
+                        conds: vec![int_eq(0, 0)],
+                        action: libc::SECCOMP_RET_ALLOW,
+                    },
+                    CondRule {
+                        conds: vec![ArgCond::new(2, CmpOp::Eq, 0, 0)],
+                        action: libc::SECCOMP_RET_ALLOW,
+                    },
+                ],
+                ..Default::default()
+            },
+            "its own limits (pid 0), or reading another process's".into(),
         ),
         "personality" => (
             allow_any_of(0, PERSONALITY_ALLOWED),
@@ -276,9 +403,9 @@ pub fn merge(policy: &mut Policy, which: &BuiltinFilters, new_netns: bool) -> Ve
     }
     let deny = policy.default_action;
     for &name in BUILTIN_SYSCALLS {
-        if !which.includes(name) {
+        let Some(strength) = which.strength(name) else {
             continue;
-        }
+        };
         let Some(current) = policy.rules.get_mut(name) else {
             continue;
         };
@@ -289,7 +416,7 @@ pub fn merge(policy: &mut Policy, which: &BuiltinFilters, new_netns: bool) -> Ve
             ));
             continue;
         }
-        if let Some((rules, what)) = builtin_rules(name, deny, new_netns) {
+        if let Some((rules, what)) = builtin_rules(name, strength, deny, new_netns) {
             *current = SyscallRules {
                 nrs: current.nrs,
                 ..rules

@@ -120,7 +120,7 @@ pub struct CompileOptions {
 impl Default for CompileOptions {
     fn default() -> Self {
         Self {
-            builtin: BuiltinFilters::All,
+            builtin: BuiltinFilters::Default,
             layout: Layout::CachePrefixBitmap,
             new_netns: false,
             enosys_stub: true,

@@ -93,9 +93,15 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         // An ioctl outside any tty allowlist (FIFREEZE on /): answered by the filter.
+        // `ioctl [REQUEST]`: the request in hex, FIFREEZE by default.
         Some("ioctl") => {
-            // SAFETY: ioctl on fd 0 with a request that needs no argument memory.
-            let r = unsafe { libc::ioctl(0, 0xc004_5877u64 as libc::c_ulong, 0) };
+            let req = args
+                .get(2)
+                .and_then(|r| u64::from_str_radix(r.trim_start_matches("0x"), 16).ok())
+                .unwrap_or(0xc004_5877);
+            // SAFETY: ioctl on fd 0 with a null argument; every request used here either
+            // fails on it or is refused before the call.
+            let r = unsafe { libc::ioctl(0, req as libc::c_ulong, 0) };
             println!("ioctl {} errno {}", r, if r < 0 { errno() } else { 0 });
             ExitCode::SUCCESS
         }
