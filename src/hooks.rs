@@ -28,6 +28,8 @@ pub enum HookError {
         path: String,
         secs: i64,
     },
+    #[error("{kind} hook path {path:?} must be absolute")]
+    RelativePath { kind: &'static str, path: String },
     #[error("{kind} hook {path}: invalid timeout {secs} (must be > 0)")]
     BadTimeout {
         kind: &'static str,
@@ -86,6 +88,12 @@ pub fn validate(spec: &Spec) -> Result<(), HookError> {
         Kind::Poststop,
     ] {
         for h in of(spec, kind) {
+            if !h.path().is_absolute() {
+                return Err(HookError::RelativePath {
+                    kind: kind.name(),
+                    path: crate::spec::clip(&h.path().display().to_string()),
+                });
+            }
             if let Some(secs) = h.timeout() {
                 if secs <= 0 {
                     return Err(HookError::BadTimeout {

@@ -384,7 +384,7 @@ fn enters_container(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool 
 /// Log a failure as runc does: an error line in the log, and the bare message on stderr
 /// too when the log goes to a file.
 fn report(e: &anyhow::Error) {
-    let msg = one_line(e);
+    let msg = nucleus::spec::clip_message(&one_line(e));
     logger::log(logger::Level::Error, &msg);
     if logger::has_file() {
         let _ = writeln!(std::io::stderr(), "{msg}");

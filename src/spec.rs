@@ -14,6 +14,10 @@ pub enum SpecError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} is {kind}, not a regular file")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{path} is too large ({size} bytes, the limit is {max})")]
+    TooLarge { path: PathBuf, size: u64, max: u64 },
     #[error("invalid {file}: field {field}: {msg}")]
     Parse {
         file: String,
@@ -39,7 +43,7 @@ pub fn parse<T: serde::de::DeserializeOwned>(file: &str, data: &[u8]) -> Result<
     let v: serde_json::Value = serde_json::from_slice(data).map_err(|e| SpecError::Parse {
         file: file.to_string(),
         field: "(syntax)".into(),
-        msg: e.to_string(),
+        msg: clip_message(&e.to_string()),
     })?;
     from_value(file, v)
 }
@@ -60,21 +64,76 @@ pub fn from_value<T: serde::de::DeserializeOwned>(
             } else {
                 field
             },
-            msg: e.into_inner().to_string(),
+            msg: clip_message(&e.into_inner().to_string()),
         }
     })
 }
 
+/// The largest config.json read: far above any real one (Podman's are a few KB), and it
+/// bounds the memory a hostile file can make the runtime take.
+pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
+
 /// Read `bundle/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     let path = bundle.join(CONFIG_FILE);
-    let data = std::fs::read(&path).map_err(|source| SpecError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let data = read_regular(&path, MAX_CONFIG_BYTES)?;
     let mut v: serde_json::Value = parse(CONFIG_FILE, &data)?;
-    drop_unknown_capabilities(&mut v);
+    check_no_nul(&v, &mut String::new())?;
+    check_capability_names(&mut v)?;
     from_value(CONFIG_FILE, v)
+}
+
+/// Read a file that must be a regular one of at most `max` bytes. Opened non-blocking, so
+/// a FIFO (or a device) put there is refused instead of blocking the runtime forever.
+pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, SpecError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let read_err = |source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_err)?;
+    let meta = f.metadata().map_err(read_err)?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let kind = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(SpecError::NotRegular {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    if meta.len() > max {
+        return Err(SpecError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            max,
+        });
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    // `take` also bounds a file that grows while it is read.
+    f.take(max + 1).read_to_end(&mut data).map_err(read_err)?;
+    if data.len() as u64 > max {
+        return Err(SpecError::TooLarge {
+            path: path.to_path_buf(),
+            size: data.len() as u64,
+            max,
+        });
+    }
+    Ok(data)
 }
 
 /// The host path of the root filesystem, resolved against the bundle.
@@ -121,14 +180,39 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             process.cwd()
         ));
     }
-    for e in process.env().iter().flatten() {
-        if !e.contains('=') {
-            return bad(format!("process.env entry {e:?} is not KEY=VALUE"));
+    let user = process.user();
+    let ids = [("uid", user.uid()), ("gid", user.gid())]
+        .into_iter()
+        .chain(
+            user.additional_gids()
+                .iter()
+                .flatten()
+                .map(|g| ("additionalGids", *g)),
+        );
+    for (what, id) in ids {
+        if id > i32::MAX as u32 {
+            return bad(format!(
+                "process.user.{what} {id} is out of range (uids and gids must be in 0-2147483647)"
+            ));
         }
     }
+    for e in process.env().iter().flatten() {
+        if !e.contains('=') {
+            return bad(format!(
+                "process.env entry {} is not KEY=VALUE",
+                clip(&format!("{e:?}"))
+            ));
+        }
+    }
+    lsm(process, spec.linux().as_ref())?;
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
+    if linux.intel_rdt().is_some() {
+        return bad(
+            "linux.intelRdt is not supported by nucleus (no resctrl support); remove it".into(),
+        );
+    }
     let mut seen = HashSet::new();
     let mut has_user = false;
     let mut new_uts = false;
@@ -150,6 +234,17 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
         has_user |= ns.typ() == LinuxNamespaceType::User;
         new_uts |= ns.typ() == LinuxNamespaceType::Uts && ns.path().is_none();
+    }
+    let new_time = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|ns| ns.typ() == LinuxNamespaceType::Time && ns.path().is_none());
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) && !new_time {
+        return bad(
+            "linux.timeOffsets need a new time namespace (add {\"type\": \"time\"} to linux.namespaces)"
+                .into(),
+        );
     }
     let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
@@ -176,6 +271,60 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     }
     for k in linux.sysctl().iter().flatten().map(|(k, _)| k) {
         check_sysctl(k, &seen)?;
+    }
+    Ok(())
+}
+
+/// Where the kernel has AppArmor loaded and enabled.
+fn apparmor_enabled() -> bool {
+    Path::new("/sys/kernel/security/apparmor").is_dir()
+        && std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.trim_start().starts_with('Y'))
+}
+
+/// Where SELinux is enabled (selinuxfs mounted, as libselinux decides).
+fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").is_file()
+}
+
+/// The Linux security module settings. Where the kernel lacks the LSM a config asks for,
+/// it is refused: a container never runs with less confinement than asked without the
+/// caller knowing. Where the LSM exists, nucleus does not apply it yet and says so in a
+/// warning; applying it belongs here.
+pub fn lsm(
+    process: &oci_spec::runtime::Process,
+    linux: Option<&oci_spec::runtime::Linux>,
+) -> Result<(), SpecError> {
+    if let Some(p) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        let what = format!("process.apparmorProfile {}", clip(&format!("{p:?}")));
+        if !apparmor_enabled() {
+            return Err(SpecError::Invalid(format!(
+                "{what} is set, but AppArmor is not enabled in this kernel"
+            )));
+        }
+        crate::warn!("{what}: nucleus does not apply AppArmor profiles; not applied");
+    }
+    let labels = [
+        ("process.selinuxLabel", process.selinux_label().as_deref()),
+        (
+            "linux.mountLabel",
+            linux.and_then(|l| l.mount_label().as_deref()),
+        ),
+    ];
+    for (field, label) in labels {
+        if let Some(l) = label.filter(|l| !l.is_empty()) {
+            let what = format!("{field} {}", clip(&format!("{l:?}")));
+            if !selinux_enabled() {
+                return Err(SpecError::Invalid(format!(
+                    "{what} is set, but SELinux is not enabled in this kernel"
+                )));
+            }
+            crate::warn!("{what}: nucleus does not apply SELinux labels; not applied");
+        }
     }
     Ok(())
 }
@@ -230,27 +379,136 @@ fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), SpecE
     ))
 }
 
-/// Capabilities this build does not know are dropped with a warning rather than failing
-/// the whole config (runc does the same), so one config serves kernels old and new.
-fn drop_unknown_capabilities(v: &mut serde_json::Value) {
+/// No string that reaches the kernel may hold a NUL byte (it would be cut short there,
+/// or fail only at exec): checked over the whole config, keys included, except the
+/// annotations, which are the caller's own data. `at` is the JSON path so far.
+fn check_no_nul(v: &serde_json::Value, at: &mut String) -> Result<(), SpecError> {
+    use serde_json::Value;
+    let nul = |at: &str, s: &str| {
+        SpecError::Invalid(format!(
+            "{}: {} contains a NUL byte",
+            if at.is_empty() { "(top level)" } else { at },
+            clip(&format!("{s:?}"))
+        ))
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => Err(nul(at, s)),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let len = at.len();
+                at.push_str(&format!("[{i}]"));
+                check_no_nul(x, at)?;
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Object(m) => {
+            for (k, x) in m {
+                let len = at.len();
+                if !at.is_empty() {
+                    at.push('.');
+                }
+                at.push_str(k);
+                if k.contains('\0') {
+                    return Err(nul(at, k));
+                }
+                if at != "annotations" {
+                    check_no_nul(x, at)?;
+                }
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The longest error message printed whole.
+pub const MESSAGE_CHARS: usize = 1000;
+
+/// An error message made readable: each run of more than `CLIP_CHARS` non-blank characters
+/// (a value from the caller, quoted by a library) is cut, and a message still longer than
+/// `MESSAGE_CHARS` keeps its head and tail, where the problem and its cause are named.
+pub fn clip_message(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(MESSAGE_CHARS * 2));
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        out.push_str(&clip(run));
+        run.clear();
+    };
+    for c in msg.chars() {
+        if c.is_whitespace() {
+            flush(&mut run, &mut out);
+            out.push(if c == '\n' || c == '\r' { ' ' } else { c });
+        } else {
+            run.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    let n = out.chars().count();
+    if n <= MESSAGE_CHARS {
+        return out;
+    }
+    let head: String = out.chars().take(MESSAGE_CHARS * 3 / 4).collect();
+    let tail: String = out.chars().skip(n - MESSAGE_CHARS / 5).collect();
+    format!("{head} … {tail}")
+}
+
+/// Capability names are checked before the config is typed: a name that is no capability
+/// at all (`CAP_TEST`) is an error naming it; a real capability the running kernel lacks
+/// (above /proc/sys/kernel/cap_last_cap) is dropped with a warning, as runc does, so one
+/// config serves kernels old and new. Wrong types are left to the typed parse.
+fn check_capability_names(v: &mut serde_json::Value) -> Result<(), SpecError> {
+    check_capability_names_with(v, crate::process::caps::last_cap())
+}
+
+fn check_capability_names_with(v: &mut serde_json::Value, last: u8) -> Result<(), SpecError> {
     let Some(caps) = v
         .pointer_mut("/process/capabilities")
         .and_then(|c| c.as_object_mut())
     else {
-        return;
+        return Ok(());
     };
     for (set, list) in caps.iter_mut() {
         let Some(arr) = list.as_array_mut() else {
             continue;
         };
-        arr.retain(|c| {
-            let known = serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()).is_ok();
-            if !known {
-                crate::warn!("unknown capability {c} in process.capabilities.{set}, ignored");
+        let mut keep = Vec::with_capacity(arr.len());
+        for c in arr.drain(..) {
+            let Some(name) = c.as_str() else {
+                keep.push(c);
+                continue;
+            };
+            let Ok(cap) = serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()) else {
+                return Err(SpecError::Invalid(format!(
+                    "process.capabilities.{set}: {} is not a capability",
+                    clip(&format!("{name:?}"))
+                )));
+            };
+            if crate::process::caps::index_of(&cap).is_some_and(|i| i <= last) {
+                keep.push(c);
+            } else {
+                crate::warn!(
+                    "capability {name} in process.capabilities.{set} is not known to this kernel, ignored"
+                );
             }
-            known
-        });
+        }
+        *arr = keep;
     }
+    Ok(())
+}
+
+/// The longest user-supplied value quoted whole in an error message.
+pub const CLIP_CHARS: usize = 160;
+
+/// `s` cut to a readable length for an error message (with an ellipsis and the full
+/// length when cut): values come from callers and may be megabytes long.
+pub fn clip(s: &str) -> String {
+    if s.chars().count() <= CLIP_CHARS {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(CLIP_CHARS).collect();
+    format!("{head}… ({} bytes)", s.len())
 }
 
 /// The default config written by `nucleus spec`: the same container runc's `spec` makes.
@@ -386,14 +644,49 @@ mod tests {
     }
 
     #[test]
-    fn unknown_capabilities_are_dropped() {
+    fn capability_names_are_checked() {
         let mut v: serde_json::Value = serde_json::from_str(DEFAULT_CONFIG).unwrap();
         v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_KILL", "CAP_NOPE"]);
-        drop_unknown_capabilities(&mut v);
+        let e = check_capability_names_with(&mut v, 40)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"CAP_NOPE\" is not a capability") && e.contains("bounding"),
+            "{e}"
+        );
+        // A real capability above the kernel's last one (CAP_BPF is 39) is dropped.
+        v["process"]["capabilities"]["bounding"] =
+            serde_json::json!(["CAP_KILL", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]);
+        check_capability_names_with(&mut v, 38).unwrap();
         assert_eq!(
             v["process"]["capabilities"]["bounding"],
             serde_json::json!(["CAP_KILL"])
         );
+        // Wrong types are left for the typed parse to name.
+        v["process"]["capabilities"]["bounding"] = serde_json::json!([7]);
+        check_capability_names_with(&mut v, 40).unwrap();
+        assert!(from_value::<Spec>(CONFIG_FILE, v).is_err());
+    }
+
+    #[test]
+    fn messages_stay_readable() {
+        let v = format!("x{}", "y".repeat(1 << 20));
+        let m = clip_message(&format!("invalid type: string {v:?}, expected u32"));
+        assert!(m.len() < 400, "{}", m.len());
+        assert!(m.starts_with("invalid type: string \"xyyy") && m.ends_with("expected u32"));
+        let words = "ab ".repeat(100_000);
+        let m = clip_message(&format!("bad {words}: Permission denied\nmore"));
+        assert!(m.chars().count() < MESSAGE_CHARS + 10, "{}", m.len());
+        assert!(m.ends_with("Permission denied more"), "{m}");
+        assert_eq!(clip_message("short: fine"), "short: fine");
+    }
+
+    #[test]
+    fn clip_cuts_long_values() {
+        assert_eq!(clip("short"), "short");
+        let long = "x".repeat(1 << 20);
+        let c = clip(&long);
+        assert!(c.len() < 300 && c.ends_with("(1048576 bytes)"), "{c}");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The channel between the runtime and the processes it forks for a container.
 //!
-//! A `SOCK_SEQPACKET` socketpair keeps message boundaries, so each message is one JSON
-//! datagram; EOF means the other side died, which a runtime must notice rather than hang.
+//! A `SOCK_SEQPACKET` socketpair keeps message boundaries; EOF means the other side died,
+//! which a runtime must notice rather than hang. A message is JSON sent as one or more
+//! datagrams of at most `CHUNK` bytes, each led by one byte saying whether more follow: a
+//! datagram larger than the socket's send buffer is refused by the kernel, and a message
+//! carries the container state, whose annotations the caller sizes.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -18,11 +21,21 @@ pub enum SyncError {
     Recv(std::io::Error),
     #[error("container init exited before it was set up (see the runtime log)")]
     Eof,
+    #[error("bad sync datagram (flag byte {0:#x})")]
+    Frame(u8),
     #[error("bad sync message: {0}")]
     Decode(serde_json::Error),
     #[error("unexpected sync message {got:?} while waiting for {want}")]
     Unexpected { got: Msg, want: &'static str },
 }
+
+/// Payload bytes per datagram: well under the default socket buffer (`wmem_default`,
+/// about 208 KiB), so a datagram is never too large to queue.
+const CHUNK: usize = 32 * 1024;
+/// Leading byte of a datagram: the message goes on in the next one.
+const MORE: u8 = b'+';
+/// Leading byte of a datagram: the message ends here.
+const LAST: u8 = b'.';
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Msg {
@@ -80,13 +93,28 @@ impl Channel {
 
     pub fn send(&self, msg: &Msg) -> Result<(), SyncError> {
         let data = serde_json::to_vec(msg).map_err(SyncError::Decode)?;
+        let mut chunks = data.chunks(CHUNK).peekable();
+        let mut frame = Vec::with_capacity(CHUNK.min(data.len()) + 1);
+        loop {
+            let part = chunks.next().unwrap_or(&[]);
+            frame.clear();
+            frame.push(if chunks.peek().is_some() { MORE } else { LAST });
+            frame.extend_from_slice(part);
+            self.send_datagram(&frame)?;
+            if chunks.peek().is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn send_datagram(&self, frame: &[u8]) -> Result<(), SyncError> {
         loop {
             // SAFETY: writing a buffer we own to a socket fd we own.
             let r = unsafe {
                 libc::send(
                     self.fd.as_fd().as_raw_fd(),
-                    data.as_ptr().cast(),
-                    data.len(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
                     libc::MSG_NOSIGNAL,
                 )
             };
@@ -101,6 +129,21 @@ impl Channel {
     }
 
     pub fn recv(&self) -> Result<Msg, SyncError> {
+        let mut data = Vec::new();
+        loop {
+            let frame = self.recv_datagram()?;
+            let (&flag, part) = frame.split_first().ok_or(SyncError::Eof)?;
+            data.extend_from_slice(part);
+            match flag {
+                LAST => return serde_json::from_slice(&data).map_err(SyncError::Decode),
+                MORE => continue,
+                other => return Err(SyncError::Frame(other)),
+            }
+        }
+    }
+
+    /// One datagram; EOF is an error.
+    fn recv_datagram(&self) -> Result<Vec<u8>, SyncError> {
         // Sized to the datagram: the init runs under the container's memory limit, where a
         // large scratch buffer would be charged to it.
         let mut buf = vec![0u8; self.next_len()?];
@@ -109,7 +152,8 @@ impl Channel {
             let r =
                 unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if r > 0 {
-                return serde_json::from_slice(&buf[..r as usize]).map_err(SyncError::Decode);
+                buf.truncate(r as usize);
+                return Ok(buf);
             }
             if r == 0 {
                 return Err(SyncError::Eof);
@@ -166,5 +210,25 @@ mod tests {
         assert_eq!(b.recv().unwrap(), Msg::Error("x".into()));
         drop(a);
         assert!(matches!(b.recv(), Err(SyncError::Eof)));
+    }
+
+    #[test]
+    fn messages_larger_than_the_socket_buffer_get_through() {
+        // 10 MB: far over wmem_default (one datagram that size is refused by the kernel).
+        let (a, b) = pair().unwrap();
+        let big = "x".repeat(10 << 20);
+        let want = Msg::State(big.clone());
+        let t = std::thread::spawn(move || {
+            a.send(&Msg::State(big)).unwrap();
+            a.send(&Msg::Ready).unwrap();
+        });
+        assert_eq!(b.recv().unwrap(), want);
+        assert_eq!(b.recv().unwrap(), Msg::Ready);
+        t.join().unwrap();
+        // Exactly one chunk, and an empty message boundary case.
+        let (a, b) = pair().unwrap();
+        let s = "y".repeat(CHUNK - 11);
+        a.send(&Msg::State(s.clone())).unwrap();
+        assert_eq!(b.recv().unwrap(), Msg::State(s));
     }
 }

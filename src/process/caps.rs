@@ -5,6 +5,19 @@ use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CapsError {
+    #[error("process.capabilities.{set}: {cap} is not in the runtime's own {what} set, so the container cannot have it")]
+    Unavailable {
+        set: &'static str,
+        cap: Capability,
+        what: &'static str,
+    },
+    #[error("process.capabilities.effective: {0} is not in permitted")]
+    EffectiveNotPermitted(Capability),
+    #[error("read own {set} capabilities: {source}")]
+    Read {
+        set: &'static str,
+        source: caps::errors::CapsError,
+    },
     #[error("set {set} capabilities: {source}")]
     Set {
         set: &'static str,
@@ -14,11 +27,17 @@ pub enum CapsError {
 
 /// The highest capability the running kernel knows; the ones above it are skipped (with a
 /// warning) as runc does, so one config works across kernels.
-fn last_cap() -> u8 {
+pub(crate) fn last_cap() -> u8 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40)
+}
+
+/// The kernel's number for an OCI capability name.
+pub(crate) fn index_of(c: &oci_spec::runtime::Capability) -> Option<u8> {
+    let name = serde_json::to_value(c).ok()?;
+    name.as_str()?.parse::<Capability>().ok().map(|c| c.index())
 }
 
 fn to_set(list: &Option<Capabilities>, last: u8) -> CapsHashSet {
@@ -50,6 +69,49 @@ pub fn apply_bounding(c: &LinuxCapabilities) -> Result<(), CapsError> {
     for cap in caps::all() {
         if cap.index() <= last && !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap).map_err(err("bounding"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Check, before the init reports ready, that `apply_sets` will succeed: every capability
+/// asked for in permitted, effective and inheritable is one this process holds and may
+/// keep (in its bounding and permitted sets), and effective is within permitted. So a
+/// capability the runtime itself lacks fails `create`, not `start`. The bounding set only
+/// ever shrinks: listing a capability there that the runtime lacks is harmless.
+pub fn check_sets(c: &LinuxCapabilities) -> Result<(), CapsError> {
+    let last = last_cap();
+    let read = |set: CapSet, name: &'static str| {
+        caps::read(None, set).map_err(|source| CapsError::Read { set: name, source })
+    };
+    let bounding = read(CapSet::Bounding, "bounding")?;
+    let own_permitted = read(CapSet::Permitted, "permitted")?;
+    let permitted = to_set(c.permitted(), last);
+    for (set, list) in [
+        ("permitted", &permitted),
+        ("effective", &to_set(c.effective(), last)),
+        ("inheritable", &to_set(c.inheritable(), last)),
+    ] {
+        let mut sorted: Vec<Capability> = list.iter().copied().collect();
+        sorted.sort_by_key(|c| c.index());
+        for cap in sorted {
+            if !bounding.contains(&cap) {
+                return Err(CapsError::Unavailable {
+                    set,
+                    cap,
+                    what: "bounding",
+                });
+            }
+            if set != "inheritable" && !own_permitted.contains(&cap) {
+                return Err(CapsError::Unavailable {
+                    set,
+                    cap,
+                    what: "permitted",
+                });
+            }
+            if set == "effective" && !permitted.contains(&cap) {
+                return Err(CapsError::EffectiveNotPermitted(cap));
+            }
         }
     }
     Ok(())

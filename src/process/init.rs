@@ -153,6 +153,16 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
     let env = setup::environment(proc_.env().as_deref().unwrap_or(&[]), proc_.user().uid());
     let args = proc_.args().as_deref().unwrap_or(&[]);
     let exe = setup::lookup(&args[0], &env)?;
+    // Whatever can fail between `start` and the execve is checked now, so that it fails
+    // `create` with its cause instead.
+    setup::check_user(
+        proc_.user(),
+        cfg.plan.has(LinuxNamespaceType::User),
+        setgroups_allowed(cfg.plan),
+    )?;
+    if let Some(c) = proc_.capabilities() {
+        caps::check_sets(c)?;
+    }
     chan.send(&Msg::Ready)?;
     Ok(Prepared {
         state_json,

@@ -28,6 +28,17 @@ pub enum SetupError {
         id: String,
         source: nix::Error,
     },
+    #[error("exec: {prog:?}: stat {prog}: {source}")]
+    Stat {
+        prog: String,
+        source: std::io::Error,
+    },
+    #[error("exec: {0:?}: permission denied (not an executable file)")]
+    NotExecutable(String),
+    #[error(
+        "process.user: cannot set {what} {id}: it is not mapped in the container's user namespace"
+    )]
+    Unmapped { what: &'static str, id: u32 },
     #[error("exec: {0:?}: executable file not found in $PATH")]
     NotFound(String),
     #[error("exec {path}: {source}")]
@@ -169,10 +180,61 @@ pub fn switch_user(user: &User, setgroups_allowed: bool) -> Result<(), SetupErro
     })
 }
 
-/// Find the program as execvp would, with the container's PATH.
+/// Check, before the init reports ready, that `switch_user` will succeed: in a user
+/// namespace every id must be mapped (setresuid/setgroups refuse unmapped ones).
+pub fn check_user(
+    user: &User,
+    in_user_ns: bool,
+    setgroups_allowed: bool,
+) -> Result<(), SetupError> {
+    if !in_user_ns {
+        return Ok(());
+    }
+    let mapped = |file: &str, id: u32| {
+        std::fs::read_to_string(file).map_or(true, |text| id_mapped(&text, id))
+    };
+    if !mapped("/proc/self/uid_map", user.uid()) {
+        return Err(SetupError::Unmapped {
+            what: "uid",
+            id: user.uid(),
+        });
+    }
+    let mut gids = vec![user.gid()];
+    if setgroups_allowed {
+        gids.extend(user.additional_gids().iter().flatten().copied());
+    }
+    for g in gids {
+        if !mapped("/proc/self/gid_map", g) {
+            return Err(SetupError::Unmapped { what: "gid", id: g });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `id` falls in one of the lines (inside, outside, count) of an id map.
+fn id_mapped(map: &str, id: u32) -> bool {
+    map.lines().any(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        f.len() == 3 && (f[0]..f[0] + f[2]).contains(&u64::from(id))
+    })
+}
+
+/// Find the program as execvp would, with the container's PATH. A path is checked as
+/// runc checks it at create: it must exist and be an executable regular file.
 pub fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, SetupError> {
     if prog.contains('/') {
-        return Ok(PathBuf::from(prog));
+        let p = PathBuf::from(prog);
+        return match p.metadata() {
+            Err(e) => Err(SetupError::Stat {
+                prog: crate::spec::clip(prog),
+                source: e,
+            }),
+            Ok(_) if !is_executable(&p) => Err(SetupError::NotExecutable(crate::spec::clip(prog))),
+            Ok(_) => Ok(p),
+        };
     }
     let path = env
         .iter()
@@ -259,12 +321,28 @@ mod tests {
     fn lookup_uses_path_and_reports_missing() {
         let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
         assert!(lookup("sh", &env).unwrap().ends_with("sh"));
-        assert_eq!(lookup("/x/y", &env).unwrap(), PathBuf::from("/x/y"));
+        assert_eq!(lookup("/bin/sh", &env).unwrap(), PathBuf::from("/bin/sh"));
+        let e = lookup("/x/y", &env).unwrap_err().to_string();
+        assert!(
+            e.starts_with("exec: \"/x/y\": stat /x/y: No such file"),
+            "{e}"
+        );
+        let e = lookup("/etc/passwd", &env).unwrap_err().to_string();
+        assert!(e.contains("permission denied"), "{e}");
+        let e = lookup("/", &env).unwrap_err().to_string();
+        assert!(e.contains("permission denied"), "{e}");
         let e = lookup("no-such-prog-xyz", &env).unwrap_err().to_string();
         assert_eq!(
             e,
             "exec: \"no-such-prog-xyz\": executable file not found in $PATH"
         );
+    }
+
+    #[test]
+    fn id_maps_are_read() {
+        let map = "         0     100000       1000\n      1000       5000          1\n";
+        assert!(id_mapped(map, 0) && id_mapped(map, 999) && id_mapped(map, 1000));
+        assert!(!id_mapped(map, 1001) && !id_mapped(map, 5000));
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub fn spawn(
 ) -> Result<i32, SpawnError> {
     let plan = Plan::from_spec(req.spec);
     let (ours, theirs) = sync::pair()?;
+    // The init is re-parented to us when the intermediate exits, so that if it dies during
+    // setup without a word (killed by the OOM killer, say) we can tell how it died.
+    // SAFETY: prctl with constant arguments; affects only this process.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     // SAFETY: the runtime is single-threaded here (no threads are ever started before a
     // container is spawned), so the child may run arbitrary code after fork.
     let child = match unsafe { fork() }.map_err(SpawnError::Fork)? {
@@ -86,7 +90,9 @@ pub fn spawn(
     let result = match result {
         Err(SpawnError::Sync(e)) => match ours.recv() {
             Ok(Msg::Error(child_err)) => Err(SpawnError::Child(child_err)),
-            _ => Err(SpawnError::Sync(e)),
+            // The channel is closed and nothing said why: every child holding it is gone.
+            // How they died is the message.
+            _ => Err(death_cause(&req, child, init_pid).unwrap_or(SpawnError::Sync(e))),
         },
         r => r,
     };
@@ -99,11 +105,57 @@ pub fn spawn(
     let _ = waitpid(child, None);
     if result.is_err() {
         if let Some(p) = init_pid {
-            // Reaped here when we are its subreaper (run); otherwise init (pid 1) reaps it.
+            // Reaped here as we are its subreaper (unless death_cause reaped it already).
             let _ = waitpid(Pid::from_raw(p), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
         }
     }
     result.map(|()| init_pid.unwrap_or(0))
+}
+
+/// Why the container's processes died during setup without sending an error: the OOM
+/// killer in the container's cgroup (with the memory limit that caused it), or a signal or
+/// exit status of the init (or of the intermediate, if it died before forking the init).
+/// Reaps them. None when nothing more is known.
+fn death_cause(req: &SpawnRequest<'_>, child: Pid, init_pid: Option<i32>) -> Option<SpawnError> {
+    use nix::sys::wait::WaitStatus;
+    // EOF on the channel means every process holding its other end is gone (or going):
+    // these waits do not block for long. The init is our child once the intermediate
+    // exited, as we are a subreaper.
+    let inter = waitpid(child, None).ok();
+    let init = init_pid.and_then(|p| waitpid(Pid::from_raw(p), None).ok());
+    // Which process's end tells the story: the init once it exists.
+    let (who, status) = match (init_pid, init, inter) {
+        (Some(_), st, _) => ("container init", st),
+        (None, _, st) => ("container setup process", st),
+    };
+    let ooms = req
+        .cgroup
+        .and_then(|cg| cg.oom_kill_count().ok())
+        .unwrap_or(0);
+    if ooms > 0 {
+        let limit = req
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.memory().as_ref())
+            .and_then(|m| m.limit());
+        let limit = match limit {
+            Some(l) => format!("linux.resources.memory.limit is {l} bytes"),
+            None => "the cgroup's memory limit".to_string(),
+        };
+        return Some(SpawnError::Child(format!(
+            "{who} was killed by the OOM killer during setup: {limit}, too low to start the container"
+        )));
+    }
+    let how = match status? {
+        WaitStatus::Signaled(_, sig, _) => format!("was killed by signal {sig}"),
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        _ => return None,
+    };
+    Some(SpawnError::Child(format!(
+        "{who} {how} during setup, before reporting an error"
+    )))
 }
 
 fn drive(

@@ -48,6 +48,8 @@ use oci_spec::runtime::LinuxSeccomp;
 pub enum SeccompError {
     #[error("linux.seccomp.syscalls[{entry}]: argument index {index} out of range (0..=5)")]
     BadArgIndex { entry: usize, index: usize },
+    #[error("{field}: errnoRet {value} is out of range (errno values are below {max})", max = policy::MAX_ERRNO)]
+    BadErrnoRet { field: String, value: u32 },
     #[error("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action")]
     NotifyAsDefault,
     #[error(

@@ -162,9 +162,30 @@ fn op(o: LinuxSeccompOperator) -> CmpOp {
     }
 }
 
+/// The kernel's MAX_ERRNO: a seccomp filter's errno is returned as `-errno`, and values
+/// from here up do not read as errors to the caller (runc refuses them too).
+pub const MAX_ERRNO: u32 = 4095;
+
+fn check_errno(field: impl FnOnce() -> String, v: Option<u32>) -> Result<(), SeccompError> {
+    match v {
+        Some(value) if value >= MAX_ERRNO => Err(SeccompError::BadErrnoRet {
+            field: field(),
+            value,
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl Policy {
     pub fn from_spec(spec: &LinuxSeccomp) -> Result<Self, SeccompError> {
         let mut warnings = Vec::new();
+        check_errno(
+            || "linux.seccomp.defaultErrnoRet".into(),
+            spec.default_errno_ret(),
+        )?;
+        for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
+            check_errno(|| format!("linux.seccomp.syscalls[{i}]"), sc.errno_ret())?;
+        }
         let default_action = action_value(spec.default_action(), spec.default_errno_ret());
         if default_action == libc::SECCOMP_RET_USER_NOTIF {
             return Err(SeccompError::NotifyAsDefault);
@@ -295,5 +316,31 @@ impl Policy {
                     .iter()
                     .any(|c| c.action == libc::SECCOMP_RET_USER_NOTIF)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(extra: &str) -> LinuxSeccomp {
+        let text = format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"{extra}}}]}}"#
+        );
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn errno_ret_must_be_an_errno() {
+        Policy::from_spec(&profile(r#","errnoRet":4094"#)).unwrap();
+        let e = Policy::from_spec(&profile(r#","errnoRet":4095"#))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("syscalls[0]") && e.contains("4095"), "{e}");
+        let mut p = profile("");
+        p.set_default_errno_ret(Some(u32::MAX));
+        let e = Policy::from_spec(&p).err().unwrap().to_string();
+        assert!(e.contains("defaultErrnoRet"), "{e}");
     }
 }
