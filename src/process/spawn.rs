@@ -36,6 +36,22 @@ pub enum SpawnError {
     Hook(String),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error("write oom_score_adj {value} of the container init: {source}")]
+    Oom { value: i32, source: std::io::Error },
+}
+
+/// Sets the init's oom_score_adj from outside the container, through the runtime's own
+/// /proc (as runc does): nothing mounted in the container can redirect the write, and a
+/// negative value needs no privilege inside a user namespace.
+fn set_oom_score_adj(pid: i32, value: i32) -> Result<(), SpawnError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(format!("/proc/{pid}/oom_score_adj"))
+        .and_then(|mut f| f.write_all(value.to_string().as_bytes()))
+        .map_err(|source| SpawnError::Oom { value, source })
 }
 
 pub struct SpawnRequest<'a> {
@@ -141,6 +157,10 @@ fn drive(
             }
             Msg::InitPid(p) => {
                 *init_pid = Some(p);
+                let adj = req.spec.process().as_ref().and_then(|p| p.oom_score_adj());
+                if let Some(value) = adj {
+                    set_oom_score_adj(p, value)?;
+                }
                 chan.send(&Msg::State(state_json(p)))?;
             }
             Msg::RunHooks => {
