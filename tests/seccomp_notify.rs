@@ -3,11 +3,12 @@
 use nucleus::seccomp::notify_supervisor::Denied;
 use nucleus::seccomp::{
     compile, connect_agent, generate_profile, install, log_denied_program, send_listener,
-    supervise, trace_program, CompileOptions, ListenerSlot, Program, Supervision,
+    supervise, trace_program, CompileOptions, ListenerSlot, Program, Supervision, TraceFile,
 };
 use oci_spec::runtime::LinuxSeccomp;
 use serde_json::json;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::path::Path;
 use std::time::Duration;
 
 /// Forks a child that installs `p`, publishes its listener in `slot` and runs `body`.
@@ -69,6 +70,7 @@ const TRACED: &[(&str, libc::c_long, libc::c_long)] = &[
 #[test]
 fn trace_records_every_distinct_syscall() {
     let dir = tempfile::tempdir().unwrap();
+    let trace = TraceFile::beneath(dir.path(), Path::new("trace.ndjson")).unwrap();
     let out = dir.path().join("trace.ndjson");
     let slot = ListenerSlot::new().unwrap();
     let pid = spawn(&trace_program(), &slot, || {
@@ -81,7 +83,7 @@ fn trace_records_every_distinct_syscall() {
         0
     });
     let listener = slot.take(pid, Duration::from_secs(10)).unwrap();
-    let counts = supervise(listener, Supervision::Trace { out: &out }, &mut |_| {}).unwrap();
+    let counts = supervise(listener, Supervision::Trace { out: &trace }, &mut |_| {}).unwrap();
     assert_eq!(wait_exit(pid), 0);
 
     let text = std::fs::read_to_string(&out).unwrap();
@@ -310,12 +312,13 @@ fn spawn_exec(p: &Program, slot: &ListenerSlot, argv: &[&str]) -> i32 {
 #[test]
 fn generated_profile_runs_the_traced_workload_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
+    let trace = TraceFile::beneath(dir.path(), Path::new("trace.ndjson")).unwrap();
     let out = dir.path().join("trace.ndjson");
     let workload = ["/bin/busybox", "ls", "-l", "/proc/self/"];
     let slot = ListenerSlot::new().unwrap();
     let pid = spawn_exec(&trace_program(), &slot, &workload);
     let listener = slot.take(pid, Duration::from_secs(10)).unwrap();
-    supervise(listener, Supervision::Trace { out: &out }, &mut |_| {}).unwrap();
+    supervise(listener, Supervision::Trace { out: &trace }, &mut |_| {}).unwrap();
     assert_eq!(wait_exit(pid), 0);
     let trace = std::fs::read_to_string(&out).unwrap();
     assert!(trace.contains("\"execve\""), "{trace}");

@@ -150,9 +150,9 @@ fn trace_records_every_distinct_syscall_and_generates_a_working_profile() {
         eprintln!("NOTICE: trace mode is nucleus's; skipped under runc");
         return;
     }
-    let dir = host_tempdir("it-trace-");
-    let trace = dir.path().join("trace.ndjson");
     let mut c = probe_container("sc-trace");
+    // The trace file must lie beneath the bundle (security.rs checks the refusals).
+    let trace = c.bundle.path().join("trace.ndjson");
     c.config()["annotations"] = json!({
         "run.nucleus.seccomp.mode": "trace",
         "run.nucleus.seccomp.trace-file": trace.to_str().unwrap()

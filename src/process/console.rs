@@ -3,7 +3,6 @@
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -20,8 +19,6 @@ pub enum ConsoleError {
     NoSocket,
     #[error("console socket given but process.terminal is false")]
     NotTerminal,
-    #[error("open pty master /dev/pts/ptmx: {0}")]
-    Ptmx(std::io::Error),
     #[error("set up pty: {call}: {source}")]
     Pty {
         call: &'static str,
@@ -70,12 +67,9 @@ fn last_err(call: &'static str) -> ConsoleError {
 /// slave this process's controlling terminal and stdio. Returns nothing to keep: after
 /// this the process holds only the slave on 0, 1 and 2.
 pub fn setup(socket: OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleError> {
-    let master = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open("/dev/pts/ptmx")
-        .map_err(ConsoleError::Ptmx)?;
+    let master = std::fs::File::from(
+        crate::rootfs::open_ptmx().map_err(|e| ConsoleError::Console(e.to_string()))?,
+    );
     let mfd = master.as_raw_fd();
     // SAFETY: unlockpt/ioctl on the master fd we just opened.
     if unsafe { libc::unlockpt(mfd) } != 0 {

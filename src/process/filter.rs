@@ -136,7 +136,11 @@ impl SeccompSetup {
                         redirect_stdio_to_null(keep_stderr && crate::logger::fd().is_none());
                         // Nothing the runtime held (the container's state lock above all)
                         // may stay open in a process that outlives it; the log stays.
-                        let keep: Vec<i32> = crate::logger::fd().into_iter().collect();
+                        // The trace file's directory (beneath the bundle) stays too.
+                        let keep: Vec<i32> = crate::logger::fd()
+                            .into_iter()
+                            .chain(plan.kept_fd())
+                            .collect();
                         super::spawn::close_fds_except(3, &keep);
                         let code = match monitor(plan, slot, pid) {
                             Ok(()) => 0,

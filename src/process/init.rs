@@ -147,6 +147,7 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
         console::setup(sock, size)?;
     }
     setup::apply_rlimits(proc_.rlimits().as_deref().unwrap_or(&[]))?;
+    // oom_score_adj: set by the intermediate, still host root, and inherited (spawn.rs).
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         setup::apply_personality(p)?;
     }
@@ -191,9 +192,16 @@ fn write_sysctls(spec: &Spec) -> Result<(), InitError> {
     let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().clone()) else {
         return Ok(());
     };
+    if map.is_empty() {
+        return Ok(());
+    }
+    // A private procfs: nothing mounted over the container's /proc/sys can take the write.
+    let proc = crate::rootfs::procfs::private_procfs()
+        .map_err(|e| sys("open a private procfs for sysctls")(e.into()))?;
     for (k, v) in map {
-        let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        std::fs::write(&path, v.as_bytes()).map_err(sys(format!("write sysctl {k}")))?;
+        let rel = std::path::PathBuf::from(format!("sys/{}", k.replace('.', "/")));
+        crate::rootfs::procfs::write(std::os::fd::AsFd::as_fd(&proc), &rel, v.as_bytes())
+            .map_err(|e| sys(format!("write sysctl {k}"))(e.into()))?;
     }
     Ok(())
 }
@@ -260,7 +268,7 @@ pub(crate) fn become_process(
     // SAFETY: back to the default: later uid changes by the workload drop caps as usual.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
     let cwd = proc_.cwd();
-    nix::unistd::chdir(cwd).map_err(|source| SetupError::Cwd {
+    crate::rootfs::chdir_in_root(cwd).map_err(|source| SetupError::Cwd {
         cwd: cwd.display().to_string(),
         source,
     })?;

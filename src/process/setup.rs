@@ -18,8 +18,6 @@ pub enum SetupError {
         hard: u64,
         source: std::io::Error,
     },
-    #[error("write oom_score_adj {value}: {source}")]
-    Oom { value: i32, source: std::io::Error },
     #[error("personality {0:?}: {1}")]
     Personality(String, std::io::Error),
     #[error("{call}({id}): {source}")]
@@ -89,11 +87,6 @@ pub fn apply_rlimits(limits: &[PosixRlimit]) -> Result<(), SetupError> {
         }
     }
     Ok(())
-}
-
-pub fn set_oom_score_adj(value: i32) -> Result<(), SetupError> {
-    std::fs::write("/proc/self/oom_score_adj", value.to_string())
-        .map_err(|source| SetupError::Oom { value, source })
 }
 
 pub fn apply_personality(p: &LinuxPersonality) -> Result<(), SetupError> {

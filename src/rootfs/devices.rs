@@ -4,15 +4,13 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::AtFlags;
-use nix::mount::MsFlags;
-use nix::sys::stat::{makedev, mknodat, umask, Mode, SFlag};
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fstat, major, makedev, minor, mknodat, umask, Mode, SFlag};
 use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use super::error::RootfsError;
-use super::mounts::{MountEntry, Mounter};
-use super::options::MountOptions;
+use super::mounts::Mounter;
 use super::resolve;
 use super::syscall::MountApi;
 
@@ -139,19 +137,52 @@ pub fn create<M: MountApi>(
     Ok(())
 }
 
+/// Binds the host's node at the device's path: the host node must be the device the
+/// config names (kind and number), and the target in the rootfs must not redirect.
 fn bind_from_host<M: MountApi>(mnt: &Mounter<'_, M>, d: &DeviceNode) -> Result<(), RootfsError> {
-    resolve::create_file(mnt.root, &d.path, Mode::from_bits_truncate(0o000))
-        .map_err(dev_err(&d.path, "create mount point"))?;
-    let opts = MountOptions {
-        flags: MsFlags::MS_BIND,
-        ..Default::default()
-    };
-    mnt.mount(&MountEntry {
-        dest: d.path.clone(),
-        fstype: "bind".into(),
-        source: Some(d.path.clone()),
-        opts,
-    })
+    let src = nix::fcntl::open(&d.path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(dev_err(&d.path, "open the host's node"))?;
+    let st = fstat(src.as_fd()).map_err(dev_err(&d.path, "stat the host's node"))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    let same_number = d.kind == SFlag::S_IFIFO || st.st_rdev == makedev(d.major, d.minor);
+    if kind != d.kind || !same_number {
+        return Err(RootfsError::InvalidDevice {
+            path: d.path.clone(),
+            reason: format!(
+                "the host's node is {} {}:{}, not the {} {}:{} the config names; refusing to bind it",
+                kind_name(kind),
+                major(st.st_rdev),
+                minor(st.st_rdev),
+                kind_name(d.kind),
+                d.major,
+                d.minor
+            ),
+        });
+    }
+    let target = resolve::create_target_strict(mnt.root, &d.path, Mode::from_bits_truncate(0o000))
+        .map_err(|e| RootfsError::InvalidDevice {
+            path: d.path.clone(),
+            reason: format!("mount point in the rootfs {e}"),
+        })?;
+    let tree = mnt
+        .api
+        .clone_tree(src.as_fd(), false)
+        .map_err(dev_err(&d.path, "clone the host's node"))?;
+    mnt.api
+        .attach(tree.as_fd(), target.as_fd())
+        .map_err(dev_err(&d.path, "bind the host's node"))
+}
+
+fn kind_name(kind: SFlag) -> &'static str {
+    match kind {
+        SFlag::S_IFCHR => "character device",
+        SFlag::S_IFBLK => "block device",
+        SFlag::S_IFIFO => "FIFO",
+        SFlag::S_IFLNK => "symlink",
+        SFlag::S_IFDIR => "directory",
+        SFlag::S_IFREG => "regular file",
+        _ => "file",
+    }
 }
 
 fn make_node<M: MountApi>(mnt: &Mounter<'_, M>, d: &DeviceNode) -> Result<(), RootfsError> {

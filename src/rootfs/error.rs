@@ -63,12 +63,16 @@ pub enum RootfsError {
     },
     #[error("masked path {path}: {errno}")]
     MaskedPath { path: PathBuf, errno: Errno },
+    #[error("masked path {path}: /dev/null in the container {reason}; refusing to mask with it")]
+    MaskSource { path: PathBuf, reason: String },
     #[error("readonly path {path}: {errno}")]
     ReadonlyPath { path: PathBuf, errno: Errno },
     #[error("cannot remount {path} read-only: {errno}")]
     Readonly { path: PathBuf, errno: Errno },
     #[error("cannot bind the terminal onto /dev/console: {what}: {errno}")]
     Console { what: &'static str, errno: Errno },
+    #[error("cannot set up the terminal: {reason}")]
+    ConsoleSource { reason: String },
     #[error("cgroup mount on {dest}: {reason}")]
     Cgroup { dest: PathBuf, reason: String },
     #[error("cannot read {path}: {source}")]

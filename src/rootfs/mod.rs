@@ -22,6 +22,7 @@ mod error;
 mod mountinfo;
 mod mounts;
 pub mod options;
+pub mod procfs;
 mod resolve;
 pub(crate) mod syscall;
 
@@ -41,6 +42,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 pub use error::RootfsError;
 use mounts::{MountEntry, Mounter};
 use options::{AttrChange, MOUNT_ATTR_RDONLY};
+pub use resolve::openat2 as openat2_retry;
 use syscall::{Kernel, MountApi};
 
 /// Filesystem setup of one container.
@@ -271,11 +273,12 @@ impl RootfsSetup<'_> {
         {
             readonly_path(api, &root, Path::new(p))?;
         }
+        let mut null = None;
         for p in linux
             .and_then(|l| l.masked_paths().as_deref())
             .unwrap_or(&[])
         {
-            mask_path(api, &root, Path::new(p))?;
+            mask_path(api, &root, &mut null, Path::new(p))?;
         }
         let entries = self.entries()?;
         let dev_ro = entries.iter().any(|e| {
@@ -329,8 +332,62 @@ impl RootfsSetup<'_> {
     }
 }
 
+/// chdir to `cwd` resolved inside the process's root with openat2(RESOLVE_IN_ROOT |
+/// RESOLVE_NO_MAGICLINKS): /proc/self/fd/N and the like are refused, so no fd the process
+/// still holds can make a host directory its working directory (CVE-2024-21626 class).
+pub fn chdir_in_root(cwd: &Path) -> Result<(), Errno> {
+    let root = open_dir(Path::new("/"), OFlag::O_PATH)?;
+    let dir = resolve::open(root.as_fd(), cwd, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+    fchdir(dir.as_fd())
+}
+
+/// devpts' magic number (linux/magic.h).
+const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+/// Majors of Unix98 pty slaves (linux/major.h: UNIX98_PTY_SLAVE_MAJOR and the 7 after it).
+const PTY_SLAVE_MAJORS: std::ops::RangeInclusive<u64> = 136..=143;
+
+/// Opens the container's /dev/pts/ptmx for a new pty: the directory must be the root of a
+/// devpts instance and the file its ptmx (5:2), reached without symlinks or mount
+/// crossings, so a planted file (a FIFO, a symlink into procfs, a device) is never opened.
+pub fn open_ptmx() -> Result<OwnedFd, RootfsError> {
+    use nix::fcntl::{OpenHow, ResolveFlag};
+    let err = |what: &'static str| move |errno| RootfsError::Console { what, errno };
+    let refuse = |reason: &str| RootfsError::ConsoleSource {
+        reason: reason.to_string(),
+    };
+    let root = open_dir(Path::new("/"), OFlag::O_PATH).map_err(err("open /"))?;
+    let pts = resolve::open(
+        root.as_fd(),
+        Path::new("/dev/pts"),
+        OFlag::O_PATH | OFlag::O_DIRECTORY,
+    )
+    .map_err(err("open /dev/pts"))?;
+    let fs = nix::sys::statfs::fstatfs(pts.as_fd()).map_err(err("statfs /dev/pts"))?;
+    let st = fstat(pts.as_fd()).map_err(err("stat /dev/pts"))?;
+    // The root of a devpts instance has inode 1.
+    if fs.filesystem_type().0 as i64 != DEVPTS_SUPER_MAGIC || st.st_ino != 1 {
+        return Err(refuse("/dev/pts is not a devpts file system"));
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_NO_XDEV,
+        );
+    let ptmx = resolve::openat2(pts.as_fd(), "ptmx", how).map_err(err("open /dev/pts/ptmx"))?;
+    let st = fstat(ptmx.as_fd()).map_err(err("stat /dev/pts/ptmx"))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if kind != SFlag::S_IFCHR || st.st_rdev != nix::sys::stat::makedev(5, 2) {
+        return Err(refuse("/dev/pts/ptmx is not the pty multiplexer (5:2)"));
+    }
+    Ok(ptmx)
+}
+
 /// After pivot, when the process has a terminal: bind the pty slave onto /dev/console
-/// (created as an empty 0666 file if missing), as runc does.
+/// (created as an empty 0666 file if missing), as runc does. The slave must be a pty and
+/// /dev/console a file or device in /dev itself: never a symlink the rootfs planted.
 pub fn mount_console(slave: std::os::fd::BorrowedFd<'_>) -> Result<(), RootfsError> {
     mount_console_with(&Kernel, slave)
 }
@@ -340,12 +397,33 @@ fn mount_console_with<M: MountApi>(
     slave: std::os::fd::BorrowedFd<'_>,
 ) -> Result<(), RootfsError> {
     let err = |what: &'static str| move |errno| RootfsError::Console { what, errno };
+    let st = fstat(slave).map_err(err("stat the pty"))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if kind != SFlag::S_IFCHR || !PTY_SLAVE_MAJORS.contains(&nix::sys::stat::major(st.st_rdev)) {
+        return Err(RootfsError::ConsoleSource {
+            reason: "the terminal to bind is not a pty slave".into(),
+        });
+    }
     let root = open_dir(Path::new("/"), OFlag::O_PATH).map_err(err("open /"))?;
     let console = Path::new("/dev/console");
-    let fd = resolve::create_file(root.as_fd(), console, Mode::from_bits_truncate(0o666))
-        .map_err(err("create /dev/console"))?;
+    let fd = resolve::create_target_strict(root.as_fd(), console, Mode::from_bits_truncate(0o666))
+        .map_err(|e| match e {
+            resolve::TargetError::Sys(errno) => RootfsError::Console {
+                what: "create /dev/console",
+                errno,
+            },
+            other => RootfsError::ConsoleSource {
+                reason: format!("/dev/console {other}"),
+            },
+        })?;
     let st = fstat(fd.as_fd()).map_err(err("stat /dev/console"))?;
-    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG {
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if kind != SFlag::S_IFREG && kind != SFlag::S_IFCHR {
+        return Err(RootfsError::ConsoleSource {
+            reason: "/dev/console is neither a regular file nor a character device".into(),
+        });
+    }
+    if kind == SFlag::S_IFREG {
         // The umask may have narrowed the mode at creation.
         nix::sys::stat::fchmodat(
             root.as_fd(),
@@ -391,8 +469,46 @@ fn readonly_path<M: MountApi>(api: &M, root: &OwnedFd, path: &Path) -> Result<()
     api.attach(tree.as_fd(), fd.as_fd()).map_err(err)
 }
 
-/// Hides a path: /dev/null over files, an empty read-only tmpfs over directories.
-fn mask_path<M: MountApi>(api: &M, root: &OwnedFd, path: &Path) -> Result<(), RootfsError> {
+/// The container's /dev/null, opened without following any symlink and checked to be the
+/// null character device (1:3): a rootfs may have planted a symlink (into procfs, say) or
+/// another file there, and whatever is bound over a masked path is what the container sees.
+fn verified_dev_null(root: &OwnedFd) -> Result<OwnedFd, String> {
+    let how = nix::fcntl::OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(
+            nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    let fd = match resolve::openat2(root.as_fd(), "dev/null", how) {
+        Ok(fd) => fd,
+        Err(Errno::ELOOP) => return Err("is a symlink".into()),
+        Err(e) => return Err(format!("cannot be opened: {e}")),
+    };
+    let st = fstat(fd.as_fd()).map_err(|e| format!("cannot be checked: {e}"))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if kind == SFlag::S_IFLNK {
+        return Err("is a symlink".into());
+    }
+    if kind != SFlag::S_IFCHR || st.st_rdev != nix::sys::stat::makedev(1, 3) {
+        return Err(format!(
+            "is not the null device (mode {:o}, device {}:{})",
+            st.st_mode,
+            nix::sys::stat::major(st.st_rdev),
+            nix::sys::stat::minor(st.st_rdev)
+        ));
+    }
+    Ok(fd)
+}
+
+/// Hides a path: the verified /dev/null over files, an empty read-only tmpfs over
+/// directories. `null` caches the verified /dev/null across masked paths.
+fn mask_path<M: MountApi>(
+    api: &M,
+    root: &OwnedFd,
+    null: &mut Option<OwnedFd>,
+    path: &Path,
+) -> Result<(), RootfsError> {
     let err = |errno| RootfsError::MaskedPath {
         path: path.to_path_buf(),
         errno,
@@ -406,7 +522,16 @@ fn mask_path<M: MountApi>(api: &M, root: &OwnedFd, path: &Path) -> Result<(), Ro
     let tree = if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR {
         api.new_readonly_tmpfs().map_err(err)?
     } else {
-        let null = resolve::open_path(root.as_fd(), Path::new("/dev/null")).map_err(err)?;
+        let null =
+            match null {
+                Some(fd) => fd,
+                None => null.insert(verified_dev_null(root).map_err(|reason| {
+                    RootfsError::MaskSource {
+                        path: path.to_path_buf(),
+                        reason,
+                    }
+                })?),
+            };
         api.clone_tree(null.as_fd(), false).map_err(err)?
     };
     api.attach(tree.as_fd(), fd.as_fd()).map_err(err)

@@ -134,6 +134,92 @@ pub fn create_file(root: BorrowedFd<'_>, path: &Path, mode: Mode) -> Result<Owne
     open_path(root, path)
 }
 
+/// Why a mount target was refused by [`create_target_strict`].
+#[derive(Debug)]
+pub enum TargetError {
+    Sys(Errno),
+    /// The final component is a symlink.
+    Symlink,
+    /// The final component is a directory.
+    Directory,
+    /// The parent directory is on procfs or sysfs (reached through a symlink).
+    PseudoFs,
+}
+
+impl std::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetError::Sys(e) => write!(f, "{e}"),
+            TargetError::Symlink => f.write_str("is a symlink; refusing to mount over it"),
+            TargetError::Directory => f.write_str("is a directory; refusing to mount over it"),
+            TargetError::PseudoFs => {
+                f.write_str("leads into procfs or sysfs; refusing to mount over it")
+            }
+        }
+    }
+}
+
+impl From<Errno> for TargetError {
+    fn from(e: Errno) -> Self {
+        TargetError::Sys(e)
+    }
+}
+
+/// A non-directory mount target for a node the runtime provides (a device bound from the
+/// host, the console): the parent is resolved (and created) inside the root, the final
+/// component is never followed and must not be a symlink or directory, and the parent may
+/// not be on procfs or sysfs. Missing, an empty file is created (`mode`). Returns an
+/// O_PATH fd of the target itself, for move_mount.
+pub fn create_target_strict(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    mode: Mode,
+) -> Result<OwnedFd, TargetError> {
+    use nix::sys::stat::{fstatat, SFlag};
+    use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
+    let (parent, name) = split(path)?;
+    let dir = mkdir_all(root, parent, Mode::from_bits_truncate(0o755))?;
+    let fs = fstatfs(dir.as_fd())?.filesystem_type();
+    if fs == PROC_SUPER_MAGIC || fs == SYSFS_MAGIC {
+        return Err(TargetError::PseudoFs);
+    }
+    match fstatat(dir.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFLNK => return Err(TargetError::Symlink),
+            SFlag::S_IFDIR => return Err(TargetError::Directory),
+            _ => {}
+        },
+        Err(Errno::ENOENT) => {
+            let create = OpenHow::new()
+                .flags(
+                    OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_WRONLY
+                        | OFlag::O_CLOEXEC
+                        | OFlag::O_NOFOLLOW,
+                )
+                .mode(mode)
+                .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
+            match openat2(dir.as_fd(), name, create) {
+                Ok(fd) => drop(fd),
+                Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
+    let fd = openat2(dir.as_fd(), name, how)?;
+    let st = nix::sys::stat::fstat(fd.as_fd())?;
+    match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFLNK => Err(TargetError::Symlink),
+        SFlag::S_IFDIR => Err(TargetError::Directory),
+        _ => Ok(fd),
+    }
+}
+
 /// Splits a path into its parent and final name; "/" has no name.
 pub fn split(path: &Path) -> Result<(&Path, &OsStr), Errno> {
     match (path.parent(), path.file_name()) {

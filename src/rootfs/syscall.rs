@@ -9,15 +9,15 @@ use nix::mount::MsFlags;
 
 use super::options::AttrChange;
 
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+pub(super) const OPEN_TREE_CLONE: libc::c_uint = 1;
+pub(super) const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-const FSOPEN_CLOEXEC: libc::c_uint = 1;
+pub(super) const FSOPEN_CLOEXEC: libc::c_uint = 1;
 const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+pub(super) const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 
 /// struct mount_attr of mount_setattr(2).
 #[repr(C)]
@@ -64,7 +64,7 @@ pub trait MountApi {
 /// The real kernel.
 pub struct Kernel;
 
-fn owned(ret: libc::c_long) -> Result<OwnedFd, Errno> {
+pub(super) fn owned(ret: libc::c_long) -> Result<OwnedFd, Errno> {
     let fd = Errno::result(ret)?;
     // SAFETY: the syscall returned a new file descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
@@ -86,6 +86,22 @@ fn fsconfig(
             cmd,
             key.as_ptr(),
             value,
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// FSCONFIG_CMD_CREATE: makes the superblock of a configured fs context.
+pub(super) fn fsconfig_create(fs: &OwnedFd) -> Result<(), Errno> {
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux; fs is a live fs context.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
             0,
         )
     };
@@ -171,18 +187,7 @@ impl MountApi for Kernel {
         // Same look as runc's mount(2) of a read-only tmpfs: source "tmpfs", superblock ro.
         fsconfig(&fs, FSCONFIG_SET_STRING, c"source", Some(c"tmpfs"))?;
         fsconfig(&fs, FSCONFIG_SET_FLAG, c"ro", None)?;
-        // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux; fs is a live fs context.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null::<libc::c_char>(),
-                std::ptr::null::<libc::c_void>(),
-                0,
-            )
-        };
-        Errno::result(ret)?;
+        fsconfig_create(&fs)?;
         let attrs = super::options::MOUNT_ATTR_RDONLY;
         // SAFETY: fs is a created fs context; flags and attributes are plain integers.
         owned(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })

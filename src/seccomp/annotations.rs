@@ -1,6 +1,7 @@
 //! Per-container seccomp switches carried in OCI annotations.
 
 use super::builtin_filters::BuiltinFilters;
+use super::trace_file::TraceFile;
 use super::SeccompError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,14 +42,15 @@ fn bad(annotation: &str, value: &str, expected: &str) -> SeccompError {
 }
 
 impl Annotations {
-    /// Where trace mode writes: the annotation's path (relative paths are taken relative to
-    /// the bundle), else [`DEFAULT_TRACE_FILE`] in the bundle.
-    pub fn trace_path(&self, bundle: &Path) -> PathBuf {
-        match &self.trace_file {
-            Some(p) if p.is_absolute() => p.clone(),
-            Some(p) => bundle.join(p),
-            None => bundle.join(DEFAULT_TRACE_FILE),
-        }
+    /// Where trace mode writes: the annotation's path beneath the bundle (relative, or
+    /// absolute inside the bundle), else [`DEFAULT_TRACE_FILE`] in the bundle. Anything
+    /// leading out of the bundle, or an existing file that is not a regular file, is refused.
+    pub fn trace_file(&self, bundle: &Path) -> Result<TraceFile, SeccompError> {
+        let p = self
+            .trace_file
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_TRACE_FILE));
+        TraceFile::beneath(bundle, p)
     }
 
     pub fn parse(annotations: &HashMap<String, String>) -> Result<Self, SeccompError> {

@@ -31,6 +31,7 @@ pub mod install;
 pub mod notify_supervisor;
 pub mod policy;
 pub mod syscall_table;
+pub mod trace_file;
 
 pub use annotations::{Annotations, Mode};
 pub use builtin_filters::BuiltinFilters;
@@ -41,6 +42,7 @@ pub use notify_supervisor::{
     generate_profile, log_denied_program, supervise, trace_program, Denied, ListenerSlot,
     Supervision,
 };
+pub use trace_file::TraceFile;
 
 use oci_spec::runtime::LinuxSeccomp;
 
@@ -96,6 +98,8 @@ pub enum SeccompError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error("annotation run.nucleus.seccomp.trace-file={path:?}: {reason}")]
+    TracePath { path: String, reason: String },
     #[error("writing seccomp trace file {path}: {source}")]
     TraceFile {
         path: String,
@@ -172,11 +176,20 @@ pub struct Setup {
 
 #[derive(Clone, Debug)]
 pub enum SupervisionPlan {
-    Trace { out: std::path::PathBuf },
+    Trace { out: TraceFile },
     LogDenied { original: Vec<libc::sock_filter> },
 }
 
 impl SupervisionPlan {
+    /// An fd the process serving the plan must keep open.
+    pub fn kept_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match self {
+            SupervisionPlan::Trace { out } => Some(out.dir_fd().as_raw_fd()),
+            SupervisionPlan::LogDenied { .. } => None,
+        }
+    }
+
     pub fn as_supervision(&self) -> Supervision<'_> {
         match self {
             SupervisionPlan::Trace { out } => Supervision::Trace { out },
@@ -197,7 +210,7 @@ pub fn prepare(
         return Ok(Some(Setup {
             program: trace_program(),
             supervision: Some(SupervisionPlan::Trace {
-                out: annotations.trace_path(bundle),
+                out: annotations.trace_file(bundle)?,
             }),
         }));
     }
@@ -239,7 +252,6 @@ pub fn effective_policy(
 mod tests {
     use super::*;
     use std::collections::HashMap;
-    use std::path::Path;
 
     fn spec(v: serde_json::Value) -> LinuxSeccomp {
         serde_json::from_value(v).unwrap()
@@ -247,7 +259,8 @@ mod tests {
 
     #[test]
     fn prepare_follows_the_annotations() {
-        let bundle = Path::new("/b");
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path();
         let profile = spec(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO",
             "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}));
         let plain = Annotations::default();
@@ -264,7 +277,7 @@ mod tests {
         assert!(s.program.uses_notify);
         match s.supervision {
             Some(SupervisionPlan::Trace { out }) => {
-                assert_eq!(out, bundle.join(annotations::DEFAULT_TRACE_FILE))
+                assert_eq!(out.shown(), bundle.join(annotations::DEFAULT_TRACE_FILE))
             }
             other => panic!("{other:?}"),
         }

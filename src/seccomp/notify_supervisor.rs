@@ -17,9 +17,7 @@ use super::bpf_interpreter::{self, SeccompData};
 use super::syscall_table::{Arch, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use super::{Program, SeccompError};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -178,7 +176,7 @@ pub fn take_listener(pid: i32, fd: RawFd) -> Result<OwnedFd, SeccompError> {
 pub enum Supervision<'a> {
     /// Count every syscall and let it run; the counts are written to `out` as NDJSON
     /// (rewritten whenever a new syscall appears, and at the end).
-    Trace { out: &'a Path },
+    Trace { out: &'a super::TraceFile },
     /// Report and refuse what `original` (the program before [`log_denied_program`]) refuses.
     LogDenied { original: &'a [libc::sock_filter] },
 }
@@ -221,15 +219,8 @@ fn trace_ndjson(counts: &TraceCounts) -> String {
     s
 }
 
-fn write_trace(out: &Path, counts: &TraceCounts) -> Result<(), SeccompError> {
-    let tmp = out.with_extension("ndjson.tmp");
-    let res = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(trace_ndjson(counts).as_bytes()))
-        .and_then(|_| std::fs::rename(&tmp, out));
-    res.map_err(|source| SeccompError::TraceFile {
-        path: out.display().to_string(),
-        source,
-    })
+fn write_trace(out: &super::TraceFile, counts: &TraceCounts) -> Result<(), SeccompError> {
+    out.replace(trace_ndjson(counts).as_bytes())
 }
 
 /// Serves notifications until every process using the filter is gone. Runs in a monitor

@@ -1,0 +1,89 @@
+//! procfs writes that nothing in the container's /proc can redirect (the CVE-2025-52881
+//! class): a file bound over /proc/sys/..., a symlink or another file system there (a
+//! shared mount, a racing attacker). Writes go through a private procfs instance of our
+//! own, checked to be procfs, with no symlink, magic link or mount crossing on the way.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
+
+use super::options::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID};
+use super::resolve;
+use super::syscall::{
+    fsconfig_create, owned, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
+};
+
+/// The root directory of procfs has this inode number (PROC_ROOT_INO).
+const PROC_ROOT_INO: u64 = 1;
+
+/// A new procfs instance, detached (fsopen/fsmount): no mount of anyone's can cover it.
+fn fresh() -> Result<OwnedFd, Errno> {
+    // SAFETY: the file system name is a valid C string.
+    let fs = owned(unsafe { libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), FSOPEN_CLOEXEC) })?;
+    fsconfig_create(&fs)?;
+    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    // SAFETY: fs is a created fs context; flags and attributes are plain integers.
+    owned(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
+}
+
+/// A detached copy of the /proc mount alone, without what is mounted below it: for when
+/// a new procfs cannot be made (a user namespace whose /proc is partly covered).
+fn clone_of_proc() -> Result<OwnedFd, Errno> {
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    let proc = resolve::openat2(root.as_fd(), "proc", how)?;
+    let flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: the path is a valid empty C string and proc is a live fd.
+    owned(unsafe { libc::syscall(libc::SYS_open_tree, proc.as_raw_fd(), c"".as_ptr(), flags) })
+}
+
+/// The root of a private procfs for this process's namespaces, checked to be procfs.
+pub fn private_procfs() -> Result<OwnedFd, Errno> {
+    let fd = fresh().or_else(|_| clone_of_proc())?;
+    let is_proc = fstatfs(fd.as_fd())?.filesystem_type() == PROC_SUPER_MAGIC;
+    if !is_proc || fstat(fd.as_fd())?.st_ino != PROC_ROOT_INO {
+        return Err(Errno::EXDEV);
+    }
+    Ok(fd)
+}
+
+/// Writes `value` to `rel` below a procfs root from [`private_procfs`], in one write(2).
+/// The file is reached without symlinks, magic links or mount crossings and must be a
+/// regular procfs file.
+pub fn write(proc: BorrowedFd<'_>, rel: &Path, value: &[u8]) -> Result<(), Errno> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_NO_XDEV,
+        );
+    let fd = resolve::openat2(proc, rel, how)?;
+    if fstatfs(fd.as_fd())?.filesystem_type() != PROC_SUPER_MAGIC {
+        return Err(Errno::EXDEV);
+    }
+    let kind = SFlag::from_bits_truncate(fstat(fd.as_fd())?.st_mode & SFlag::S_IFMT.bits());
+    if kind != SFlag::S_IFREG {
+        return Err(Errno::EINVAL);
+    }
+    let n = nix::unistd::write(&fd, value)?;
+    if n != value.len() {
+        return Err(Errno::EIO);
+    }
+    Ok(())
+}
