@@ -50,8 +50,12 @@ pub enum Msg {
     RunHooks,
     /// Runtime → init: hooks done.
     HooksDone,
-    /// Init → runtime: set up, blocked until `start`.
+    /// Init → runtime: set up; waiting for `Created`.
     Ready,
+    /// Runtime → init: the container is recorded in its state; wait for `start`. An init
+    /// that gets EOF instead (the runtime died before) exits, so none waits forever
+    /// unrecorded.
+    Created,
     /// Any child → runtime: setup failed.
     Error(String),
 }

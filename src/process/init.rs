@@ -69,6 +69,11 @@ pub struct InitConfig<'a> {
 pub fn run(cfg: InitConfig<'_>, chan: Channel) -> ! {
     match prepare(&cfg, &chan) {
         Ok(prepared) => {
+            // The runtime may have died before recording us: then nothing could ever
+            // find, start or delete this init, so it must not wait for `start`.
+            if !matches!(chan.recv(), Ok(Msg::Created)) {
+                std::process::exit(1);
+            }
             drop(chan);
             let err = finish(&cfg, prepared);
             eprintln!("nucleus init: {err}");
