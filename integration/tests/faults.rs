@@ -155,6 +155,21 @@ impl Bench {
     }
 }
 
+/// How many of the cases left each kind of thing, e.g. "cgroup: 12, process: 3".
+fn kinds(leaked: &[Vec<String>]) -> String {
+    ["state dir", "cgroup", "process", "mount", "hung", "failed"]
+        .iter()
+        .map(|k| {
+            let n = leaked
+                .iter()
+                .filter(|case| case.iter().any(|l| l.contains(k)))
+                .count();
+            format!("{k}: {n}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn spawn_quiet(mut cmd: Command) -> std::process::Child {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -194,9 +209,10 @@ fn create_killed_at_any_moment_leaves_nothing_after_delete_force() {
         }
     }
     eprintln!(
-        "kill sweep: {points} kill points over {span:?} (create takes ~{:?}): {} left something",
+        "kill sweep: {points} kill points over {span:?} (create takes ~{:?}): {} left something ({})",
         took[1],
-        leaked.len()
+        leaked.len(),
+        kinds(&leaked)
     );
     assert!(leaked.is_empty(), "{leaked:#?}");
 }
@@ -247,24 +263,33 @@ fn create_failing_at_any_syscall_leaves_nothing_after_delete_force() {
                 purge(b.c.root(), &id);
                 continue;
             }
+            let mut left = Vec::new();
             if !out.success() {
                 failed_creates += 1;
-                // A failed create says why on one line, and is never a crash.
+                // A failed create is never a crash, and undoes itself: nothing is left
+                // even before `delete`.
                 assert!(out.signal.is_none(), "{what}: create crashed\n{out}");
+                for l in leftovers(b.c.root(), &id, &b.rootfs) {
+                    left.push(format!("{what}: after the failed create: {l}"));
+                }
             }
-            let left = b.delete_and_check(&id, &what);
+            left.extend(b.delete_and_check(&id, &what));
             if !left.is_empty() {
                 leaked.push(left);
             }
         }
     }
     eprintln!(
-        "syscall injection: {n} cases ({failed_creates} made create fail): {} left something",
-        leaked.len()
+        "syscall injection: {n} cases ({failed_creates} made create fail): {} left something ({})",
+        leaked.len(),
+        kinds(&leaked)
     );
     assert!(leaked.is_empty(), "{leaked:#?}");
     // The injections must have reached create, or this test proves nothing.
-    assert!(failed_creates * 2 >= n, "only {failed_creates} of {n} injections made create fail");
+    assert!(
+        failed_creates * 2 >= n,
+        "only {failed_creates} of {n} injections made create fail"
+    );
 }
 
 #[test]
@@ -375,7 +400,10 @@ fn hooks_past_their_timeout_are_killed_with_their_children() {
         let t = Instant::now();
         if *kind == "poststop" {
             exec(&mut b.create_cmd(&id), CMD_TIMEOUT).ok();
-            let out = exec(b.c.command().args(["delete", "--force", &id]), DELETE_TIMEOUT);
+            let out = exec(
+                b.c.command().args(["delete", "--force", &id]),
+                DELETE_TIMEOUT,
+            );
             assert!(out.success(), "{kind}: delete\n{out}");
             assert!(out.stderr.contains("timed out after 1s"), "{kind}\n{out}");
         } else {
@@ -398,7 +426,10 @@ fn hooks_past_their_timeout_are_killed_with_their_children() {
             // SAFETY: kill(2) of a sleeper with this test's own unique argument.
             unsafe { libc::kill(*p, libc::SIGKILL) };
         }
-        assert!(left.is_empty(), "{kind}: hook processes outlived the timeout: {left:?}");
+        assert!(
+            left.is_empty(),
+            "{kind}: hook processes outlived the timeout: {left:?}"
+        );
         let rest = b.delete_and_check(&id, kind);
         assert!(rest.is_empty(), "{rest:#?}");
     }
