@@ -50,11 +50,10 @@ pub enum Msg {
     RunHooks,
     /// Runtime → init: hooks done.
     HooksDone,
-    /// Init → runtime: set up; waiting for `Created`.
+    /// Init → runtime: set up; waiting for `Created` or `start`.
     Ready,
-    /// Runtime → init: the container is recorded in its state; wait for `start`. An init
-    /// that gets EOF instead (the runtime died before) exits, so none waits forever
-    /// unrecorded.
+    /// Runtime → init: the create completed; wait for `start`. An init that gets EOF
+    /// before this or `start` (the runtime died part-way) exits, so none waits forever.
     Created,
     /// Any child → runtime: setup failed.
     Error(String),

@@ -27,16 +27,19 @@ pub struct CreateOptions {
 /// `nucleus create`: set the container up with its init blocked until `start`. On error
 /// nothing is left behind: no state dir, cgroup or process.
 pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, ContainerError> {
-    create_with_console(rt, opts, None)
+    create_with_console(rt, opts, None, true).map(|(st, _)| st)
 }
 
 /// `create` where the caller (foreground `run`) supplies its own end of a console socket
-/// pair when the config asks for a terminal and no `--console-socket` was given.
+/// pair when the config asks for a terminal and no `--console-socket` was given. With
+/// `commit` the init is told the create completed; without, the init exits if the returned
+/// handle is dropped before `start` (`run` keeps it until then).
 pub(crate) fn create_with_console(
     rt: &Runtime,
     opts: &CreateOptions,
     own_console: Option<std::os::fd::OwnedFd>,
-) -> Result<ContainerState, ContainerError> {
+    commit: bool,
+) -> Result<(ContainerState, Option<spawn::Spawned>), ContainerError> {
     // First, before this create opens anything: a preserved range with a hole in it would
     // be filled by the runtime's own fds (the state lock) and handed to the container.
     super::check_preserved_fds(opts.preserve_fds)?;
@@ -89,8 +92,16 @@ pub(crate) fn create_with_console(
         config,
         monitor_pid: None,
     };
-    match setup(&dir, &mut st, &mut record, opts, console, seccomp_prog) {
-        Ok(()) => Ok(st),
+    match setup(
+        &dir,
+        &mut st,
+        &mut record,
+        opts,
+        console,
+        seccomp_prog,
+        commit,
+    ) {
+        Ok(spawned) => Ok((st, spawned)),
         Err(e) => {
             cleanup(dir, &st, &record);
             Err(e)
@@ -105,7 +116,8 @@ fn setup(
     opts: &CreateOptions,
     console: Option<std::os::fd::OwnedFd>,
     seccomp_prog: Option<SeccompSetup>,
-) -> Result<(), ContainerError> {
+    commit: bool,
+) -> Result<Option<spawn::Spawned>, ContainerError> {
     let fifo = dir.fifo_path();
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
         .map_err(|e| super::io_err(format!("mkfifo {}", fifo.display()))(e.into()))?;
@@ -165,8 +177,12 @@ fn setup(
     if let Some(p) = opts.pid_file.as_deref() {
         write_pid_file(p, pid)?;
     }
-    spawned.commit()?;
-    Ok(())
+    if commit {
+        // Last: the init wakes for it as we are about to exit anyway.
+        spawned.commit()?;
+        return Ok(None);
+    }
+    Ok(Some(spawned))
 }
 
 /// Opened read-write, so the open never blocks and the init can block reading it until

@@ -58,16 +58,17 @@ pub struct SpawnRequest<'a> {
     pub state_lock: Option<RawFd>,
 }
 
-/// An init set up and waiting for `commit`: it goes on to wait for `start` only once the
-/// runtime has recorded it, and exits if the runtime dies before (the channel's EOF).
+/// An init set up and recorded in the container's state, waiting for `start`. Until
+/// `commit` (or `start`) it also watches this channel and exits on its EOF: a runtime
+/// killed before its create completed leaves no init waiting forever.
 pub struct Spawned {
     pub pid: i32,
     chan: Channel,
 }
 
 impl Spawned {
-    /// Tell the init its container is recorded: from now on only `start` or a kill ends
-    /// its wait.
+    /// Tell the init its create completed: from now on only `start` or a kill ends its
+    /// wait. (Dropping the handle after `start` is as good.)
     pub fn commit(self) -> Result<(), SpawnError> {
         self.chan.send(&Msg::Created)?;
         Ok(())
