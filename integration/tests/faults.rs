@@ -203,7 +203,23 @@ fn create_killed_at_any_moment_leaves_nothing_after_delete_force() {
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();
-        let left = b.delete_and_check(&id, &format!("killed after {delay:?}"));
+        let what = format!("killed after {delay:?}");
+        // Even before any delete, no process of an unfinished create lives on: only a
+        // container whose create got as far as its state file may keep its init.
+        let until = Instant::now() + Duration::from_secs(1);
+        let state_file = b.c.root().join(&id).join("state.json");
+        let mut orphans = procs_with_arg(&id);
+        while !orphans.is_empty() && !state_file.exists() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+            orphans = procs_with_arg(&id);
+        }
+        let mut left = Vec::new();
+        if !orphans.is_empty() && !state_file.exists() {
+            left.push(format!(
+                "{what}: process {orphans:?} outlived the runtime unrecorded"
+            ));
+        }
+        left.extend(b.delete_and_check(&id, &what));
         if !left.is_empty() {
             leaked.push(left);
         }
