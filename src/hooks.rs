@@ -126,6 +126,9 @@ pub fn run_all_warn(spec: &Spec, kind: Kind, state_json: &[u8]) {
     }
 }
 
+/// Run one hook. It runs in its own process group: on timeout the whole group (a
+/// background child the hook started included) is killed and waited for, so nothing of a
+/// timed-out hook outlives the runtime's error. A hook also dies with the runtime.
 pub fn run(h: &Hook, kind: Kind, state_json: &[u8]) -> Result<(), HookError> {
     let path = h.path().display().to_string();
     let mut cmd = Command::new(h.path());
@@ -139,40 +142,61 @@ pub fn run(h: &Hook, kind: Kind, state_json: &[u8]) -> Result<(), HookError> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped());
+    cmd.stdin(Stdio::piped()).process_group(0);
+    let runtime = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec and only makes
+    // async-signal-safe calls (prctl, getppid, _exit).
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() != runtime {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
         kind: kind.name(),
         path: path.clone(),
         source,
     })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine: ignore EPIPE.
-        let _ = stdin.write_all(state_json);
-    }
+    let group = child.id() as libc::pid_t;
     let deadline = h
         .timeout()
         .map(|s| (s, Instant::now() + Duration::from_secs(s as u64)));
+    let timed_out = |child: &mut std::process::Child, secs: i64, path: String| {
+        kill_group(child, group);
+        HookError::Timeout {
+            kind: kind.name(),
+            path,
+            secs,
+        }
+    };
+    if let Some(stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine (EPIPE, or a full pipe): it must
+        // not hold the runtime past its timeout either.
+        if !write_until(stdin, state_json, deadline.map(|(_, at)| at)) {
+            if let Some((secs, _)) = deadline {
+                return Err(timed_out(&mut child, secs, path));
+            }
+        }
+    }
     let status = loop {
         match child.try_wait() {
             Ok(Some(st)) => break st,
             Ok(None) => {}
             Err(source) => {
+                kill_group(&mut child, group);
                 return Err(HookError::Spawn {
                     kind: kind.name(),
                     path,
                     source,
-                })
+                });
             }
         }
         if let Some((secs, at)) = deadline {
             if Instant::now() >= at {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(HookError::Timeout {
-                    kind: kind.name(),
-                    path,
-                    secs,
-                });
+                return Err(timed_out(&mut child, secs, path));
             }
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -186,6 +210,63 @@ pub fn run(h: &Hook, kind: Kind, state_json: &[u8]) -> Result<(), HookError> {
             status: status.to_string(),
         })
     }
+}
+
+/// SIGKILL the hook's process group, reap the hook, and wait (bounded) until no member of
+/// the group is left. A member that made its own session escapes, as with any runtime.
+fn kill_group(child: &mut std::process::Child, group: libc::pid_t) {
+    // SAFETY: kill(2) on a negative pid signals the process group the hook leads.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    let _ = child.kill();
+    let _ = child.wait();
+    let until = Instant::now() + Duration::from_secs(5);
+    // Members reparented away are reaped by their new parent; kill(-g, 0) fails with
+    // ESRCH once none is left.
+    // SAFETY: signal 0 only checks for existence.
+    while unsafe { libc::kill(-group, 0) } == 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Write `data` to the hook's stdin, giving up at `deadline` (false) or when the hook
+/// closes it (true: not reading its stdin is allowed).
+fn write_until(stdin: std::process::ChildStdin, data: &[u8], deadline: Option<Instant>) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = stdin.as_raw_fd();
+    // SAFETY: fcntl on the pipe fd we own; O_NONBLOCK so a full pipe cannot block us.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    let mut stdin = stdin;
+    let mut rest = data;
+    while !rest.is_empty() {
+        match stdin.write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let ms = match deadline {
+                    None => -1,
+                    Some(at) => {
+                        let left = at.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return false;
+                        }
+                        left.as_millis().min(i32::MAX as u128) as libc::c_int
+                    }
+                };
+                let mut pfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut pfd, 1, ms) };
+            }
+            Err(_) => return true,
+        }
+    }
+    true
 }
 
 #[cfg(test)]

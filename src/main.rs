@@ -342,6 +342,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Before the log file is opened: it would otherwise fill a hole in the preserved
+    // range and reach the container.
+    let preserved = match &cli.cmd {
+        Some(Cmd::Create(a)) | Some(Cmd::Run { create: a, .. }) => a.preserve_fds,
+        Some(Cmd::Exec(a)) => a.preserve_fds,
+        _ => 0,
+    };
+    let fds = container::check_preserved_fds(preserved);
     if let Err(e) = logger::init(cli.log.as_deref(), format, cli.debug) {
         eprintln!("{e}");
         return ExitCode::from(1);
@@ -356,6 +364,15 @@ fn main() -> ExitCode {
     if let Some(Err(e)) = sealed {
         report(&e.into());
         return ExitCode::from(1);
+    }
+    if let Err(e) = fds {
+        report(&anyhow::Error::from(e));
+        // runc exits 255 when exec's process could not be started.
+        return ExitCode::from(if matches!(cli.cmd, Some(Cmd::Exec(_))) {
+            255
+        } else {
+            1
+        });
     }
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),

@@ -18,6 +18,9 @@ use crate::cgroups::Cgroup;
 pub const DEFAULT_ROOT: &str = "/run/nucleus";
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// What a create in progress has made so far: written before each thing it records exists,
+/// so `delete --force` can undo a create that was killed at any point.
+pub const CREATING_FILE: &str = "creating.json";
 /// The OCI runtime-spec version nucleus implements.
 pub const OCI_VERSION: &str = "1.2.0";
 
@@ -91,6 +94,31 @@ pub struct ContainerState {
     /// Host pid of the seccomp supervisor (trace / deny-log), if any.
     #[serde(default)]
     pub monitor_pid: Option<i32>,
+}
+
+/// A process a create started, named by pid and start time so a recycled pid is never
+/// mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcRecord {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl ProcRecord {
+    /// The record of live process `pid`, or None if it is already gone.
+    pub fn of(pid: i32) -> Option<Self> {
+        process_start_time(pid).map(|start| ProcRecord { pid, start })
+    }
+}
+
+/// Everything a create has made or is about to make, before its state file exists.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreatingRecord {
+    /// The container cgroup: recorded before any of its directories is made.
+    pub cgroup: Option<Cgroup>,
+    /// The intermediate, the init and the seccomp monitor, as each comes to be.
+    #[serde(default)]
+    pub procs: Vec<ProcRecord>,
 }
 
 /// The state the OCI spec defines: printed by `state` and fed to hooks on stdin.
@@ -190,12 +218,39 @@ impl Root {
             }
             Err(e) => return Err(io("create state dir", &path)(e)),
         }
-        let lock = lock_dir(&path)?;
+        let lock = match lock_dir(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                // Nothing else can be in it yet: no lock, no directory.
+                let _ = fs::remove_dir(&path);
+                return Err(e);
+            }
+        };
         Ok(ContainerDir {
             id: id.to_string(),
             path,
             _lock: lock,
         })
+    }
+
+    /// Lock a container's directory whatever its condition (a create killed part-way
+    /// leaves one without a state file); None if there is no such directory.
+    pub fn open_any(&self, id: &str) -> Result<Option<ContainerDir>, StateError> {
+        if validate_id(id).is_err() {
+            return Ok(None);
+        }
+        let path = self.path.join(id);
+        match lock_dir(&path) {
+            Ok(lock) => Ok(Some(ContainerDir {
+                id: id.to_string(),
+                path,
+                _lock: lock,
+            })),
+            Err(StateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Lock an existing container's directory; "container does not exist" otherwise.
@@ -218,19 +273,6 @@ impl Root {
             path,
             _lock: lock,
         })
-    }
-
-    /// Remove what is left of a container whose state file was never written.
-    pub fn remove_stale(&self, id: &str) -> Result<(), StateError> {
-        if validate_id(id).is_err() {
-            return Ok(());
-        }
-        let path = self.path.join(id);
-        match fs::remove_dir_all(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io("remove state dir", &path)(e)),
-        }
     }
 
     /// Ids of all containers with a state file, sorted.
@@ -269,6 +311,11 @@ impl ContainerDir {
         self.path.join(STATE_FILE)
     }
 
+    /// The fd holding the directory's lock: no child the runtime forks may keep it.
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        self._lock.as_raw_fd()
+    }
+
     pub fn fifo_path(&self) -> PathBuf {
         self.path.join(EXEC_FIFO)
     }
@@ -290,9 +337,29 @@ impl ContainerDir {
 
     /// Write state.json through a temporary file and rename, so a reader never sees half.
     pub fn save(&self, st: &ContainerState) -> Result<(), StateError> {
-        let p = self.state_path();
-        let tmp = self.path.join(".state.json.tmp");
-        let data = serde_json::to_vec(st).map_err(|e| StateError::Corrupt {
+        self.write_json(STATE_FILE, st)
+    }
+
+    /// Replace the record of what a create in progress has made (atomically, as state.json).
+    pub fn save_creating(&self, rec: &CreatingRecord) -> Result<(), StateError> {
+        self.write_json(CREATING_FILE, rec)
+    }
+
+    /// The record a create left, if it wrote one (an unreadable one counts as none: it
+    /// is only ever replaced whole, so it can only be missing).
+    pub fn load_creating(&self) -> Option<CreatingRecord> {
+        let data = fs::read(self.path.join(CREATING_FILE)).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    pub fn has_state(&self) -> bool {
+        self.state_path().exists()
+    }
+
+    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StateError> {
+        let p = self.path.join(name);
+        let tmp = self.path.join(format!(".{name}.tmp"));
+        let data = serde_json::to_vec(value).map_err(|e| StateError::Corrupt {
             path: p.clone(),
             msg: e.to_string(),
         })?;

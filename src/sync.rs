@@ -63,8 +63,11 @@ pub enum Msg {
     RunHooks,
     /// Runtime → init: hooks done.
     HooksDone,
-    /// Init → runtime: set up, blocked until `start`.
+    /// Init → runtime: set up; waiting for `Created` or `start`.
     Ready,
+    /// Runtime → init: the create completed; wait for `start`. An init that gets EOF
+    /// before this or `start` (the runtime died part-way) exits, so none waits forever.
+    Created,
     /// Any child → runtime: setup failed.
     Error(String),
 }

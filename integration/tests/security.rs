@@ -386,18 +386,15 @@ fn trace_file_annotation_never_leads_outside_the_bundle() {
     let trace = c.bundle.path().join("t.ndjson");
     assert!(appears(&trace));
 }
-
-
-/// The host binary and host directories out of reach (issue 8, part 1).
+/// The host binary and host directories out of reach (issue 8, part 1): attacks from
+/// inside a container on the host (CVE-2019-5736 and CVE-2024-21626 classes). A static
+/// attacker program, copied into the rootfs, looks for the host's runtime binary and host
+/// directories through every process it can see while nucleus processes are inside the
+/// container: a created init waiting for `start`, `exec`'d processes before their execve, a
+/// second container sharing the pid namespace; default capabilities and all of them but
+/// CAP_SYS_ADMIN, with and without a user namespace. (A `#!/proc/self/exe` program run by
+/// `exec` gets ENOENT from this kernel, under runc too.)
 mod host_binary {
-    //! Attacks from inside a container on the host (issue classes CVE-2019-5736 and
-    //! CVE-2024-21626): a static attacker program, copied into the rootfs, looks for the host's
-    //! runtime binary and host directories through every process it can see, while nucleus
-    //! processes are inside the container: a created init waiting for `start`, `exec`'d
-    //! processes before their execve, a second container sharing the pid namespace. (A
-    //! `#!/proc/self/exe` program run by `exec` gets ENOENT from this kernel, under runc too.) Default capabilities and all of them but
-    //! CAP_SYS_ADMIN, with and without a user namespace.
-
     use std::os::unix::fs::MetadataExt;
     use std::time::Duration;
 

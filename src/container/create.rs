@@ -9,7 +9,7 @@ use crate::process::console;
 use crate::process::filter::SeccompSetup;
 use crate::process::spawn::{self, SpawnRequest};
 use crate::spec;
-use crate::state::{self, ContainerDir, ContainerState, Status};
+use crate::state::{self, ContainerDir, ContainerState, CreatingRecord, ProcRecord, Status};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -27,16 +27,22 @@ pub struct CreateOptions {
 /// `nucleus create`: set the container up with its init blocked until `start`. On error
 /// nothing is left behind: no state dir, cgroup or process.
 pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, ContainerError> {
-    create_with_console(rt, opts, None)
+    create_with_console(rt, opts, None, true).map(|(st, _)| st)
 }
 
 /// `create` where the caller (foreground `run`) supplies its own end of a console socket
-/// pair when the config asks for a terminal and no `--console-socket` was given.
+/// pair when the config asks for a terminal and no `--console-socket` was given. With
+/// `commit` the init is told the create completed; without, the init exits if the returned
+/// handle is dropped before `start` (`run` keeps it until then).
 pub(crate) fn create_with_console(
     rt: &Runtime,
     opts: &CreateOptions,
     own_console: Option<std::os::fd::OwnedFd>,
-) -> Result<ContainerState, ContainerError> {
+    commit: bool,
+) -> Result<(ContainerState, Option<spawn::Spawned>), ContainerError> {
+    // First, before this create opens anything: a preserved range with a hole in it would
+    // be filled by the runtime's own fds (the state lock) and handed to the container.
+    super::check_preserved_fds(opts.preserve_fds)?;
     state::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(super::io_err(format!("bundle {}", opts.bundle.display())))?;
@@ -63,6 +69,16 @@ pub(crate) fn create_with_console(
         rt.systemd_cgroup,
     )?;
     let dir = rt.root.create(&opts.id)?;
+    // What this create makes is recorded before it is made, so `delete --force` can undo
+    // a create killed at any point.
+    let mut record = CreatingRecord {
+        cgroup: Some(cgroup.clone()),
+        procs: Vec::new(),
+    };
+    if let Err(e) = dir.save_creating(&record) {
+        let _ = dir.remove();
+        return Err(e.into());
+    }
     let mut st = ContainerState {
         id: opts.id.clone(),
         pid: 0,
@@ -76,10 +92,18 @@ pub(crate) fn create_with_console(
         config,
         monitor_pid: None,
     };
-    match setup(&dir, &mut st, opts, console, seccomp_prog) {
-        Ok(()) => Ok(st),
+    match setup(
+        &dir,
+        &mut st,
+        &mut record,
+        opts,
+        console,
+        seccomp_prog,
+        commit,
+    ) {
+        Ok(spawned) => Ok((st, spawned)),
         Err(e) => {
-            cleanup(dir, &st);
+            cleanup(dir, &st, &record);
             Err(e)
         }
     }
@@ -88,10 +112,12 @@ pub(crate) fn create_with_console(
 fn setup(
     dir: &ContainerDir,
     st: &mut ContainerState,
+    record: &mut CreatingRecord,
     opts: &CreateOptions,
     console: Option<std::os::fd::OwnedFd>,
     seccomp_prog: Option<SeccompSetup>,
-) -> Result<(), ContainerError> {
+    commit: bool,
+) -> Result<Option<spawn::Spawned>, ContainerError> {
     let fifo = dir.fifo_path();
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
         .map_err(|e| super::io_err(format!("mkfifo {}", fifo.display()))(e.into()))?;
@@ -111,25 +137,52 @@ fn setup(
         console,
         cgroup: Some(cg),
         seccomp: seccomp_prog.as_ref(),
+        state_lock: Some(dir.lock_fd()),
     };
     let st_ref = &*st;
     let state_for = |pid: i32| String::from_utf8(hook_state(pid, st_ref)).unwrap_or_default();
-    let pid = spawn::spawn(req, state_for, |pid| {
-        let json = hook_state(pid, st_ref);
-        hooks::run_all(&st_ref.config, hooks::Kind::Prestart, &json)
-            .and_then(|()| hooks::run_all(&st_ref.config, hooks::Kind::CreateRuntime, &json))
-            .map_err(|e| e.to_string())
-    })?;
+    let mut record_pid = |pid: i32| {
+        // A process already gone needs no undoing.
+        if let Some(p) = ProcRecord::of(pid) {
+            record.procs.push(p);
+            dir.save_creating(record)
+                .map_err(|e| spawn::SpawnError::Record {
+                    what: "container process",
+                    msg: e.to_string(),
+                })?;
+        }
+        Ok(())
+    };
+    let spawned = spawn::spawn(
+        req,
+        state_for,
+        |pid| {
+            let json = hook_state(pid, st_ref);
+            hooks::run_all(&st_ref.config, hooks::Kind::Prestart, &json)
+                .and_then(|()| hooks::run_all(&st_ref.config, hooks::Kind::CreateRuntime, &json))
+                .map_err(|e| e.to_string())
+        },
+        &mut record_pid,
+    )?;
+    let pid = spawned.pid;
     st.pid = pid;
     st.pid_start = state::process_start_time(pid).unwrap_or(0);
     if let Some(f) = seccomp_prog.as_ref() {
         st.monitor_pid = f.start_monitor(pid, opts.foreground)?;
+        if let Some(m) = st.monitor_pid {
+            record_pid(m)?;
+        }
     }
     dir.save(st)?;
     if let Some(p) = opts.pid_file.as_deref() {
         write_pid_file(p, pid)?;
     }
-    Ok(())
+    if commit {
+        // Last: the init wakes for it as we are about to exit anyway.
+        spawned.commit()?;
+        return Ok(None);
+    }
+    Ok(Some(spawned))
 }
 
 /// Opened read-write, so the open never blocks and the init can block reading it until
@@ -145,13 +198,18 @@ fn open_fifo(path: &Path) -> Result<std::fs::File, ContainerError> {
 }
 
 /// Undo a create that failed part-way; no poststop hooks, as no container came to be.
-fn cleanup(dir: ContainerDir, st: &ContainerState) {
+fn cleanup(dir: ContainerDir, st: &ContainerState, record: &CreatingRecord) {
     let status = if st.pid > 0 {
         Status::Created
     } else {
         Status::Stopped
     };
     if let Err(e) = super::delete::release(st, status) {
+        crate::warn!("{e}");
+    }
+    // Whatever the state did not know of yet (the seccomp monitor, a process that
+    // escaped the kill above).
+    if let Err(e) = super::delete::release_partial(record) {
         crate::warn!("{e}");
     }
     if let Err(e) = dir.remove() {

@@ -102,6 +102,7 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process, ContainerEr
 
 /// `nucleus exec`: returns the exit code of the process (0 with `detach`).
 pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
+    super::check_preserved_fds(o.preserve_fds)?;
     let (dir, st, status) = open(rt, &o.id)?;
     match status {
         Status::Running | Status::Created => {}

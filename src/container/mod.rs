@@ -67,6 +67,27 @@ pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> 
     move |source| ContainerError::Io { what, source }
 }
 
+/// `--preserve-fds N` hands fds 3..3+N to the container: each must be open. A hole would
+/// be filled by the next fd the runtime opens (its state lock, say) and so hand that to the
+/// container. Call it before the runtime opens anything of its own.
+pub fn check_preserved_fds(n: i32) -> Result<(), ContainerError> {
+    if n < 0 {
+        return Err(ContainerError::Other(format!(
+            "invalid --preserve-fds {n}: must not be negative"
+        )));
+    }
+    for i in 0..n {
+        let fd = 3 + i;
+        // SAFETY: F_GETFD only reads the flags of an fd number, open or not.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            return Err(ContainerError::Other(format!(
+                "unable to stat preserved-fd {i} (of {n}): fd {fd} is not open"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Global options every verb shares.
 #[derive(Debug, Clone)]
 pub struct Runtime {

@@ -4,8 +4,10 @@ use super::{create, delete, start, tty, ContainerError, CreateOptions, Runtime};
 /// wait for it, delete it and return its exit code (128+signal if killed).
 pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, ContainerError> {
     if detach {
-        create(rt, opts)?;
+        let (_, spawned) = create::create_with_console(rt, opts, None, false)?;
         start_or_destroy(rt, &opts.id)?;
+        // Started: the init goes on whatever becomes of the handle.
+        drop(spawned);
         return Ok(0);
     }
     let forward = super::exec::foreground()?;
@@ -16,7 +18,8 @@ pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, Cont
     } else {
         (None, None)
     };
-    let st = create::create_with_console(rt, opts, theirs)?;
+    // The handle lives until `start`: were we killed before, the init would exit.
+    let (st, spawned) = create::create_with_console(rt, opts, theirs, false)?;
     let master = match ours.as_ref().map(tty::recv_master).transpose() {
         Ok(m) => m,
         Err(e) => {
@@ -27,6 +30,7 @@ pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, Cont
         }
     };
     start_or_destroy(rt, &opts.id)?;
+    drop(spawned);
     let code = match master {
         Some(m) => tty::proxy_and_wait(m, st.pid, &forward)?,
         None => super::exec::wait_forwarding(st.pid, &forward),

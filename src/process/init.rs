@@ -69,6 +69,11 @@ pub struct InitConfig<'a> {
 pub fn run(cfg: InitConfig<'_>, chan: Channel) -> ! {
     match prepare(&cfg, &chan) {
         Ok(prepared) => {
+            // The runtime may die before its create completes: then this init must not
+            // wait for a `start` that will never come.
+            if !wait_created_or_started(&cfg.fifo, &chan) {
+                std::process::exit(1);
+            }
             drop(chan);
             let err = finish(&cfg, prepared);
             eprintln!("nucleus init: {err}");
@@ -77,6 +82,40 @@ pub fn run(cfg: InitConfig<'_>, chan: Channel) -> ! {
         Err(e) => {
             let _ = chan.send(&Msg::Error(e.to_string()));
             std::process::exit(1)
+        }
+    }
+}
+
+/// After Ready: true once the runtime says its create completed (`Created`) or `start`
+/// has written the exec fifo, false if the runtime went away before either.
+fn wait_created_or_started(fifo: &File, chan: &Channel) -> bool {
+    use std::os::fd::AsRawFd;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: fifo.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: chan.raw(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds, no timeout.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if r < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return false;
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            return true;
+        }
+        if fds[1].revents != 0 {
+            return matches!(chan.recv(), Ok(Msg::Created));
         }
     }
 }

@@ -265,10 +265,20 @@ pub fn cloexec_from(first: i32) -> Result<(), SetupError> {
         )
     };
     if r == 0 {
-        Ok(())
-    } else {
-        Err(SetupError::Fds(std::io::Error::last_os_error()))
+        return Ok(());
     }
+    // close_range refused (old kernel, a filter around the runtime): one fd at a time.
+    for fd in super::spawn::open_fds_from(first) {
+        // SAFETY: F_SETFD only sets the close-on-exec flag of one of our fds.
+        let r = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EBADF) {
+                return Err(SetupError::Fds(e));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>, SetupError> {

@@ -36,6 +36,26 @@ pub enum SpawnError {
     Hook(String),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error("runtime fd {fd} lies among the {n} preserved fds (3..{end}) handed to the container", end = 3 + n)]
+    FdInPreservedRange { fd: RawFd, n: i32 },
+    #[error("record {what}: {msg}")]
+    Record { what: &'static str, msg: String },
+    #[error("write oom_score_adj {value} of the container init: {source}")]
+    Oom { value: i32, source: std::io::Error },
+}
+
+/// Sets the calling process's oom_score_adj through the runtime's own /proc (the host's,
+/// before any namespace is joined): nothing mounted in a container can redirect the write.
+/// Children inherit the value.
+fn set_own_oom_score_adj(value: i32) -> Result<(), SpawnError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open("/proc/self/oom_score_adj")
+        .and_then(|mut f| f.write_all(value.to_string().as_bytes()))
+        .map_err(|source| SpawnError::Oom { value, source })
 }
 
 pub struct SpawnRequest<'a> {
@@ -50,41 +70,95 @@ pub struct SpawnRequest<'a> {
     pub console: Option<OwnedFd>,
     pub cgroup: Option<&'a Cgroup>,
     pub seccomp: Option<&'a SeccompSetup>,
+    /// The fd locking the container's state dir: must never reach a child.
+    pub state_lock: Option<RawFd>,
 }
 
-/// Start the init and wait until it is set up and blocked on the exec fifo. `runtime_hooks`
-/// runs prestart and createRuntime hooks in the runtime when the init asks for them.
-/// Returns the init's host pid. On error every process started here is gone.
+/// An init set up and recorded in the container's state, waiting for `start`. Until
+/// `commit` (or `start`) it also watches this channel and exits on its EOF: a runtime
+/// killed before its create completed leaves no init waiting forever.
+pub struct Spawned {
+    pub pid: i32,
+    chan: Channel,
+}
+
+impl Spawned {
+    /// Tell the init its create completed: from now on only `start` or a kill ends its
+    /// wait. (Dropping the handle after `start` is as good.)
+    pub fn commit(self) -> Result<(), SpawnError> {
+        self.chan.send(&Msg::Created)?;
+        Ok(())
+    }
+}
+
+/// Fail unless every fd the runtime itself holds lies above the preserved range: the
+/// children keep 3..3+N whole, so one of ours there would reach the container (the state
+/// lock in it would block every later command on the container).
+fn check_internal_fds(req: &SpawnRequest<'_>, chans: [RawFd; 2]) -> Result<(), SpawnError> {
+    let end = 3i64 + i64::from(req.preserve_fds);
+    let ours = chans
+        .into_iter()
+        .chain(std::iter::once(req.fifo.as_raw_fd()))
+        .chain(req.console.as_ref().map(|c| c.as_raw_fd()))
+        .chain(
+            req.seccomp
+                .and_then(|f| f.agent.as_ref())
+                .map(|a| a.as_raw_fd()),
+        )
+        .chain(req.state_lock);
+    for fd in ours {
+        if fd >= 3 && i64::from(fd) < end {
+            return Err(SpawnError::FdInPreservedRange {
+                fd,
+                n: req.preserve_fds,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Start the init and wait until it is set up. `runtime_hooks` runs prestart and
+/// createRuntime hooks in the runtime when the init asks for them; `record` is called with
+/// the pid of each process started (the intermediate, then the init) before it can make
+/// anything the caller would have to undo. Returns the init, waiting for `commit`. On
+/// error every process started here is gone.
 pub fn spawn(
     req: SpawnRequest<'_>,
     state_json: impl Fn(i32) -> String,
     mut runtime_hooks: impl FnMut(i32) -> Result<(), String>,
-) -> Result<i32, SpawnError> {
+    mut record: impl FnMut(i32) -> Result<(), SpawnError>,
+) -> Result<Spawned, SpawnError> {
     let plan = Plan::from_spec(req.spec);
     let (ours, theirs) = sync::pair()?;
     // The init is re-parented to us when the intermediate exits, so that if it dies during
     // setup without a word (killed by the OOM killer, say) we can tell how it died.
     // SAFETY: prctl with constant arguments; affects only this process.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    check_internal_fds(&req, [ours.raw(), theirs.raw()])?;
+    let runtime = nix::unistd::getpid();
     // SAFETY: the runtime is single-threaded here (no threads are ever started before a
     // container is spawned), so the child may run arbitrary code after fork.
     let child = match unsafe { fork() }.map_err(SpawnError::Fork)? {
         ForkResult::Child => {
             drop(ours);
+            die_with_parent(runtime);
             intermediate(req, plan, theirs)
         }
         ForkResult::Parent { child } => child,
     };
     drop(theirs);
     let mut init_pid = None;
-    let result = drive(
-        &req,
-        &ours,
-        child,
-        &mut init_pid,
-        &state_json,
-        &mut runtime_hooks,
-    );
+    let result = record(child.as_raw()).and_then(|()| {
+        drive(
+            &req,
+            &ours,
+            child,
+            &mut init_pid,
+            &state_json,
+            &mut runtime_hooks,
+            &mut record,
+        )
+    });
     // A child that failed may have closed the channel under one of our sends: its own
     // error is still queued, and says more than EPIPE.
     let result = match result {
@@ -109,7 +183,20 @@ pub fn spawn(
             let _ = waitpid(Pid::from_raw(p), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
         }
     }
-    result.map(|()| init_pid.unwrap_or(0))
+    result.map(|()| Spawned {
+        pid: init_pid.unwrap_or(0),
+        chan: ours,
+    })
+}
+
+/// In a child of the runtime: be killed when the runtime dies, so a runtime killed
+/// part-way leaves no intermediate behind. The parent may have died before the prctl.
+fn die_with_parent(runtime: Pid) {
+    // SAFETY: prctl with constant arguments; affects only this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if nix::unistd::getppid() != runtime {
+        std::process::exit(1);
+    }
 }
 
 /// Why the container's processes died during setup without sending an error: the OOM
@@ -165,6 +252,7 @@ fn drive(
     init_pid: &mut Option<i32>,
     state_json: &impl Fn(i32) -> String,
     runtime_hooks: &mut impl FnMut(i32) -> Result<(), String>,
+    record: &mut impl FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<(), SpawnError> {
     // The cgroup is made while the intermediate builds its namespaces, on the other core.
     if let Some(cg) = req.cgroup {
@@ -193,6 +281,7 @@ fn drive(
             }
             Msg::InitPid(p) => {
                 *init_pid = Some(p);
+                record(p)?;
                 chan.send(&Msg::State(state_json(p)))?;
             }
             Msg::RunHooks => {
@@ -225,6 +314,12 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
         keep.push(a.as_raw_fd());
     }
     close_fds_except(3 + req.preserve_fds, &keep);
+    if let Some(l) = req.state_lock {
+        // Above the preserved range (checked before the fork), so already closed: this
+        // only makes sure, whatever close_range did.
+        // SAFETY: closing our copy of the lock fd; the runtime keeps its own.
+        unsafe { libc::close(l) };
+    }
     match intermediate_inner(&req, &plan, &chan) {
         Ok(ForkResult::Parent { child }) => {
             let _ = chan.send(&Msg::InitPid(child.as_raw()));
@@ -259,7 +354,7 @@ fn intermediate_inner(
     // Written here, still host root in the host's /proc, and inherited by the init: the
     // init itself, non-dumpable and perhaps a mapped root, may not write its own file.
     if let Some(adj) = req.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-        super::setup::set_oom_score_adj(adj).map_err(|e| SpawnError::Child(e.to_string()))?;
+        set_own_oom_score_adj(adj)?;
     }
     let joins = plan.open_joins()?;
     namespaces::join(&joins)?;
@@ -381,12 +476,16 @@ pub(crate) fn fork_into_cgroup(
     }
 }
 
-/// Close every fd from `first` upward except those in `keep`.
+/// Close every fd from `first` upward except those in `keep`. Where close_range(2) fails
+/// (an old kernel, a seccomp filter around the runtime), each open fd is closed by itself:
+/// an fd left open here could be the state lock, and a child holding it would block every
+/// later command on the container.
 pub(crate) fn close_fds_except(first: RawFd, keep: &[RawFd]) {
     let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&k| k >= first).collect();
     keep.sort_unstable();
     let mut lo = first;
-    for k in keep.into_iter().chain(std::iter::once(RawFd::MAX)) {
+    let mut failed = false;
+    for k in keep.iter().copied().chain(std::iter::once(RawFd::MAX)) {
         if k > lo {
             let hi = if k == RawFd::MAX {
                 libc::c_uint::MAX
@@ -394,8 +493,34 @@ pub(crate) fn close_fds_except(first: RawFd, keep: &[RawFd]) {
                 (k - 1) as libc::c_uint
             };
             // SAFETY: closing fds of this (forked) process that nothing here uses any more.
-            unsafe { libc::syscall(libc::SYS_close_range, lo as libc::c_uint, hi, 0) };
+            let r = unsafe { libc::syscall(libc::SYS_close_range, lo as libc::c_uint, hi, 0) };
+            failed |= r != 0;
         }
         lo = k.saturating_add(1);
     }
+    if failed {
+        for fd in open_fds_from(first) {
+            if keep.binary_search(&fd).is_err() {
+                // SAFETY: as above, one fd at a time.
+                unsafe { libc::close(fd) };
+            }
+        }
+    }
+}
+
+/// The open fds of this process from `first` upward: /proc/self/fd, or every number below
+/// the fd limit when /proc cannot be read.
+pub(crate) fn open_fds_from(first: RawFd) -> Vec<RawFd> {
+    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+        // The directory's own fd is listed too; it is closed once `rd` is dropped.
+        return rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<RawFd>().ok())
+            .filter(|&fd| fd >= first)
+            .collect();
+    }
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft.min(1 << 20) as RawFd)
+        .unwrap_or(1 << 16);
+    (first..limit).collect()
 }
