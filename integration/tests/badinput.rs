@@ -664,6 +664,14 @@ fn process_cases() -> Vec<Case> {
             json!({"policy": "SCHED_FOO"}),
         ),
     ];
+    v.push(case(
+        "gids-too-many",
+        "supplementary groups",
+        Same,
+        |v, _| {
+            v["process"]["user"]["additionalGids"] = json!((0..70000).collect::<Vec<u32>>());
+        },
+    ));
     if let Some(cap) = cap_missing_from_bounding() {
         v.push(set(
             "caps-permitted-not-in-own-bounding",

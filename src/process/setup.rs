@@ -37,6 +37,8 @@ pub enum SetupError {
         "process.user: cannot set {what} {id}: it is not mapped in the container's user namespace"
     )]
     Unmapped { what: &'static str, id: u32 },
+    #[error("process.user: {n} supplementary groups, more than the kernel's limit of {max}")]
+    TooManyGroups { n: usize, max: usize },
     #[error("exec: {0:?}: executable file not found in $PATH")]
     NotFound(String),
     #[error("exec {path}: {source}")]
@@ -141,17 +143,24 @@ pub fn home_of(uid: u32) -> String {
     passwd_entry(uid).map_or_else(|| "/".to_string(), |e| e.home)
 }
 
+/// The supplementary groups: those the container's /etc/group gives the user, plus
+/// additionalGids.
+fn supplementary_groups(user: &User) -> Vec<u32> {
+    let mut groups: Vec<u32> = passwd_entry(user.uid())
+        .map(|e| member_groups(&e.name))
+        .unwrap_or_default();
+    groups.extend(user.additional_gids().iter().flatten().copied());
+    groups.dedup();
+    groups
+}
+
 /// Switch to the configured uid/gid with supplementary groups: those the container's
 /// /etc/group gives the user, plus additionalGids. `setgroups_allowed` is false in a user
 /// namespace whose setgroups is denied.
 pub fn switch_user(user: &User, setgroups_allowed: bool) -> Result<(), SetupError> {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
     if setgroups_allowed {
-        let mut groups: Vec<u32> = passwd_entry(user.uid())
-            .map(|e| member_groups(&e.name))
-            .unwrap_or_default();
-        groups.extend(user.additional_gids().iter().flatten().copied());
-        groups.dedup();
+        let groups = supplementary_groups(user);
         let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
         setgroups(&gids).map_err(|source| SetupError::User {
             call: "setgroups",
@@ -180,6 +189,16 @@ pub fn check_user(
     in_user_ns: bool,
     setgroups_allowed: bool,
 ) -> Result<(), SetupError> {
+    if setgroups_allowed {
+        let max: usize = std::fs::read_to_string("/proc/sys/kernel/ngroups_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(65536);
+        let n = supplementary_groups(user).len();
+        if n > max {
+            return Err(SetupError::TooManyGroups { n, max });
+        }
+    }
     if !in_user_ns {
         return Ok(());
     }
