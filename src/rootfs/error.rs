@@ -33,6 +33,8 @@ pub enum RootfsError {
     },
     #[error("mount on {dest}: bind mount has no source")]
     MissingSource { dest: PathBuf },
+    #[error("process.cwd {path} cannot be made inside the rootfs (magic links such as /proc/self/fd/N are refused): {errno}")]
+    Cwd { path: PathBuf, errno: Errno },
     #[error("cannot resolve {path} inside the rootfs: {errno}")]
     Resolve { path: PathBuf, errno: Errno },
     #[error("invalid linux.rootfsPropagation {0:?}: expected private, rprivate, shared, rshared, slave, rslave, unbindable or runbindable")]

@@ -166,7 +166,7 @@ impl RootfsSetup<'_> {
         // As runc: the working directory is created if the image lacks it.
         if let Some(cwd) = self.spec.process().as_ref().map(|p| p.cwd()) {
             resolve::mkdir_all(root.as_fd(), cwd, Mode::from_bits_truncate(0o755)).map_err(
-                |errno| RootfsError::Resolve {
+                |errno| RootfsError::Cwd {
                     path: cwd.clone(),
                     errno,
                 },

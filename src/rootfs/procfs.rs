@@ -87,3 +87,19 @@ pub fn write(proc: BorrowedFd<'_>, rel: &Path, value: &[u8]) -> Result<(), Errno
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_refuse_symlinks_and_reach_the_real_file() {
+        let proc = private_procfs().expect("private procfs");
+        let err = write(proc.as_fd(), Path::new("self/oom_score_adj"), b"0").unwrap_err();
+        assert_eq!(err, Errno::ELOOP);
+        let mine = format!("{}/oom_score_adj", std::process::id());
+        let now = std::fs::read_to_string("/proc/self/oom_score_adj").expect("read");
+        write(proc.as_fd(), Path::new(&mine), now.trim().as_bytes()).expect("write");
+        assert!(write(proc.as_fd(), Path::new("../etc/passwd"), b"x").is_err());
+    }
+}

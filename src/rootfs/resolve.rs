@@ -292,6 +292,32 @@ mod tests {
     }
 
     #[test]
+    fn strict_targets_are_never_followed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let host = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(tmp.path().join("dev")).expect("mkdir");
+        std::fs::write(host.path().join("victim"), b"v").expect("write");
+        symlink(host.path().join("victim"), tmp.path().join("dev/console")).expect("symlink");
+        std::fs::create_dir(tmp.path().join("dev/dir")).expect("mkdir");
+        let root = root_fd(tmp.path());
+        let m = Mode::from_bits_truncate(0o600);
+        assert!(matches!(
+            create_target_strict(root.as_fd(), Path::new("/dev/console"), m),
+            Err(TargetError::Symlink)
+        ));
+        assert!(matches!(
+            create_target_strict(root.as_fd(), Path::new("/dev/dir"), m),
+            Err(TargetError::Directory)
+        ));
+        create_target_strict(root.as_fd(), Path::new("/dev/new"), m).expect("created");
+        assert!(tmp.path().join("dev/new").is_file());
+        assert_eq!(
+            std::fs::read(host.path().join("victim")).expect("read"),
+            b"v"
+        );
+    }
+
+    #[test]
     fn create_file_keeps_existing_and_refuses_magic_links() {
         let tmp = tempfile::tempdir().expect("tempdir");
         std::fs::write(tmp.path().join("f"), b"data").expect("write");
