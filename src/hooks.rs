@@ -305,4 +305,50 @@ mod tests {
         let e = run(&h, Kind::Prestart, b"").unwrap_err().to_string();
         assert!(e.contains("timed out after 1s"), "{e}");
     }
+
+    /// Live processes whose argv is exactly `sleep <arg>`.
+    fn sleepers(arg: &str) -> Vec<String> {
+        let want = format!("sleep\0{arg}\0");
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want.as_bytes())
+                    && std::fs::read_to_string(e.path().join("stat"))
+                        .is_ok_and(|s| !s.contains(") Z "))
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn timed_out_hook_takes_its_background_children_with_it() {
+        let arg = format!("{}", 300_000 + std::process::id() % 100_000);
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("sleep {arg} & sleep {arg} & wait")],
+            "timeout": 1
+        }));
+        let e = run(&h, Kind::CreateRuntime, b"").unwrap_err().to_string();
+        assert!(e.contains("timed out after 1s"), "{e}");
+        // Killed and waited for before run returned.
+        assert_eq!(sleepers(&arg), Vec::<String>::new());
+    }
+
+    #[test]
+    fn hook_not_reading_a_large_state_still_times_out() {
+        // More than a pipe holds: the write to its stdin must not outlast the timeout.
+        let state = vec![b'x'; 4 << 20];
+        let h = hook(
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "sleep 20"], "timeout": 1}),
+        );
+        let t = Instant::now();
+        let e = run(&h, Kind::Prestart, &state).unwrap_err().to_string();
+        assert!(e.contains("timed out after 1s"), "{e}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
 }
