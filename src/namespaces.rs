@@ -33,6 +33,39 @@ pub enum NamespaceError {
     },
     #[error("linux.timeOffsets: unknown clock {0:?} (want monotonic or boottime)")]
     Clock(String),
+    #[error("bring up the loopback interface of the new network namespace: {0}")]
+    Loopback(nix::Error),
+}
+
+/// Brings `lo` up in the calling process's (new) network namespace, as runc and crun do:
+/// programs bind 127.0.0.1 and ::1 in containers without any other network.
+pub fn loopback_up() -> Result<(), NamespaceError> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsRawFd;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(NamespaceError::Loopback)?;
+    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass, which outlives
+    // both calls; the socket is a live fd.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(NamespaceError::Loopback(nix::Error::last()));
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(NamespaceError::Loopback(nix::Error::last()));
+        }
+    }
+    Ok(())
 }
 
 pub fn flag(t: LinuxNamespaceType) -> CloneFlags {

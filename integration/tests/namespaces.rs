@@ -290,3 +290,14 @@ fn time_namespace_offsets() {
         "uptime inside {up}, host {host}\n{out}"
     );
 }
+
+/// A new network namespace has its loopback up (127.0.0.1 and ::1), as runc and crun set it:
+/// programs bind localhost in containers without any other network.
+#[test]
+fn new_network_namespace_has_loopback_up() {
+    let mut c = Container::new("ns-lo");
+    c.sh("ip addr show lo");
+    let out = c.run().ok();
+    assert!(out.stdout.contains("LOOPBACK,UP"), "{out}");
+    assert!(out.stdout.contains("inet 127.0.0.1/8"), "{out}");
+}

@@ -151,6 +151,9 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
     if cfg.plan.creates(LinuxNamespaceType::Cgroup) {
         crate::namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
     }
+    if cfg.plan.creates(LinuxNamespaceType::Network) {
+        crate::namespaces::loopback_up()?;
+    }
     if cfg.plan.creates(LinuxNamespaceType::Uts) {
         if let Some(h) = spec.hostname() {
             nix::unistd::sethostname(h).map_err(|e| sys(format!("sethostname {h}"))(e.into()))?;
