@@ -289,7 +289,16 @@ fn cgroup_mount_shows_the_container_cgroup() {
         .iter_mut()
         .filter(|m| m["type"] == "cgroup")
         .for_each(|m| m["options"] = json!(["nosuid", "noexec", "nodev", "relatime", "rw"]));
-    // The pids hierarchy exists on v1 and v2: the container sees its own processes in it.
+    // v1: the container's own directory of each hierarchy is what it sees (here pids). v2: a
+    // cgroup2 mount shows the root of the cgroup namespace — the host's whole tree without
+    // one, as with runc — so the container gets one, as Podman and Docker give it on v2.
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if v2 {
+        c.config()["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "cgroup"}));
+    }
     c.sh("f=/sys/fs/cgroup/pids/cgroup.procs; [ -e $f ] || f=/sys/fs/cgroup/cgroup.procs; cat $f");
     let out = c.run().ok();
     let procs: Vec<&str> = out.stdout.split_whitespace().collect();
@@ -297,6 +306,8 @@ fn cgroup_mount_shows_the_container_cgroup() {
         procs.contains(&"1"),
         "container init not in its visible cgroup: {out}"
     );
+    // Only the container's processes: none from outside its pid namespace (shown as 0).
+    assert!(!procs.contains(&"0"), "{out}");
 }
 
 #[test]

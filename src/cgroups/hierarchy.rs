@@ -134,16 +134,24 @@ impl Hierarchies {
 
     /// The directory of the cgroup `inner` in the hierarchy mounted at `mount`, for the
     /// controller key `key` (`""` = unified). Relative paths are below the caller's own
-    /// cgroup of that hierarchy, as runc does.
+    /// cgroup of that hierarchy, as runc does — on a pure v2 host below its parent, as runc
+    /// does there too: the caller's own cgroup holds the caller, and a cgroup with processes
+    /// can neither enable domain controllers for a child nor (once threaded controllers are
+    /// enabled in it) have processes in a child at all.
     fn resolve(&self, key: &str, mount: &Mount, inner: &Path) -> PathBuf {
         if inner.is_absolute() {
             return join_clean(&mount.mount_point, inner);
         }
-        let own = self
+        let mut own = self
             .own
             .get(key)
             .cloned()
             .unwrap_or_else(|| PathBuf::from("/"));
+        if key.is_empty() && self.v1.is_empty() {
+            if let Some(parent) = own.parent() {
+                own = parent.to_path_buf();
+            }
+        }
         // The mount may expose only a subtree (cgroup namespaces, bind mounts): the own path
         // is then relative to the mount root.
         let rel = own.strip_prefix(&mount.root).unwrap_or(&own);
@@ -287,10 +295,16 @@ mod tests {
         assert_eq!(h.mode().unwrap(), CgroupMode::V2);
         let dirs = h.container_dirs(Path::new("c1")).unwrap();
         assert_eq!(dirs.len(), 1);
-        assert_eq!(
-            dirs[""].path,
-            PathBuf::from("/sys/fs/cgroup/user.slice/x/c1")
+        // Below the parent of our own cgroup, which holds us (runc's rule on v2).
+        assert_eq!(dirs[""].path, PathBuf::from("/sys/fs/cgroup/user.slice/c1"));
+        let dirs = h.container_dirs(Path::new("/abs/c1")).unwrap();
+        assert_eq!(dirs[""].path, PathBuf::from("/sys/fs/cgroup/abs/c1"));
+        let at_root = Hierarchies::parse(
+            "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+            "0::/\n",
         );
+        let dirs = at_root.container_dirs(Path::new("c1")).unwrap();
+        assert_eq!(dirs[""].path, PathBuf::from("/sys/fs/cgroup/c1"));
         let none = Hierarchies::parse("1 0 8:1 / / rw - ext4 /dev/sda rw\n", "");
         assert!(matches!(none.mode(), Err(CgroupError::NoCgroupMounts)));
     }

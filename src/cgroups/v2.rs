@@ -26,7 +26,7 @@ pub fn create_with_controllers(
         })?;
     let mut current = dir.mount.clone();
     for comp in rel.components() {
-        enable_controllers(&current);
+        enable_controllers(&current, current == dir.mount);
         current.push(comp);
         mkdir_all(&current, created)?;
     }
@@ -35,7 +35,13 @@ pub fn create_with_controllers(
 
 /// Best effort, as in runc: a controller that cannot be enabled (e.g. because the level has
 /// processes of its own) is left out and any resource needing it fails later, by name.
-fn enable_controllers(dir: &Path) {
+/// A level below the root that has processes is left alone: the kernel refuses it domain
+/// controllers but accepts the threaded ones (cpu, cpuset, pids), and that would make it a
+/// thread root whose new children cannot take processes at all (EOPNOTSUPP).
+fn enable_controllers(dir: &Path, is_root: bool) {
+    if !is_root && read_file(dir, "cgroup.procs").is_ok_and(|procs| !procs.trim().is_empty()) {
+        return;
+    }
     let Ok(avail) = read_file(dir, "cgroup.controllers") else {
         return;
     };
@@ -162,7 +168,17 @@ fn cpuset(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
 }
 
 fn cpu_controller(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
-    let weight = cpu_weight_from_shares(c.shares().unwrap_or(0));
+    // Outside runc's range the converted weight is outside cpu.weight's [1, 10000] and the
+    // kernel's ERANGE would name a number the user never wrote.
+    let shares = c.shares().unwrap_or(0);
+    if shares != 0 && !(2..=262144).contains(&shares) {
+        return Err(CgroupError::InvalidResource {
+            field: "linux.resources.cpu.shares".into(),
+            value: shares.to_string(),
+            reason: "cpu-shares must be between 2 and 262144 (cpu.weight 1 to 10000)".into(),
+        });
+    }
+    let weight = cpu_weight_from_shares(shares);
     if weight != 0 {
         write_file(dir, "cpu.weight", &weight.to_string())?;
     }

@@ -24,6 +24,8 @@ use crate::sync::{self, Channel, Msg, SyncError};
 pub enum SpawnError {
     #[error("fork: {0}")]
     Fork(nix::Error),
+    #[error("cannot start a process in the container's cgroup {path}: {source}")]
+    IntoCgroup { path: String, source: nix::Error },
     #[error(transparent)]
     Sync(#[from] SyncError),
     #[error("{0}")]
@@ -439,8 +441,12 @@ struct CloneArgs {
 }
 
 /// Fork the init straight into the cgroup2 directory `dir` (no migration, so none of the
-/// global lock a migration takes). Kernels without CLONE_INTO_CGROUP get a plain fork and
-/// a cgroup.procs write for the child.
+/// global lock a migration takes). Kernels without clone3 or CLONE_INTO_CGROUP (ENOSYS,
+/// E2BIG, EINVAL: refused before any process exists) get a plain fork and a cgroup.procs
+/// write for the child. Any other error is the cgroup refusing the process (e.g. EOPNOTSUPP
+/// for a cgroup below a thread root) and is returned: a fork after a failed clone3 would be
+/// refused too, and once the failed clone3 has used up a new pid namespace's pid 1 it fails
+/// with a misleading ENOMEM.
 pub(crate) fn fork_into_cgroup(
     dir: &std::fs::File,
     cg: Option<&Cgroup>,
@@ -466,6 +472,18 @@ pub(crate) fn fork_into_cgroup(
             child: Pid::from_raw(p as i32),
         }),
         _ => {
+            let errno = nix::errno::Errno::last();
+            if !matches!(
+                errno,
+                nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL
+            ) {
+                return Err(SpawnError::IntoCgroup {
+                    path: cg
+                        .and_then(|c| c.path(""))
+                        .map_or_else(|| "(unified)".into(), |p| p.display().to_string()),
+                    source: errno,
+                });
+            }
             // SAFETY: as above.
             let res = unsafe { fork() }.map_err(SpawnError::Fork)?;
             if let (ForkResult::Parent { child }, Some(cg)) = (&res, cg) {
