@@ -511,13 +511,16 @@ impl Connection {
     }
 
     fn read_line(&mut self) -> Result<String, DbusError> {
+        // The server sends nothing after its reply until BEGIN, so reading in chunks
+        // cannot swallow the first message.
         let mut line = Vec::new();
-        let mut b = [0u8; 1];
+        let mut b = [0u8; 256];
         while !line.ends_with(b"\r\n") {
-            if self.sock.read(&mut b)? == 0 {
+            let n = self.sock.read(&mut b)?;
+            if n == 0 {
                 return Err(DbusError::Auth("connection closed".into()));
             }
-            line.push(b[0]);
+            line.extend_from_slice(&b[..n]);
             if line.len() > 4096 {
                 return Err(DbusError::Auth("overlong line".into()));
             }

@@ -626,7 +626,8 @@ pub struct Systemd {
 }
 
 impl Systemd {
-    /// systemd's private socket (root, no bus daemon in the way), else the system bus.
+    /// The system bus (as runc, through dbus-daemon), else systemd's private socket (root,
+    /// early boot or no bus daemon).
     pub fn connect() -> Result<Self, SystemdError> {
         let timeout = JOB_TIMEOUT;
         let private = Path::new("/run/systemd/private");
@@ -634,15 +635,14 @@ impl Systemd {
             .ok()
             .and_then(|a| a.strip_prefix("unix:path=").map(str::to_string))
             .unwrap_or_else(|| "/run/dbus/system_bus_socket".into());
-        let first = Connection::open(private, false, timeout);
-        let conn = match first {
+        let conn = match Connection::open(Path::new(&bus), true, timeout) {
             Ok(c) => c,
-            Err(e1) => Connection::open(Path::new(&bus), true, timeout).map_err(|e2| {
-                SystemdError::Connect {
-                    tried: format!("{} ({e1}), {bus}", private.display()),
+            Err(e1) => {
+                Connection::open(private, false, timeout).map_err(|e2| SystemdError::Connect {
+                    tried: format!("{bus} ({e1}), {}", private.display()),
                     source: e2,
-                }
-            })?,
+                })?
+            }
         };
         Ok(Systemd { conn })
     }
@@ -795,6 +795,15 @@ impl Systemd {
 
     /// Stop the unit and wait until systemd has let it go; a unit already gone is fine.
     pub fn stop(&mut self, unit: &Unit) -> Result<(), SystemdError> {
+        // A scope whose processes are all gone has already stopped (and may be collected).
+        match self.active_state(&unit.name)?.as_deref() {
+            None | Some("inactive") => return Ok(()),
+            Some("failed") => {
+                let _ = self.manager("ResetFailedUnit", &unit.name, vec![Value::str(&unit.name)]);
+                return Ok(());
+            }
+            _ => {}
+        }
         match self.manager(
             "StopUnit",
             &unit.name,
