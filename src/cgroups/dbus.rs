@@ -727,6 +727,70 @@ mod tests {
         assert_eq!(parsed.body, [Value::str("x.scope"), Value::str("replace")]);
     }
 
+    /// The client against a real bus: a private dbus-daemon (hack/deps installs it).
+    #[test]
+    fn talks_to_a_real_dbus_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("bus");
+        let conf = dir.path().join("bus.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
+                 \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\
+                 <busconfig><type>session</type><listen>unix:path={}</listen>\
+                 <auth>EXTERNAL</auth><policy context=\"default\"><allow send_destination=\"*\"/>\
+                 <allow own=\"*\"/><allow receive_sender=\"*\"/></policy></busconfig>",
+                sock.display()
+            ),
+        )
+        .unwrap();
+        let mut daemon = std::process::Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf.display()))
+            .arg("--nofork")
+            .spawn()
+            .expect("dbus-daemon (package dbus, see hack/deps) must be installed for this test");
+        let start = std::time::Instant::now();
+        while !sock.exists() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let result = (|| -> Result<(), DbusError> {
+            let mut c = Connection::open(&sock, true, Duration::from_secs(10))?;
+            let bus = |member, args| Call {
+                destination: Some("org.freedesktop.DBus"),
+                path: "/org/freedesktop/DBus",
+                interface: "org.freedesktop.DBus",
+                member,
+                args,
+            };
+            let id = c.call(&bus("GetId", vec![]))?;
+            assert!(
+                matches!(&id[..], [Value::Str(s)] if s.len() == 32),
+                "{id:?}"
+            );
+            let names = c.call(&bus("ListNames", vec![]))?;
+            let [Value::Array(sig, names)] = &names[..] else {
+                panic!("{names:?}")
+            };
+            assert_eq!(sig, "s");
+            assert!(names.contains(&Value::str("org.freedesktop.DBus")));
+            // Our own unique name (from Hello) is listed too.
+            assert!(names
+                .iter()
+                .any(|n| n.as_str().is_some_and(|s| s.starts_with(':'))));
+            match c.call(&bus("GetNameOwner", vec![Value::str("no.such.Name")])) {
+                Err(DbusError::Remote { name, .. }) => {
+                    assert_eq!(name, "org.freedesktop.DBus.Error.NameHasNoOwner")
+                }
+                other => panic!("{other:?}"),
+            }
+            Ok(())
+        })();
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        result.unwrap();
+    }
+
     #[test]
     fn reply_with_error_fields() {
         // A hand-built error reply: reply serial 5, error name, signature "s".
