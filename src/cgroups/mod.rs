@@ -4,16 +4,18 @@
 //! A [`Cgroup`] is plain data (serialisable into the container's state file) so that later
 //! commands can act on the same directories without recomputing them.
 
+mod dbus;
 mod devices;
 mod devices_bpf;
 mod files;
 mod hierarchy;
 mod oom;
 pub mod stats;
+mod systemd;
 mod v1;
 mod v2;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,8 @@ pub use hierarchy::clean_cgroups_path;
 use hierarchy::{Hierarchies, Mount};
 pub use oom::OomWatch;
 pub use stats::Stats;
+pub use systemd::SystemdError;
+use systemd::{Systemd, Unit};
 
 /// Errors of cgroup management. Each names the file, path or field involved.
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +40,8 @@ pub enum CgroupError {
         "cgroupsPath {path:?} is not of the form \"slice:prefix:name\" required by the systemd cgroup driver"
     )]
     SystemdPathFormat { path: String },
-    #[error("systemd cgroup driver is not supported by this runtime; use the cgroupfs driver (no --systemd-cgroup)")]
-    SystemdUnsupported,
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
     #[error("cgroupsPath {path:?} uses \"..\" to climb above its cgroup root")]
     PathEscapes { path: String },
     #[error("no cgroup filesystem is mounted (nothing of type cgroup or cgroup2 in /proc/self/mountinfo)")]
@@ -133,6 +137,20 @@ pub struct Cgroup {
     /// Keyed like runc's `cgroup_paths`: v1 controller names (`name=systemd` included) and
     /// `""` for the cgroup2 hierarchy (the only key on v2).
     dirs: BTreeMap<String, CgroupDir>,
+    /// Who makes and removes the cgroup; chosen once at create.
+    #[serde(default)]
+    driver: Driver,
+}
+
+/// The cgroup manager behind a [`Cgroup`], as crun's manager table: cgroupfs (nucleus makes
+/// the directories) or systemd (a transient unit made over D-Bus, the rest through the same
+/// files). Pause, kill --all, ps, events and stats are the same for both.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    #[default]
+    Cgroupfs,
+    Systemd(Unit),
 }
 
 /// How long freeze/thaw wait for the kernel to report the new state.
@@ -148,11 +166,53 @@ impl Cgroup {
         systemd: bool,
     ) -> Result<Self, CgroupError> {
         if systemd {
-            check_systemd(cgroups_path)?;
+            let unit = Unit::from_cgroups_path(cgroups_path, container_id)?;
+            check_systemd()?;
+            let hier = Hierarchies::from_host()?;
+            let mut cg = Self::from_hierarchies(&hier, &unit.path)?;
+            cg.driver = Driver::Systemd(unit);
+            return Ok(cg);
         }
         let inner = inner_path(cgroups_path, container_id)?;
         let hier = Hierarchies::from_host()?;
         Self::from_hierarchies(&hier, &inner)
+    }
+
+    /// Check the `org.systemd.property.*` annotations the systemd driver passes to the unit
+    /// (runc's syntax), before anything is made.
+    pub fn check_systemd_annotations(
+        annotations: &HashMap<String, String>,
+    ) -> Result<(), CgroupError> {
+        systemd::annotation_properties(annotations)?;
+        Ok(())
+    }
+
+    /// The systemd unit of a cgroup made by the systemd driver.
+    pub fn systemd_unit(&self) -> Option<&str> {
+        match &self.driver {
+            Driver::Systemd(u) => Some(&u.name),
+            Driver::Cgroupfs => None,
+        }
+    }
+
+    /// Make the cgroup for the container whose first process is `pid` and apply `r`. The
+    /// systemd driver asks systemd for the unit with `pid` in it (the resources systemd
+    /// knows and the annotations as its properties), then makes the directories systemd
+    /// does not (v1 controllers it leaves alone) and writes every resource to the files.
+    pub fn setup(
+        &self,
+        pid: i32,
+        r: &oci_spec::runtime::LinuxResources,
+        annotations: &HashMap<String, String>,
+    ) -> Result<(), CgroupError> {
+        if let Driver::Systemd(unit) = &self.driver {
+            let mut props = systemd::resource_properties(r, self.mode)?;
+            props.extend(systemd::annotation_properties(annotations)?);
+            Systemd::connect()?.start(unit, pid, props)?;
+            systemd::check_placement(pid, unit)?;
+        }
+        self.create()?;
+        self.apply_files(r)
     }
 
     /// A cgroup below a cgroupfs tree rooted at `root` laid out like a standard host:
@@ -211,7 +271,11 @@ impl Cgroup {
         if mode != CgroupMode::V2 && !dirs.contains_key("devices") {
             return Err(CgroupError::DevicesControllerMissing);
         }
-        Ok(Cgroup { mode, dirs })
+        Ok(Cgroup {
+            mode,
+            dirs,
+            driver: Driver::Cgroupfs,
+        })
     }
 
     /// The host layout this cgroup lives in.
@@ -309,6 +373,15 @@ impl Cgroup {
     /// the changes merged in). Safe to call again on a live cgroup. Device rules are always
     /// applied: without any, the container gets runc's default allow list.
     pub fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
+        if let Driver::Systemd(unit) = &self.driver {
+            let props = systemd::resource_properties(r, self.mode)?;
+            Systemd::connect()?.set(unit, props)?;
+        }
+        self.apply_files(r)
+    }
+
+    /// Write `r` to the cgroup files (both drivers).
+    fn apply_files(&self, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
         match self.mode {
             CgroupMode::V1 | CgroupMode::Hybrid => v1::apply(&self.dirs, r),
             CgroupMode::V2 => v2::apply(self.unified()?, r, true),
@@ -461,6 +534,13 @@ impl Cgroup {
     /// retrying while the kernel still reports it busy. Missing directories are fine.
     pub fn destroy(&self) -> Result<(), CgroupError> {
         let mut first_err = None;
+        if let Driver::Systemd(unit) = &self.driver {
+            // What systemd leaves (sub-cgroups the container made, v1 directories nucleus
+            // made itself) is removed below either way.
+            if let Err(e) = Systemd::connect().and_then(|mut s| s.stop(unit)) {
+                first_err = Some(CgroupError::Systemd(e));
+            }
+        }
         for (_, dir) in self.unique_dirs() {
             if let Err(e) = remove_tree(&dir.path) {
                 first_err.get_or_insert(e);
@@ -523,21 +603,13 @@ fn inner_path(cgroups_path: Option<&str>, container_id: &str) -> Result<PathBuf,
     }
 }
 
-/// runc accepts "slice:prefix:name" with --systemd-cgroup; validate it, then refuse because
-/// systemd cannot be asked for a scope here.
-fn check_systemd(cgroups_path: Option<&str>) -> Result<(), CgroupError> {
-    if let Some(p) = cgroups_path.filter(|p| !p.is_empty()) {
-        if p.split(':').count() != 3 {
-            return Err(CgroupError::SystemdPathFormat {
-                path: p.to_string(),
-            });
-        }
-    }
+/// The systemd driver needs systemd as the host's init.
+fn check_systemd() -> Result<(), CgroupError> {
     // systemd's own test for "booted with systemd" (sd_booted).
     if !Path::new("/run/systemd/system").is_dir() {
         return Err(CgroupError::SystemdNotRunning);
     }
-    Err(CgroupError::SystemdUnsupported)
+    Ok(())
 }
 
 /// `mkdir -p`, recording each directory it made in `created` (parents first).

@@ -58,6 +58,9 @@ pub(crate) fn create_with_console(
         .and_then(|p| p.terminal())
         .unwrap_or(false);
     let console = console::for_process(terminal, opts.console_socket.as_deref(), own_console)?;
+    if rt.systemd_cgroup {
+        Cgroup::check_systemd_annotations(&annotations)?;
+    }
     let cgroup = Cgroup::new(
         config
             .linux()

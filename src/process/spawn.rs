@@ -257,8 +257,8 @@ fn drive(
     record: &mut impl FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<(), SpawnError> {
     // The cgroup is made while the intermediate builds its namespaces, on the other core.
+    // The systemd driver puts the intermediate in the unit; it then forks the init there.
     if let Some(cg) = req.cgroup {
-        cg.create()?;
         // Applied even without `linux.resources`: the default device rules always hold.
         let none = oci_spec::runtime::LinuxResources::default();
         let resources = req
@@ -266,7 +266,9 @@ fn drive(
             .linux()
             .as_ref()
             .and_then(|l| l.resources().as_ref());
-        cg.apply(resources.unwrap_or(&none))?;
+        let no_annotations = std::collections::HashMap::new();
+        let annotations = req.spec.annotations().as_ref().unwrap_or(&no_annotations);
+        cg.setup(child.as_raw(), resources.unwrap_or(&none), annotations)?;
     }
     loop {
         match chan.recv()? {
