@@ -26,7 +26,8 @@ pub enum SetupError {
         id: String,
         source: nix::Error,
     },
-    #[error("exec: {prog:?}: stat {prog}: {source}")]
+    // runc's (Go's) wording, lowercase: Docker maps "no such file or directory" to exit 127.
+    #[error("exec: {prog:?}: stat {prog}: {}", errno_text(.source))]
     Stat {
         prog: String,
         source: std::io::Error,
@@ -234,6 +235,14 @@ fn id_mapped(map: &str, id: u32) -> bool {
     })
 }
 
+/// An OS error as Go prints it: the C library's text in lowercase, no "(os error N)".
+fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        None => e.to_string(),
+    }
+}
+
 /// Find the program as execvp would, with the container's PATH. A path is checked as
 /// runc checks it at create: it must exist and be an executable regular file.
 pub fn lookup(prog: &str, env: &[String]) -> Result<PathBuf, SetupError> {
@@ -346,7 +355,7 @@ mod tests {
         assert_eq!(lookup("/bin/sh", &env).unwrap(), PathBuf::from("/bin/sh"));
         let e = lookup("/x/y", &env).unwrap_err().to_string();
         assert!(
-            e.starts_with("exec: \"/x/y\": stat /x/y: No such file"),
+            e == "exec: \"/x/y\": stat /x/y: no such file or directory",
             "{e}"
         );
         let e = lookup("/etc/passwd", &env).unwrap_err().to_string();
