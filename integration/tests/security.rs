@@ -424,48 +424,15 @@ mod host_binary {
 
     const ATTACK: &str = env!("NUCLEUS_ATTACK");
 
-    /// Every capability but CAP_SYS_ADMIN (which may undo any mount protection).
-    const ALL_BUT_SYS_ADMIN: &[&str] = &[
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_IPC_LOCK",
-        "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_NICE",
-        "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG",
-        "CAP_MKNOD",
-        "CAP_LEASE",
-        "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN",
-        "CAP_SYSLOG",
-        "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND",
-        "CAP_AUDIT_READ",
-        "CAP_PERFMON",
-        "CAP_BPF",
-        "CAP_CHECKPOINT_RESTORE",
-    ];
+    /// Every capability but CAP_SYS_ADMIN (which may undo any mount protection) and
+    /// CAP_SYS_RESOURCE (absent from root's bounding set on some hosts).
+    fn all_but_sys_admin() -> Vec<&'static str> {
+        CAPABILITIES
+            .iter()
+            .copied()
+            .filter(|c| !matches!(*c, "CAP_SYS_ADMIN" | "CAP_SYS_RESOURCE"))
+            .collect()
+    }
 
     #[derive(Clone, Copy, Debug)]
     enum Caps {
@@ -487,7 +454,7 @@ mod host_binary {
         // The attacker keeps its notes in /tmp.
         c.config()["root"]["readonly"] = json!(false);
         if let Caps::AllButSysAdmin = caps {
-            let all = json!(ALL_BUT_SYS_ADMIN);
+            let all = json!(all_but_sys_admin());
             c.config()["process"]["capabilities"] =
                 json!({"bounding": all, "effective": all, "permitted": all});
         }
