@@ -6,17 +6,18 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::signal::SigSet;
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::{ForkResult, Pid};
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
 use super::filter::SeccompSetup;
+use super::fork::{self, close_fds_except, open_cgroup_dir};
 use super::init::{self, InitError};
 use super::{console, setup};
 use crate::cgroups::Cgroup;
 use crate::namespaces::{self, Plan};
 use crate::sync::{self, Msg, SyncError};
 
-use super::spawn::{close_fds_except, fork_into_cgroup, open_cgroup_dir, SpawnError};
+use super::spawn::SpawnError;
 
 pub struct ExecRequest<'a> {
     pub process: &'a Process,
@@ -73,9 +74,8 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
         .map(open_cgroup_dir)
         .transpose()?;
     let forked = match &unified {
-        Some(dir) => fork_into_cgroup(dir, req.cgroup),
-        // SAFETY: the runtime is single-threaded; the child may run arbitrary code.
-        None => unsafe { fork() }.map_err(SpawnError::Fork),
+        Some(dir) => fork::fork_child_into(dir, req.cgroup),
+        None => fork::fork_child(),
     };
     drop(unified);
     let child = match forked? {
@@ -94,17 +94,17 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
             match intermediate(&joins, req.cgroup) {
                 Ok(ForkResult::Parent { child }) => {
                     let _ = theirs.send(&Msg::InitPid(child.as_raw()));
-                    std::process::exit(0)
+                    fork::exit_child(0)
                 }
                 Ok(ForkResult::Child) => {
                     drop(joins);
                     let e = run_process(req);
                     let _ = theirs.send(&Msg::Error(e.to_string()));
-                    std::process::exit(127)
+                    fork::exit_child(127)
                 }
                 Err(e) => {
                     let _ = theirs.send(&Msg::Error(e.to_string()));
-                    std::process::exit(1)
+                    fork::exit_child(1)
                 }
             }
         }
@@ -161,8 +161,7 @@ fn intermediate(
     namespaces::join(joins)?;
     // As for the init: the process is born non-dumpable inside the container.
     super::sealed_exe::make_undumpable();
-    // SAFETY: a fork of a single-threaded process is single-threaded.
-    unsafe { fork() }.map_err(SpawnError::Fork)
+    Ok(fork::fork_child()?)
 }
 
 fn run_process(req: ExecRequest<'_>) -> InitError {

@@ -7,9 +7,10 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
-use nix::unistd::{fork, ForkResult};
+use nix::unistd::ForkResult;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
+use super::fork;
 use crate::namespaces::Plan;
 use crate::seccomp::{self, Annotations, ListenerSlot, SeccompError, SupervisionPlan};
 
@@ -116,20 +117,18 @@ impl SeccompSetup {
                 source: e.into(),
             }
         })?;
-        // SAFETY: the runtime is single-threaded; the children run plain Rust code.
-        match unsafe { fork() } {
+        match fork::fork_child() {
             Err(e) => Err(SeccompError::Supervisor {
                 what: "forking the seccomp monitor",
-                source: e.into(),
+                source: std::io::Error::other(e),
             }),
             Ok(ForkResult::Child) => {
                 drop(rd);
                 let _ = nix::unistd::setsid();
-                // SAFETY: still single-threaded: a fork of a single-threaded process.
-                match unsafe { fork() } {
+                match fork::fork_child() {
                     Ok(ForkResult::Parent { child }) => {
                         let _ = nix::unistd::write(&wr, &child.as_raw().to_ne_bytes());
-                        std::process::exit(0)
+                        fork::exit_child(0)
                     }
                     Ok(ForkResult::Child) => {
                         drop(wr);
@@ -141,7 +140,7 @@ impl SeccompSetup {
                             .into_iter()
                             .chain(plan.kept_fd())
                             .collect();
-                        super::spawn::close_fds_except(3, &keep);
+                        fork::close_fds_except(3, &keep);
                         let code = match monitor(plan, slot, pid) {
                             Ok(()) => 0,
                             Err(e) => {
@@ -149,9 +148,9 @@ impl SeccompSetup {
                                 1
                             }
                         };
-                        std::process::exit(code)
+                        fork::exit_child(code)
                     }
-                    Err(_) => std::process::exit(1),
+                    Err(_) => fork::exit_child(1),
                 }
             }
             Ok(ForkResult::Parent { child }) => {

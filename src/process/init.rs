@@ -72,16 +72,16 @@ pub fn run(cfg: InitConfig<'_>, chan: Channel) -> ! {
             // The runtime may die before its create completes: then this init must not
             // wait for a `start` that will never come.
             if !wait_created_or_started(&cfg.fifo, &chan) {
-                std::process::exit(1);
+                super::fork::exit_child(1);
             }
             drop(chan);
             let err = finish(&cfg, prepared);
             eprintln!("nucleus init: {err}");
-            std::process::exit(127)
+            super::fork::exit_child(127)
         }
         Err(e) => {
             let _ = chan.send(&Msg::Error(e.to_string()));
-            std::process::exit(1)
+            super::fork::exit_child(1)
         }
     }
 }

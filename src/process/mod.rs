@@ -6,6 +6,7 @@ pub mod caps;
 pub mod console;
 pub mod exec;
 pub mod filter;
+pub mod fork;
 pub mod init;
 pub mod sealed_exe;
 pub mod setup;

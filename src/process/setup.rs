@@ -296,7 +296,7 @@ pub fn cloexec_from(first: i32) -> Result<(), SetupError> {
         return Ok(());
     }
     // close_range refused (old kernel, a filter around the runtime): one fd at a time.
-    for fd in super::spawn::open_fds_from(first) {
+    for fd in super::fork::open_fds_from(first) {
         // SAFETY: F_SETFD only sets the close-on-exec flag of one of our fds.
         let r = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         if r != 0 {

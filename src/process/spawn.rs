@@ -11,10 +11,11 @@ use std::path::Path;
 
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::{ForkResult, Pid};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::filter::SeccompSetup;
+use super::fork::{self, ForkError};
 use super::init::{self, InitConfig};
 use crate::cgroups::Cgroup;
 use crate::namespaces::{self, Plan};
@@ -22,10 +23,8 @@ use crate::sync::{self, Channel, Msg, SyncError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
-    #[error("fork: {0}")]
-    Fork(nix::Error),
-    #[error("cannot start a process in the container's cgroup {path}: {source}")]
-    IntoCgroup { path: String, source: nix::Error },
+    #[error(transparent)]
+    Fork(#[from] ForkError),
     #[error(transparent)]
     Sync(#[from] SyncError),
     #[error("{0}")]
@@ -138,12 +137,10 @@ pub fn spawn(
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     check_internal_fds(&req, [ours.raw(), theirs.raw()])?;
     let runtime = nix::unistd::getpid();
-    // SAFETY: the runtime is single-threaded here (no threads are ever started before a
-    // container is spawned), so the child may run arbitrary code after fork.
-    let child = match unsafe { fork() }.map_err(SpawnError::Fork)? {
+    let child = match fork::fork_child()? {
         ForkResult::Child => {
             drop(ours);
-            die_with_parent(runtime);
+            fork::die_with_parent(runtime);
             intermediate(req, plan, theirs)
         }
         ForkResult::Parent { child } => child,
@@ -189,16 +186,6 @@ pub fn spawn(
         pid: init_pid.unwrap_or(0),
         chan: ours,
     })
-}
-
-/// In a child of the runtime: be killed when the runtime dies, so a runtime killed
-/// part-way leaves no intermediate behind. The parent may have died before the prctl.
-fn die_with_parent(runtime: Pid) {
-    // SAFETY: prctl with constant arguments; affects only this process.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    if nix::unistd::getppid() != runtime {
-        std::process::exit(1);
-    }
 }
 
 /// Why the container's processes died during setup without sending an error: the OOM
@@ -317,7 +304,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
     if let Some(a) = req.seccomp.and_then(|f| f.agent.as_ref()) {
         keep.push(a.as_raw_fd());
     }
-    close_fds_except(3 + req.preserve_fds, &keep);
+    fork::close_fds_except(3 + req.preserve_fds, &keep);
     if let Some(l) = req.state_lock {
         // Above the preserved range (checked before the fork), so already closed: this
         // only makes sure, whatever close_range did.
@@ -327,7 +314,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
     match intermediate_inner(&req, &plan, &chan) {
         Ok(ForkResult::Parent { child }) => {
             let _ = chan.send(&Msg::InitPid(child.as_raw()));
-            std::process::exit(0)
+            fork::exit_child(0)
         }
         Ok(ForkResult::Child) => {
             let cfg = InitConfig {
@@ -345,7 +332,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
         }
         Err(e) => {
             let _ = chan.send(&Msg::Error(e.to_string()));
-            std::process::exit(1)
+            fork::exit_child(1)
         }
     }
 }
@@ -397,7 +384,7 @@ fn intermediate_inner(
         Some(cg) => {
             chan.send(&Msg::WaitCgroup)?;
             chan.expect(Msg::CgroupReady, "cgroup ready")?;
-            cg.join_self()?.map(open_cgroup_dir).transpose()?
+            cg.join_self()?.map(fork::open_cgroup_dir).transpose()?
         }
     };
     if plan.creates(LinuxNamespaceType::Time) {
@@ -407,140 +394,7 @@ fn intermediate_inner(
     // execve: it is born non-dumpable, so its /proc entries stay closed to the container.
     super::sealed_exe::make_undumpable();
     match unified {
-        Some(dir) => fork_into_cgroup(&dir, req.cgroup),
-        // SAFETY: still single-threaded (a fork of a single-threaded process).
-        None => unsafe { fork() }.map_err(SpawnError::Fork),
+        Some(dir) => Ok(fork::fork_child_into(&dir, req.cgroup)?),
+        None => Ok(fork::fork_child()?),
     }
-}
-
-pub(crate) fn open_cgroup_dir(p: &Path) -> Result<std::fs::File, SpawnError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(p)
-        .map_err(|e| SpawnError::Child(format!("open cgroup {}: {e}", p.display())))
-}
-
-/// linux/sched.h (libc's constant is a c_int, too narrow for it).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// The kernel's `struct clone_args` (clone3(2)), up to the `cgroup` field.
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-/// Fork the init straight into the cgroup2 directory `dir` (no migration, so none of the
-/// global lock a migration takes). Kernels without clone3 or CLONE_INTO_CGROUP (ENOSYS,
-/// E2BIG, EINVAL: refused before any process exists) get a plain fork and a cgroup.procs
-/// write for the child. Any other error is the cgroup refusing the process (e.g. EOPNOTSUPP
-/// for a cgroup below a thread root) and is returned: a fork after a failed clone3 would be
-/// refused too, and once the failed clone3 has used up a new pid namespace's pid 1 it fails
-/// with a misleading ENOMEM.
-pub(crate) fn fork_into_cgroup(
-    dir: &std::fs::File,
-    cg: Option<&Cgroup>,
-) -> Result<ForkResult, SpawnError> {
-    let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: dir.as_raw_fd() as u64,
-        ..CloneArgs::default()
-    };
-    // SAFETY: clone3 without CLONE_VM and without a stack behaves as fork(2) in this
-    // single-threaded process; `args` is a valid clone_args of the size we pass.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match r {
-        0 => Ok(ForkResult::Child),
-        p if p > 0 => Ok(ForkResult::Parent {
-            child: Pid::from_raw(p as i32),
-        }),
-        _ => {
-            let errno = nix::errno::Errno::last();
-            if !matches!(
-                errno,
-                nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL
-            ) {
-                return Err(SpawnError::IntoCgroup {
-                    path: cg
-                        .and_then(|c| c.path(""))
-                        .map_or_else(|| "(unified)".into(), |p| p.display().to_string()),
-                    source: errno,
-                });
-            }
-            // SAFETY: as above.
-            let res = unsafe { fork() }.map_err(SpawnError::Fork)?;
-            if let (ForkResult::Parent { child }, Some(cg)) = (&res, cg) {
-                cg.add_process(child.as_raw())?;
-            }
-            Ok(res)
-        }
-    }
-}
-
-/// Close every fd from `first` upward except those in `keep`. Where close_range(2) fails
-/// (an old kernel, a seccomp filter around the runtime), each open fd is closed by itself:
-/// an fd left open here could be the state lock, and a child holding it would block every
-/// later command on the container.
-pub(crate) fn close_fds_except(first: RawFd, keep: &[RawFd]) {
-    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&k| k >= first).collect();
-    keep.sort_unstable();
-    let mut lo = first;
-    let mut failed = false;
-    for k in keep.iter().copied().chain(std::iter::once(RawFd::MAX)) {
-        if k > lo {
-            let hi = if k == RawFd::MAX {
-                libc::c_uint::MAX
-            } else {
-                (k - 1) as libc::c_uint
-            };
-            // SAFETY: closing fds of this (forked) process that nothing here uses any more.
-            let r = unsafe { libc::syscall(libc::SYS_close_range, lo as libc::c_uint, hi, 0) };
-            failed |= r != 0;
-        }
-        lo = k.saturating_add(1);
-    }
-    if failed {
-        for fd in open_fds_from(first) {
-            if keep.binary_search(&fd).is_err() {
-                // SAFETY: as above, one fd at a time.
-                unsafe { libc::close(fd) };
-            }
-        }
-    }
-}
-
-/// The open fds of this process from `first` upward: /proc/self/fd, or every number below
-/// the fd limit when /proc cannot be read.
-pub(crate) fn open_fds_from(first: RawFd) -> Vec<RawFd> {
-    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
-        // The directory's own fd is listed too; it is closed once `rd` is dropped.
-        return rd
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<RawFd>().ok())
-            .filter(|&fd| fd >= first)
-            .collect();
-    }
-    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map(|(soft, _)| soft.min(1 << 20) as RawFd)
-        .unwrap_or(1 << 16);
-    (first..limit).collect()
 }
