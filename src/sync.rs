@@ -5,6 +5,12 @@
 //! datagrams of at most `CHUNK` bytes, each led by one byte saying whether more follow: a
 //! datagram larger than the socket's send buffer is refused by the kernel, and a message
 //! carries the container state, whose annotations the caller sizes.
+//!
+//! Messages are sent only through the typed ends below, one call per step of the setup:
+//! the runtime's `Intermediate` → `InitState` → `Init` → `Waiting` take the steps in the
+//! one order both sides follow (id maps, cgroup, init pid, state, hooks, ready, created)
+//! and a message out of that order (`RunHooks` before `InitPid`, say) fails the create
+//! instead of acting on a step not yet taken.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -27,6 +33,9 @@ pub enum SyncError {
     Decode(serde_json::Error),
     #[error("unexpected sync message {got:?} while waiting for {want}")]
     Unexpected { got: Msg, want: &'static str },
+    /// The child's own error, reported instead of the step the runtime waited for.
+    #[error("{0}")]
+    Child(String),
 }
 
 /// Payload bytes per datagram: well under the default socket buffer (`wmem_default`,
@@ -78,7 +87,7 @@ pub struct Channel {
     fd: OwnedFd,
 }
 
-pub fn pair() -> Result<(Channel, Channel), SyncError> {
+fn raw_pair() -> Result<(Channel, Channel), SyncError> {
     let (a, b) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -89,12 +98,18 @@ pub fn pair() -> Result<(Channel, Channel), SyncError> {
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
+/// A new channel: the runtime's end and the end its children inherit.
+pub fn pair() -> Result<(RuntimeEnd, ChildEnd), SyncError> {
+    let (a, b) = raw_pair()?;
+    Ok((RuntimeEnd(a), ChildEnd(b)))
+}
+
 impl Channel {
     pub fn raw(&self) -> i32 {
         self.fd.as_raw_fd()
     }
 
-    pub fn send(&self, msg: &Msg) -> Result<(), SyncError> {
+    fn send(&self, msg: &Msg) -> Result<(), SyncError> {
         let data = serde_json::to_vec(msg).map_err(SyncError::Decode)?;
         let mut chunks = data.chunks(CHUNK).peekable();
         let mut frame = Vec::with_capacity(CHUNK.min(data.len()) + 1);
@@ -131,7 +146,7 @@ impl Channel {
         }
     }
 
-    pub fn recv(&self) -> Result<Msg, SyncError> {
+    fn recv(&self) -> Result<Msg, SyncError> {
         let mut data = Vec::new();
         loop {
             let frame = self.recv_datagram()?;
@@ -192,11 +207,219 @@ impl Channel {
     }
 
     /// Receive and insist on `want`; a child's `Error` becomes this side's error text.
-    pub fn expect(&self, want: Msg, name: &'static str) -> Result<(), SyncError> {
+    fn expect(&self, want: Msg, name: &'static str) -> Result<(), SyncError> {
         match self.recv()? {
             m if m == want => Ok(()),
+            Msg::Error(e) => Err(SyncError::Child(e)),
             got => Err(SyncError::Unexpected { got, want: name }),
         }
+    }
+
+    /// Wait for the request `want`, do `step`, answer `reply`.
+    fn serve<E: From<SyncError>>(
+        &self,
+        want: Msg,
+        name: &'static str,
+        reply: Msg,
+        step: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.expect(want, name)?;
+        step()?;
+        self.send(&reply)?;
+        Ok(())
+    }
+}
+
+/// The runtime's end of the channel.
+#[derive(Debug)]
+pub struct RuntimeEnd(Channel);
+
+impl RuntimeEnd {
+    pub fn raw(&self) -> i32 {
+        self.0.raw()
+    }
+
+    /// The steps of a container's setup, starting with its intermediate process.
+    pub fn setup(&self) -> Intermediate<'_> {
+        Intermediate(&self.0)
+    }
+
+    /// After a step failed on a closed channel: the error a child queued before it went,
+    /// if any (it says more than the EPIPE of our send).
+    pub fn child_error(&self) -> Option<String> {
+        match self.0.recv() {
+            Ok(Msg::Error(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// `exec`: the host pid of the process the intermediate forked.
+    pub fn exec_pid(&self) -> Result<i32, SyncError> {
+        match self.0.recv()? {
+            Msg::InitPid(p) => Ok(p),
+            Msg::Error(e) => Err(SyncError::Child(e)),
+            got => Err(SyncError::Unexpected {
+                got,
+                want: "exec pid",
+            }),
+        }
+    }
+
+    /// `exec`: Ok once the process has exec'd (its end closes on exec), or its error.
+    pub fn exec_done(&self) -> Result<(), SyncError> {
+        match self.0.recv() {
+            Err(SyncError::Eof) => Ok(()),
+            Ok(Msg::Error(e)) => Err(SyncError::Child(e)),
+            Ok(got) => Err(SyncError::Unexpected { got, want: "exec" }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The runtime's side of the intermediate's steps: id maps, cgroup, then the init's pid.
+pub struct Intermediate<'a>(&'a Channel);
+
+impl<'a> Intermediate<'a> {
+    /// The intermediate unshared a user namespace: `write` its id maps.
+    pub fn id_maps<E: From<SyncError>>(
+        &self,
+        write: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.0
+            .serve(Msg::MapIds, "id maps request", Msg::MapsDone, write)
+    }
+
+    /// The intermediate made its namespaces and waits for the cgroup, which exists with
+    /// its limits set. It moves itself in.
+    pub fn cgroup_ready(&self) -> Result<(), SyncError> {
+        self.0
+            .serve(Msg::WaitCgroup, "cgroup request", Msg::CgroupReady, || {
+                Ok(())
+            })
+    }
+
+    /// The intermediate made its namespaces and cannot move itself into the cgroup (a
+    /// mapped root): `join` puts it in.
+    pub fn cgroup_join<E: From<SyncError>>(
+        &self,
+        join: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.0
+            .serve(Msg::JoinCgroup, "cgroup join request", Msg::Continue, join)
+    }
+
+    /// The host pid of the container init; the intermediate is done.
+    pub fn init_pid(self) -> Result<(i32, InitState<'a>), SyncError> {
+        match self.0.recv()? {
+            Msg::InitPid(p) => Ok((p, InitState(self.0))),
+            Msg::Error(e) => Err(SyncError::Child(e)),
+            got => Err(SyncError::Unexpected {
+                got,
+                want: "init pid",
+            }),
+        }
+    }
+}
+
+/// The init exists and waits for the container state.
+pub struct InitState<'a>(&'a Channel);
+
+impl<'a> InitState<'a> {
+    /// The container state with the init's host pid, for hooks and the seccomp agent.
+    pub fn send(self, state_json: String) -> Result<Init<'a>, SyncError> {
+        self.0.send(&Msg::State(state_json))?;
+        Ok(Init(self.0))
+    }
+}
+
+/// The init builds the container.
+pub struct Init<'a>(&'a Channel);
+
+impl Init<'_> {
+    /// The init's mounts are done: `run` the prestart and createRuntime hooks.
+    pub fn hooks<E: From<SyncError>>(&self, run: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        self.0
+            .serve(Msg::RunHooks, "hooks request", Msg::HooksDone, run)
+    }
+
+    /// The init is set up, waiting for `created` or `start`.
+    pub fn ready(self) -> Result<(), SyncError> {
+        self.0.expect(Msg::Ready, "init ready")
+    }
+}
+
+impl RuntimeEnd {
+    /// Tell a ready init its create completed: from now on only `start` or a kill ends
+    /// its wait.
+    pub fn created(&self) -> Result<(), SyncError> {
+        self.0.send(&Msg::Created)
+    }
+}
+
+/// The end the runtime's children (intermediate, init, exec'd process) hold. Each call is
+/// one step: a request with the answer it waits for, or a report.
+#[derive(Debug)]
+pub struct ChildEnd(Channel);
+
+impl ChildEnd {
+    pub fn raw(&self) -> i32 {
+        self.0.raw()
+    }
+
+    /// Ask the runtime to write our id maps; returns once it has.
+    pub fn id_maps(&self) -> Result<(), SyncError> {
+        self.0.send(&Msg::MapIds)?;
+        self.0.expect(Msg::MapsDone, "id maps")
+    }
+
+    /// Wait until the container cgroup exists (we then move ourselves in).
+    pub fn cgroup_ready(&self) -> Result<(), SyncError> {
+        self.0.send(&Msg::WaitCgroup)?;
+        self.0.expect(Msg::CgroupReady, "cgroup ready")
+    }
+
+    /// Ask the runtime to put us in the container cgroup; returns once it has.
+    pub fn cgroup_join(&self) -> Result<(), SyncError> {
+        self.0.send(&Msg::JoinCgroup)?;
+        self.0.expect(Msg::Continue, "cgroup joined")
+    }
+
+    /// Report the host pid of the init (or exec'd process) we forked.
+    pub fn init_pid(&self, pid: i32) -> Result<(), SyncError> {
+        self.0.send(&Msg::InitPid(pid))
+    }
+
+    /// The container state, the init's first message.
+    pub fn state(&self) -> Result<String, SyncError> {
+        match self.0.recv()? {
+            Msg::State(s) => Ok(s),
+            got => Err(SyncError::Unexpected {
+                got,
+                want: "container state",
+            }),
+        }
+    }
+
+    /// Ask the runtime to run its prestart and createRuntime hooks; returns once it has.
+    pub fn hooks(&self) -> Result<(), SyncError> {
+        self.0.send(&Msg::RunHooks)?;
+        self.0.expect(Msg::HooksDone, "hooks done")
+    }
+
+    /// Set up; waiting for `Created` or `start`.
+    pub fn ready(&self) -> Result<(), SyncError> {
+        self.0.send(&Msg::Ready)
+    }
+
+    /// After `ready`: true when the runtime says its create completed, false when it
+    /// went away (EOF) or said anything else.
+    pub fn created(&self) -> bool {
+        matches!(self.0.recv(), Ok(Msg::Created))
+    }
+
+    /// Report a setup failure.
+    pub fn error(&self, e: &str) -> Result<(), SyncError> {
+        self.0.send(&Msg::Error(e.to_string()))
     }
 }
 
@@ -206,7 +429,7 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_eof_is_seen() {
-        let (a, b) = pair().unwrap();
+        let (a, b) = raw_pair().unwrap();
         a.send(&Msg::InitPid(42)).unwrap();
         a.send(&Msg::Error("x".into())).unwrap();
         assert_eq!(b.recv().unwrap(), Msg::InitPid(42));
@@ -218,7 +441,7 @@ mod tests {
     #[test]
     fn messages_larger_than_the_socket_buffer_get_through() {
         // 10 MB: far over wmem_default (one datagram that size is refused by the kernel).
-        let (a, b) = pair().unwrap();
+        let (a, b) = raw_pair().unwrap();
         let big = "x".repeat(10 << 20);
         let want = Msg::State(big.clone());
         let t = std::thread::spawn(move || {
@@ -229,9 +452,92 @@ mod tests {
         assert_eq!(b.recv().unwrap(), Msg::Ready);
         t.join().unwrap();
         // Exactly one chunk, and an empty message boundary case.
-        let (a, b) = pair().unwrap();
+        let (a, b) = raw_pair().unwrap();
         let s = "y".repeat(CHUNK - 11);
         a.send(&Msg::State(s.clone())).unwrap();
         assert_eq!(b.recv().unwrap(), Msg::State(s));
+    }
+
+    #[test]
+    fn setup_steps_go_through_in_order() {
+        let (rt, child) = pair().unwrap();
+        let t = std::thread::spawn(move || {
+            child.id_maps().unwrap();
+            child.cgroup_ready().unwrap();
+            child.init_pid(7).unwrap();
+            assert_eq!(child.state().unwrap(), "{}");
+            child.hooks().unwrap();
+            child.ready().unwrap();
+            assert!(child.created());
+        });
+        let steps = rt.setup();
+        let mut done = Vec::new();
+        steps
+            .id_maps(|| {
+                done.push("maps");
+                Ok::<_, SyncError>(())
+            })
+            .unwrap();
+        steps.cgroup_ready().unwrap();
+        let (pid, state) = steps.init_pid().unwrap();
+        assert_eq!(pid, 7);
+        let init = state.send("{}".into()).unwrap();
+        init.hooks(|| {
+            done.push("hooks");
+            Ok::<_, SyncError>(())
+        })
+        .unwrap();
+        init.ready().unwrap();
+        rt.created().unwrap();
+        t.join().unwrap();
+        assert_eq!(done, ["maps", "hooks"]);
+    }
+
+    #[test]
+    fn a_step_out_of_order_fails_instead_of_running() {
+        // Hooks asked for before the init's pid is known: they would run with no pid.
+        let (rt, child) = pair().unwrap();
+        child.0.send(&Msg::RunHooks).unwrap();
+        match rt.setup().init_pid() {
+            Err(SyncError::Unexpected { got, .. }) => assert_eq!(got, Msg::RunHooks),
+            other => panic!("RunHooks before InitPid: {:?}", other.map(|(p, _)| p)),
+        }
+        // A request for id maps where the runtime waits for the hooks request.
+        let (rt, child) = pair().unwrap();
+        child.init_pid(9).unwrap();
+        child.0.send(&Msg::MapIds).unwrap();
+        let (_, state) = rt.setup().init_pid().unwrap();
+        let init = state.send(String::new()).unwrap();
+        let mut ran = false;
+        let r = init.hooks(|| {
+            ran = true;
+            Ok::<_, SyncError>(())
+        });
+        assert!(matches!(
+            r,
+            Err(SyncError::Unexpected {
+                got: Msg::MapIds,
+                ..
+            })
+        ));
+        assert!(!ran, "hooks ran on an out-of-order request");
+    }
+
+    #[test]
+    fn a_child_error_ends_the_step_the_runtime_waits_for() {
+        let (rt, child) = pair().unwrap();
+        child.error("mount proc: EPERM").unwrap();
+        match rt.setup().init_pid() {
+            Err(SyncError::Child(e)) => assert_eq!(e, "mount proc: EPERM"),
+            other => panic!("got {:?}", other.map(|(p, _)| p)),
+        }
+        drop(child);
+        assert_eq!(rt.child_error(), None);
+        // exec: EOF after the pid means the process exec'd.
+        let (rt, child) = pair().unwrap();
+        child.init_pid(5).unwrap();
+        drop(child);
+        assert_eq!(rt.exec_pid().unwrap(), 5);
+        rt.exec_done().unwrap();
     }
 }

@@ -15,7 +15,7 @@ use super::init::{self, InitError};
 use super::{console, setup};
 use crate::cgroups::Cgroup;
 use crate::namespaces::{self, Plan};
-use crate::sync::{self, Msg, SyncError};
+use crate::sync::{self, SyncError};
 
 use super::spawn::SpawnError;
 
@@ -93,17 +93,17 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
             close_fds_except(3 + req.preserve_fds, &keep);
             match intermediate(&joins, req.cgroup) {
                 Ok(ForkResult::Parent { child }) => {
-                    let _ = theirs.send(&Msg::InitPid(child.as_raw()));
+                    let _ = theirs.init_pid(child.as_raw());
                     fork::exit_child(0)
                 }
                 Ok(ForkResult::Child) => {
                     drop(joins);
                     let e = run_process(req);
-                    let _ = theirs.send(&Msg::Error(e.to_string()));
+                    let _ = theirs.error(&e.to_string());
                     fork::exit_child(127)
                 }
                 Err(e) => {
-                    let _ = theirs.send(&Msg::Error(e.to_string()));
+                    let _ = theirs.error(&e.to_string());
                     fork::exit_child(1)
                 }
             }
@@ -113,31 +113,22 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
     drop(theirs);
     drop(joins);
     let result = (|| {
-        let pid = match ours.recv()? {
-            Msg::InitPid(p) => {
-                // The process hands its listener over before it execs: the monitor must
-                // be there first.
-                if let Some(f) = req.seccomp {
-                    f.start_monitor(p, req.foreground)?;
-                }
-                p
-            }
-            Msg::Error(e) => return Err(SpawnError::Child(e)),
-            got => {
-                return Err(SyncError::Unexpected {
-                    got,
-                    want: "exec pid",
-                }
-                .into())
-            }
+        let pid = match ours.exec_pid() {
+            Ok(p) => p,
+            Err(SyncError::Child(e)) => return Err(SpawnError::Child(e)),
+            Err(e) => return Err(e.into()),
         };
-        match ours.recv() {
-            Err(SyncError::Eof) => Ok(pid),
-            Ok(Msg::Error(e)) => {
+        // The process hands its listener over before it execs: the monitor must be there
+        // first.
+        if let Some(f) = req.seccomp {
+            f.start_monitor(pid, req.foreground)?;
+        }
+        match ours.exec_done() {
+            Ok(()) => Ok(pid),
+            Err(SyncError::Child(e)) => {
                 let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
                 Err(SpawnError::Child(e))
             }
-            Ok(got) => Err(SyncError::Unexpected { got, want: "exec" }.into()),
             Err(e) => Err(e.into()),
         }
     })();

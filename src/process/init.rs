@@ -17,7 +17,7 @@ use crate::hooks;
 use crate::namespaces::Plan;
 use crate::rootfs::RootfsSetup;
 use crate::seccomp;
-use crate::sync::{Channel, Msg};
+use crate::sync::ChildEnd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -66,7 +66,7 @@ pub struct InitConfig<'a> {
 
 /// Run the init; never returns. Setup errors go to the runtime over `chan`; once the
 /// runtime has gone (after Ready) they can only go to stderr.
-pub fn run(cfg: InitConfig<'_>, chan: Channel) -> ! {
+pub fn run(cfg: InitConfig<'_>, chan: ChildEnd) -> ! {
     match prepare(&cfg, &chan) {
         Ok(prepared) => {
             // The runtime may die before its create completes: then this init must not
@@ -80,7 +80,7 @@ pub fn run(cfg: InitConfig<'_>, chan: Channel) -> ! {
             super::fork::exit_child(127)
         }
         Err(e) => {
-            let _ = chan.send(&Msg::Error(e.to_string()));
+            let _ = chan.error(&e.to_string());
             super::fork::exit_child(1)
         }
     }
@@ -88,7 +88,7 @@ pub fn run(cfg: InitConfig<'_>, chan: Channel) -> ! {
 
 /// After Ready: true once the runtime says its create completed (`Created`) or `start`
 /// has written the exec fifo, false if the runtime went away before either.
-fn wait_created_or_started(fifo: &File, chan: &Channel) -> bool {
+fn wait_created_or_started(fifo: &File, chan: &ChildEnd) -> bool {
     use std::os::fd::AsRawFd;
     loop {
         let mut fds = [
@@ -115,7 +115,7 @@ fn wait_created_or_started(fifo: &File, chan: &Channel) -> bool {
             return true;
         }
         if fds[1].revents != 0 {
-            return matches!(chan.recv(), Ok(Msg::Created));
+            return chan.created();
         }
     }
 }
@@ -134,19 +134,10 @@ fn process(spec: &Spec) -> &Process {
         .expect("process validated at create")
 }
 
-fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> {
+fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError> {
     let spec = cfg.spec;
     let proc_ = process(spec);
-    let state_json = match chan.recv()? {
-        Msg::State(s) => s.into_bytes(),
-        got => {
-            return Err(crate::sync::SyncError::Unexpected {
-                got,
-                want: "container state",
-            }
-            .into())
-        }
-    };
+    let state_json = chan.state()?.into_bytes();
     nix::unistd::setsid().map_err(|e| sys("setsid")(e.into()))?;
     if cfg.plan.creates(LinuxNamespaceType::Cgroup) {
         crate::namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
@@ -174,8 +165,7 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
     };
     rootfs.prepare()?;
     if needs_runtime_hooks(spec) {
-        chan.send(&Msg::RunHooks)?;
-        chan.expect(Msg::HooksDone, "hooks done")?;
+        chan.hooks()?;
     }
     hooks::run_all(spec, hooks::Kind::CreateContainer, &state_json)?;
     rootfs.pivot()?;
@@ -206,7 +196,7 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
     if let Some(c) = proc_.capabilities() {
         caps::check_sets(c)?;
     }
-    chan.send(&Msg::Ready)?;
+    chan.ready()?;
     Ok(Prepared {
         state_json,
         exe,
@@ -214,7 +204,9 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
     })
 }
 
-fn needs_runtime_hooks(spec: &Spec) -> bool {
+/// Whether the init asks the runtime for its prestart and createRuntime hooks (`spawn`
+/// expects the request by the same rule).
+pub(crate) fn needs_runtime_hooks(spec: &Spec) -> bool {
     !hooks::of(spec, hooks::Kind::Prestart).is_empty()
         || !hooks::of(spec, hooks::Kind::CreateRuntime).is_empty()
 }

@@ -19,7 +19,7 @@ use super::fork::{self, ForkError};
 use super::init::{self, InitConfig};
 use crate::cgroups::Cgroup;
 use crate::namespaces::{self, Plan};
-use crate::sync::{self, Channel, Msg, SyncError};
+use crate::sync::{self, ChildEnd, RuntimeEnd, SyncError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -80,14 +80,14 @@ pub struct SpawnRequest<'a> {
 /// killed before its create completed leaves no init waiting forever.
 pub struct Spawned {
     pub pid: i32,
-    chan: Channel,
+    chan: RuntimeEnd,
 }
 
 impl Spawned {
     /// Tell the init its create completed: from now on only `start` or a kill ends its
     /// wait. (Dropping the handle after `start` is as good.)
     pub fn commit(self) -> Result<(), SpawnError> {
-        self.chan.send(&Msg::Created)?;
+        self.chan.created()?;
         Ok(())
     }
 }
@@ -161,11 +161,12 @@ pub fn spawn(
     // A child that failed may have closed the channel under one of our sends: its own
     // error is still queued, and says more than EPIPE.
     let result = match result {
-        Err(SpawnError::Sync(e)) => match ours.recv() {
-            Ok(Msg::Error(child_err)) => Err(SpawnError::Child(child_err)),
+        Err(SpawnError::Sync(SyncError::Child(e))) => Err(SpawnError::Child(e)),
+        Err(SpawnError::Sync(e)) => match ours.child_error() {
+            Some(child_err) => Err(SpawnError::Child(child_err)),
             // The channel is closed and nothing said why: every child holding it is gone.
             // How they died is the message.
-            _ => Err(death_cause(&req, child, init_pid).unwrap_or(SpawnError::Sync(e))),
+            None => Err(death_cause(&req, child, init_pid).unwrap_or(SpawnError::Sync(e))),
         },
         r => r,
     };
@@ -236,7 +237,7 @@ fn death_cause(req: &SpawnRequest<'_>, child: Pid, init_pid: Option<i32>) -> Opt
 
 fn drive(
     req: &SpawnRequest<'_>,
-    chan: &Channel,
+    chan: &RuntimeEnd,
     child: Pid,
     init_pid: &mut Option<i32>,
     state_json: &impl Fn(i32) -> String,
@@ -257,44 +258,35 @@ fn drive(
         let annotations = req.spec.annotations().as_ref().unwrap_or(&no_annotations);
         cg.setup(child.as_raw(), resources.unwrap_or(&none), annotations)?;
     }
-    loop {
-        match chan.recv()? {
-            Msg::WaitCgroup => chan.send(&Msg::CgroupReady)?,
-            Msg::JoinCgroup => {
-                if let Some(cg) = req.cgroup {
-                    cg.add_process(child.as_raw())?;
-                }
-                chan.send(&Msg::Continue)?;
-            }
-            Msg::MapIds => {
-                namespaces::write_id_maps(child.as_raw(), req.spec)?;
-                chan.send(&Msg::MapsDone)?;
-            }
-            Msg::InitPid(p) => {
-                *init_pid = Some(p);
-                record(p)?;
-                chan.send(&Msg::State(state_json(p)))?;
-            }
-            Msg::RunHooks => {
-                let pid = init_pid.unwrap_or(0);
-                runtime_hooks(pid).map_err(SpawnError::Hook)?;
-                chan.send(&Msg::HooksDone)?;
-            }
-            Msg::Ready => return Ok(()),
-            Msg::Error(e) => return Err(SpawnError::Child(e)),
-            other => {
-                return Err(SyncError::Unexpected {
-                    got: other,
-                    want: "init progress",
-                }
-                .into())
-            }
-        }
+    // The steps in the order the intermediate and the init take them (intermediate_inner,
+    // init::prepare), each decided from the same spec on both sides.
+    let plan = Plan::from_spec(req.spec);
+    let steps = chan.setup();
+    if plan.new_user {
+        steps.id_maps(|| {
+            Ok::<_, SpawnError>(namespaces::write_id_maps(child.as_raw(), req.spec)?)
+        })?;
     }
+    match req.cgroup {
+        None => {}
+        Some(cg) if plan.has(LinuxNamespaceType::User) => {
+            steps.cgroup_join(|| Ok::<_, SpawnError>(cg.add_process(child.as_raw())?))?
+        }
+        Some(_) => steps.cgroup_ready()?,
+    }
+    let (p, state) = steps.init_pid()?;
+    *init_pid = Some(p);
+    record(p)?;
+    let init = state.send(state_json(p))?;
+    if init::needs_runtime_hooks(req.spec) {
+        init.hooks(|| runtime_hooks(p).map_err(SpawnError::Hook))?;
+    }
+    init.ready()?;
+    Ok(())
 }
 
 /// The intermediate process: never returns.
-fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
+fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: ChildEnd) -> ! {
     let _ = SigSet::empty().thread_set_mask();
     let mut keep: Vec<RawFd> = vec![chan.raw()];
     keep.push(req.fifo.as_raw_fd());
@@ -313,7 +305,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
     }
     match intermediate_inner(&req, &plan, &chan) {
         Ok(ForkResult::Parent { child }) => {
-            let _ = chan.send(&Msg::InitPid(child.as_raw()));
+            let _ = chan.init_pid(child.as_raw());
             fork::exit_child(0)
         }
         Ok(ForkResult::Child) => {
@@ -331,7 +323,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
             init::run(cfg, chan)
         }
         Err(e) => {
-            let _ = chan.send(&Msg::Error(e.to_string()));
+            let _ = chan.error(&e.to_string());
             fork::exit_child(1)
         }
     }
@@ -340,7 +332,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
 fn intermediate_inner(
     req: &SpawnRequest<'_>,
     plan: &Plan,
-    chan: &Channel,
+    chan: &ChildEnd,
 ) -> Result<ForkResult, SpawnError> {
     // Written here, still host root in the host's /proc, and inherited by the init: the
     // init itself, non-dumpable and perhaps a mapped root, may not write its own file.
@@ -352,8 +344,7 @@ fn intermediate_inner(
     drop(joins);
     if plan.new_user {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)?;
-        chan.send(&Msg::MapIds)?;
-        chan.expect(Msg::MapsDone, "id maps")?;
+        chan.id_maps()?;
     }
     if plan.has(LinuxNamespaceType::User) {
         let root = nix::unistd::Uid::from_raw(0);
@@ -377,13 +368,11 @@ fn intermediate_inner(
         None => None,
         // A mapped root has no rights on the host's cgroup files: the runtime moves us.
         Some(_) if plan.has(LinuxNamespaceType::User) => {
-            chan.send(&Msg::JoinCgroup)?;
-            chan.expect(Msg::Continue, "cgroup joined")?;
+            chan.cgroup_join()?;
             None
         }
         Some(cg) => {
-            chan.send(&Msg::WaitCgroup)?;
-            chan.expect(Msg::CgroupReady, "cgroup ready")?;
+            chan.cgroup_ready()?;
             cg.join_self()?.map(fork::open_cgroup_dir).transpose()?
         }
     };
