@@ -53,6 +53,14 @@ pub fn reference_path() -> Option<PathBuf> {
     }
 }
 
+/// The reference runtime a differential test compares with: a test without one fails
+/// (hack/deps installs runc), it does not pass having compared nothing.
+pub fn reference() -> PathBuf {
+    reference_path().expect(
+        "no reference runtime for this differential test: install runc (hack/deps) or set NUCLEUS_REFERENCE",
+    )
+}
+
 /// True when the runtime under test reports itself as runc (`--version`). Used only to skip
 /// checks of spec features that the installed runc is known not to implement.
 pub fn runtime_is_runc() -> bool {

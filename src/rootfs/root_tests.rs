@@ -25,8 +25,13 @@ macro_rules! ensure {
     };
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+/// For the tests marked `#[ignore = "needs root"]`: run with `--include-ignored` (as
+/// hack/test does, as root), they fail rather than pass without root.
+fn need_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (it is ignored unless run with --include-ignored)"
+    );
 }
 
 /// Runs `f` in a forked child in a new mount namespace and returns its verdict.
@@ -160,11 +165,9 @@ fn run_setup(spec: &Spec, b: &Bundle, no_pivot: bool, user_ns: bool) -> Check {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn default_spec_full_setup() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    need_root();
     let b = Bundle::new();
     let mut spec = Spec::default();
     if let Some(p) = spec.process_mut() {
@@ -317,11 +320,9 @@ fn default_spec_full_setup() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn symlink_out_of_rootfs_does_not_touch_the_host() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    need_root();
     let b = Bundle::new();
     let host_dir = tempfile::tempdir().expect("tempdir");
     let host_dir_path = std::fs::canonicalize(host_dir.path()).expect("canonicalize");
@@ -387,11 +388,9 @@ fn symlink_out_of_rootfs_does_not_touch_the_host() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn no_pivot_user_ns_devices_and_mount_options() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    need_root();
     let b = Bundle::new();
     std::fs::create_dir_all(b.bundle().join("data/sub")).expect("mkdir");
     let mut spec = Spec::default();
@@ -499,11 +498,9 @@ fn no_pivot_user_ns_devices_and_mount_options() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn errors_leave_nothing_behind() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    need_root();
     let b = Bundle::new();
     symlink("/etc", b.rootfs().join("proc")).expect("symlink");
     let spec = Spec::default();
@@ -529,11 +526,13 @@ fn errors_leave_nothing_behind() {
 /// what it sees. With NUCLEUS_SHOW_MOUNTINFO set the table is printed, for comparing by
 /// eye with `runc run` on the same bundle.
 #[test]
+#[ignore = "needs root"]
 fn busybox_runs_in_the_finished_rootfs() {
-    if !is_root() || !Path::new("/usr/bin/busybox").exists() {
-        eprintln!("skipped: needs root and busybox");
-        return;
-    }
+    need_root();
+    assert!(
+        Path::new("/usr/bin/busybox").exists(),
+        "needs /usr/bin/busybox (installed by hack/deps)"
+    );
     let b = Bundle::new();
     let spec = Spec::default();
     let res = in_child(|| {
@@ -579,11 +578,9 @@ fn enter_user_ns() -> Check {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn user_ns_keeps_locked_flags_and_falls_back_for_sysfs() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    need_root();
     let b = Bundle::new();
     let locked = b.bundle().join("locked");
     std::fs::create_dir(&locked).expect("mkdir");
@@ -684,11 +681,9 @@ fn user_ns_keeps_locked_flags_and_falls_back_for_sysfs() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn shared_root_propagation_does_not_leak_to_the_parent_namespace() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    need_root();
     let b = Bundle::new();
     let mut spec = Spec::default();
     if let Some(l) = spec.linux_mut() {
@@ -740,11 +735,9 @@ fn shared_root_propagation_does_not_leak_to_the_parent_namespace() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn console_is_the_pty_slave() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    need_root();
     let b = Bundle::new();
     let spec = Spec::default();
     let res = in_child(|| {
