@@ -246,16 +246,14 @@ fn notify_listener_goes_to_the_agent_with_the_state() {
     // SAFETY: zeroed request as the kernel requires.
     let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
     // SAFETY: RECV fills req.
-    assert_eq!(
-        unsafe {
-            libc::ioctl(
-                listener.as_raw_fd(),
-                libc::SECCOMP_IOCTL_NOTIF_RECV,
-                &mut req,
-            )
-        },
-        0
-    );
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut req,
+        )
+    };
+    assert_eq!(r, 0);
     assert_eq!(req.data.nr as libc::c_long, libc::SYS_getppid);
     let resp = libc::seccomp_notif_resp {
         id: req.id,
@@ -264,10 +262,8 @@ fn notify_listener_goes_to_the_agent_with_the_state() {
         flags: 0,
     };
     // SAFETY: SEND reads resp.
-    assert_eq!(
-        unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) },
-        0
-    );
+    let r = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+    assert_eq!(r, 0);
     assert_eq!(wait_exit(pid), 0);
 }
 
