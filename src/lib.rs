@@ -3,14 +3,14 @@
 #[macro_use]
 pub mod logger;
 
-pub mod cgroups;
+pub(crate) mod cgroups;
 pub mod container;
 pub mod features;
-pub mod hooks;
-pub mod namespaces;
+pub(crate) mod hooks;
+pub(crate) mod namespaces;
 pub mod process;
-pub mod rootfs;
+pub(crate) mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
-pub mod sync;
+pub(crate) mod sync;

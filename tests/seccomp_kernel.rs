@@ -153,6 +153,7 @@ fn allow_list_with_builtin_wx_refusal() {
 }
 
 /// An i386 syscall from this 64-bit process (`int 0x80` enters the compat ABI).
+#[cfg(target_arch = "x86_64")]
 fn int80(nr: u32) -> i32 {
     let ret: u64;
     // SAFETY: i386 syscall entry; the numbers used take no pointer arguments.
@@ -164,6 +165,7 @@ fn int80(nr: u32) -> i32 {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn compat_x86_syscalls_use_their_own_numbers() {
     // Whether this kernel runs i386 syscalls at all (ia32 emulation can be off).
     let probe = in_child(
@@ -173,10 +175,11 @@ fn compat_x86_syscalls_use_their_own_numbers() {
         ),
         || (int80(64) > 0) as i32,
     );
-    if !libc::WIFEXITED(probe) || libc::WEXITSTATUS(probe) != 1 {
-        eprintln!("ia32 emulation unavailable ({probe:#x}); skipping");
-        return;
-    }
+    assert!(
+        libc::WIFEXITED(probe) && libc::WEXITSTATUS(probe) == 1,
+        "this kernel runs no i386 syscalls (IA32_EMULATION off; wait status {probe:#x}): \
+         the compat paths of the filter cannot be checked here"
+    );
     for layout in [Layout::CachePrefixBitmap, Layout::Bitmap] {
         let p = program(
             json!({"defaultAction": "SCMP_ACT_ALLOW",

@@ -2,12 +2,12 @@
 //! (`spawn`), what the container init does before exec (`init`), and the process
 //! attributes both init and exec'd processes get (`setup`, `caps`).
 
-pub mod caps;
-pub mod console;
-pub mod exec;
-pub mod filter;
-pub mod fork;
-pub mod init;
+pub(crate) mod caps;
+pub(crate) mod console;
+pub(crate) mod exec;
+pub(crate) mod filter;
+pub(crate) mod fork;
+pub(crate) mod init;
 pub mod sealed_exe;
-pub mod setup;
-pub mod spawn;
+pub(crate) mod setup;
+pub(crate) mod spawn;

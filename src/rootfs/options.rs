@@ -91,11 +91,6 @@ impl MountOptions {
         self.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC)
     }
 
-    /// Per-mount flags other than bind/rec/remount: for bind mounts these need a second step.
-    pub fn remount_flags(&self) -> MsFlags {
-        self.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)
-    }
-
     pub fn data_string(&self) -> Option<String> {
         if self.data.is_empty() {
             None
@@ -476,7 +471,6 @@ mod tests {
     fn bind_attr_change_keeps_unrequested_flags() {
         let o = p(&["rbind", "ro", "nosuid"]);
         assert!(o.is_recursive_bind());
-        assert_eq!(o.remount_flags(), F::MS_RDONLY | F::MS_NOSUID);
         assert_eq!(
             o.bind_attr_change(),
             AttrChange {

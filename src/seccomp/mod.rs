@@ -21,6 +21,14 @@
 //! monitor, [`ListenerSlot::take`] it and run [`supervise`]. With SCMP_ACT_NOTIFY in the
 //! profile (and no supervision), the listener goes to the agent with [`send_listener`].
 
+// The compiler, the syscall tables, the BPF argument layout and the notify decoder speak
+// only the ABIs an x86_64 kernel runs (x86_64, x32, i386): built for another architecture
+// they would install filters checking the wrong AUDIT_ARCH and syscall numbers.
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!(
+    "nucleus's seccomp support targets x86_64 kernels only (see seccomp/syscall_table.rs)"
+);
+
 pub mod annotations;
 pub mod bpf;
 pub mod bpf_interpreter;
