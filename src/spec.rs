@@ -213,16 +213,9 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             "linux.intelRdt is not supported by nucleus (no resctrl support); remove it".into(),
         );
     }
-    // Checked here, not only by the v1 controller: on cgroup v2 it would pass unnoticed.
-    let swappiness = linux
-        .resources()
-        .as_ref()
-        .and_then(|r| r.memory().as_ref())
-        .and_then(|m| m.swappiness());
-    if let Some(sw) = swappiness.filter(|&sw| sw > 100) {
-        return bad(format!(
-            "linux.resources.memory.swappiness {sw} is out of range (0-100)"
-        ));
+    // The same checks as `update`'s, before any cgroup file is written.
+    if let Some(r) = linux.resources() {
+        crate::cgroups::validate(r).map_err(|e| SpecError::Invalid(e.to_string()))?;
     }
     let mut seen = HashSet::new();
     let mut has_user = false;

@@ -14,6 +14,9 @@ pub mod stats;
 mod systemd;
 mod v1;
 mod v2;
+mod validate;
+
+pub use validate::{validate, InvalidResource};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -25,8 +25,8 @@ pub use ps::{filter_ps_output, ps, PsFormat};
 pub use run::run;
 pub use start::start;
 pub use update::{
-    changes_from_flags, changes_from_json, merge, parse_ram_in_bytes, update, validate,
-    UpdateError, UpdateOptions,
+    changes_from_flags, changes_from_json, merge, parse_ram_in_bytes, update, UpdateError,
+    UpdateOptions,
 };
 
 use crate::state::{self, ContainerDir, ContainerState, Root, Status};
