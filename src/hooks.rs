@@ -252,7 +252,7 @@ fn write_until(stdin: std::process::ChildStdin, data: &[u8], deadline: Option<In
                         if left.is_zero() {
                             return false;
                         }
-                        left.as_millis().min(i32::MAX as u128) as libc::c_int
+                        libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX)
                     }
                 };
                 let mut pfd = libc::pollfd {

@@ -14,3 +14,4 @@ pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub(crate) mod sync;
+mod sys;

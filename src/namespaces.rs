@@ -60,7 +60,10 @@ pub fn loopback_up() -> Result<(), NamespaceError> {
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
             return Err(NamespaceError::Loopback(nix::Error::last()));
         }
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        // IFF_UP is 0x1: ifr_flags is a short.
+        #[allow(clippy::cast_possible_truncation)]
+        let up = libc::IFF_UP as libc::c_short;
+        req.ifr_ifru.ifru_flags |= up;
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
             return Err(NamespaceError::Loopback(nix::Error::last()));
         }

@@ -123,7 +123,7 @@ pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, SpecError> {
             max,
         });
     }
-    let mut data = Vec::with_capacity(meta.len() as usize);
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     // `take` also bounds a file that grows while it is read.
     f.take(max + 1).read_to_end(&mut data).map_err(read_err)?;
     if data.len() as u64 > max {

@@ -1,4 +1,4 @@
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -108,7 +108,9 @@ fn kill_recorded(p: ProcRecord, deadline: Instant) {
         return;
     }
     // SAFETY: the fd was just returned by pidfd_open and is owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let Ok(fd) = (unsafe { crate::sys::owned_fd(fd) }) else {
+        return;
+    };
     if state::process_start_time(p.pid) != Some(p.start) {
         return;
     }
@@ -129,7 +131,7 @@ fn kill_recorded(p: ProcRecord, deadline: Instant) {
         events: libc::POLLIN,
         revents: 0,
     };
-    let ms = left.as_millis().min(i32::MAX as u128) as libc::c_int;
+    let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
     // SAFETY: one valid pollfd, bounded timeout.
     unsafe { libc::poll(&mut pfd, 1, ms) };
 }

@@ -3,7 +3,7 @@
 //! acts in the container, until the container stops.
 
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -71,7 +71,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, ContainerError> {
     if !total.is_finite() || total > u64::MAX as f64 {
         return Err(bad());
     }
-    Ok(Duration::from_nanos(total as u64))
+    // Whole nanoseconds of a value checked to fit above.
+    #[allow(clippy::cast_possible_truncation)]
+    let nanos = total as u64;
+    Ok(Duration::from_nanos(nanos))
 }
 
 fn emit(out: &mut dyn Write, ev: &Event) -> Result<(), ContainerError> {
@@ -89,7 +92,7 @@ fn pidfd_for(pid: i32, start_time: u64) -> Option<OwnedFd> {
         return None;
     }
     // SAFETY: a fresh descriptor nobody else owns; pidfds are always close-on-exec.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let fd = unsafe { crate::sys::owned_fd(fd) }.ok()?;
     // Checked after opening: the pid cannot be reused while we hold its pidfd.
     (state::process_start_time(pid) == Some(start_time)).then_some(fd)
 }

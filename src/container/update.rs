@@ -119,7 +119,10 @@ pub fn parse_ram_in_bytes(s: &str) -> Result<i64, String> {
     if !bytes.is_finite() || bytes >= i64::MAX as f64 {
         return Err(format!("invalid size: '{s}': too large"));
     }
-    Ok(bytes as i64)
+    // Whole bytes of a size checked to fit above (runc's units parser rounds down too).
+    #[allow(clippy::cast_possible_truncation)]
+    let whole = bytes as i64;
+    Ok(whole)
 }
 
 fn flag_err(flag: &'static str, value: &str, reason: impl Into<String>) -> UpdateError {

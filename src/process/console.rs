@@ -46,6 +46,13 @@ pub fn for_process(
     }
 }
 
+/// `process.consoleSize` as a winsize's rows and columns (saturated: a terminal is
+/// never 65536 cells wide).
+pub fn size(b: oci_spec::runtime::Box) -> (u16, u16) {
+    let cells = |n: u64| u16::try_from(n).unwrap_or(u16::MAX);
+    (cells(b.height()), cells(b.width()))
+}
+
 /// Connect to the caller's console socket while its path is still reachable (before the
 /// container's pivot_root).
 pub fn connect(path: &Path) -> Result<OwnedFd, ConsoleError> {

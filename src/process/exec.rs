@@ -163,9 +163,7 @@ fn run_process(req: ExecRequest<'_>) -> InitError {
             source: e.into(),
         })?;
         if let Some(sock) = req.console {
-            let size = p
-                .console_size()
-                .map(|b| (b.height() as u16, b.width() as u16));
+            let size = p.console_size().map(console::size);
             console::setup(sock, size)?;
         }
         setup::apply_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;

@@ -152,7 +152,7 @@ pub fn fork_child_into(dir: &std::fs::File, cg: Option<&Cgroup>) -> Result<ForkR
     match r {
         0 => Ok(child_started(ForkResult::Child)),
         p if p > 0 => Ok(ForkResult::Parent {
-            child: Pid::from_raw(p as i32),
+            child: Pid::from_raw(crate::sys::int_result(p).map_err(ForkError::Fork)?),
         }),
         _ => {
             let errno = nix::errno::Errno::last();

@@ -173,9 +173,7 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
     rootfs.finalize()?;
     if let Some(sock) = cfg.console.as_ref() {
         let sock = sock.try_clone().map_err(sys("dup console socket"))?;
-        let size = proc_
-            .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
+        let size = proc_.console_size().map(console::size);
         console::setup(sock, size)?;
     }
     setup::apply_rlimits(proc_.rlimits().as_deref().unwrap_or(&[]))?;

@@ -34,7 +34,8 @@ fn unescape(field: &str) -> String {
             let v = (b[i + 1] - b'0') as u32 * 64
                 + (b[i + 2] - b'0') as u32 * 8
                 + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
+            // \ooo escapes a byte: the kernel writes at most \377.
+            out.push(u8::try_from(v).unwrap_or(u8::MAX));
             i += 4;
         } else {
             out.push(b[i]);

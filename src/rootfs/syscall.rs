@@ -1,7 +1,7 @@
 //! The mount system calls used by the rootfs setup, behind a trait so the sequence of calls
 //! for a mount can be checked without a kernel.
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -65,9 +65,8 @@ pub trait MountApi {
 pub struct Kernel;
 
 pub(super) fn owned(ret: libc::c_long) -> Result<OwnedFd, Errno> {
-    let fd = Errno::result(ret)?;
     // SAFETY: the syscall returned a new file descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    unsafe { crate::sys::owned_fd(ret) }
 }
 
 fn fsconfig(
