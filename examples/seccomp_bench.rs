@@ -110,15 +110,16 @@ fn paths(profile: &str, libseccomp_bpf: &str) {
     println!();
     for (pname, nr, args) in probes {
         print!("{pname:<12}");
+        let nr = i32::try_from(nr).expect("syscall numbers fit in an int");
         let d = SeccompData {
-            nr: nr as i32,
+            nr,
             arch: AUDIT_ARCH_X86_64,
             instruction_pointer: 0,
             args,
         };
         for (_, p) in &programs {
             let (_, steps) = run_counting(p, &d).unwrap();
-            let cached = cache_emulates_allow(p, AUDIT_ARCH_X86_64, nr as u32);
+            let cached = cache_emulates_allow(p, AUDIT_ARCH_X86_64, nr.unsigned_abs());
             print!(
                 "{:>26}",
                 if cached {

@@ -161,7 +161,10 @@ fn int80(nr: u32) -> i32 {
         std::arch::asm!("int 0x80", inlateout("rax") nr as u64 => ret,
                         out("r8") _, out("r9") _, out("r10") _, out("r11") _);
     }
-    ret as u32 as i32
+    // An i386 syscall returns in eax: the low 32 bits of rax are the result.
+    #[allow(clippy::cast_possible_truncation)]
+    let eax = ret as u32;
+    i32::from_ne_bytes(eax.to_ne_bytes())
 }
 
 #[test]

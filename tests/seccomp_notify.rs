@@ -98,7 +98,10 @@ fn trace_records_every_distinct_syscall() {
             .unwrap_or_else(|| panic!("{name} missing from trace:\n{text}"));
         assert_eq!(r["syscall"], nr);
         assert!(r["count"].as_u64().unwrap() >= 3, "{r}");
-        assert_eq!(counts[&("x86_64", nr as i32)], r["count"].as_u64().unwrap());
+        assert_eq!(
+            counts[&("x86_64", i32::try_from(nr).unwrap())],
+            r["count"].as_u64().unwrap()
+        );
     }
     assert!(records.iter().any(|r| r["name"] == "exit_group"));
 
@@ -108,7 +111,7 @@ fn trace_records_every_distinct_syscall() {
     let prog = compile(&spec, &CompileOptions::default()).unwrap();
     let verdict = |nr: libc::c_long| {
         let d = nucleus::seccomp::bpf_interpreter::SeccompData {
-            nr: nr as i32,
+            nr: i32::try_from(nr).unwrap(),
             arch: nucleus::seccomp::syscall_table::AUDIT_ARCH_X86_64,
             instruction_pointer: 0,
             args: [0; 6],

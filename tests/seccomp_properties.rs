@@ -24,7 +24,8 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        // Below n, a usize.
+        usize::try_from(self.next() % n as u64).expect("below n")
     }
     fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
         &v[self.below(v.len())]
@@ -462,7 +463,7 @@ fn long_jumps_use_trampolines_and_stay_exact() {
         assert!(prog.len() > 1000, "{}", prog.len());
         let far_ja = prog
             .iter()
-            .any(|i| i.code == (libc::BPF_JMP | libc::BPF_JA) as u16 && i.k > 255);
+            .any(|i| u32::from(i.code) == (libc::BPF_JMP | libc::BPF_JA) && i.k > 255);
         assert!(far_ja, "{layout:?}: no long jump exercised");
         assert_program_follows_policy(&spec, &opts);
     }

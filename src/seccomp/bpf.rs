@@ -43,6 +43,27 @@ pub const BPF_TXA: u16 = 0x80;
 /// The kernel refuses longer programs (BPF_MAXINSNS).
 pub const MAX_INSNS: usize = 4096;
 
+/// The high half of a 64-bit argument value, as the filter compares it (32-bit words).
+pub const fn hi32(v: u64) -> u32 {
+    // The shift leaves 32 bits: nothing is cut.
+    #[allow(clippy::cast_possible_truncation)]
+    let h = (v >> 32) as u32;
+    h
+}
+
+/// The low half of a 64-bit argument value: cutting the high half is the point.
+pub const fn lo32(v: u64) -> u32 {
+    #[allow(clippy::cast_possible_truncation)]
+    let l = v as u32;
+    l
+}
+
+/// A jump offset: programs are at most MAX_INSNS long (the compiler checks), so any
+/// distance within one fits.
+fn offset32(off: usize) -> u32 {
+    u32::try_from(off).expect("jump offset within a program of at most MAX_INSNS")
+}
+
 /// Offsets into `struct seccomp_data`.
 pub const OFF_NR: u32 = 0;
 pub const OFF_ARCH: u32 = 4;
@@ -146,7 +167,7 @@ impl Assembler {
             return target;
         }
         let off = self.offset_from_next(target);
-        self.push(stmt(BPF_JMP | BPF_JA, off as u32))
+        self.push(stmt(BPF_JMP | BPF_JA, offset32(off)))
     }
 
     fn offset_from_next(&self, target: Label) -> usize {
@@ -171,15 +192,15 @@ impl Assembler {
         debug_assert!(t <= 255 && f <= 255);
         self.push(sock_filter {
             code: cond.code(),
-            jt: t as u8,
-            jf: f as u8,
+            jt: u8::try_from(t).expect("trampolined above when over 255"),
+            jf: u8::try_from(f).expect("trampolined above when over 255"),
             k,
         })
     }
 
     fn goto_forced(&mut self, target: Label) -> Label {
         let off = self.offset_from_next(target);
-        self.push(stmt(BPF_JMP | BPF_JA, off as u32))
+        self.push(stmt(BPF_JMP | BPF_JA, offset32(off)))
     }
 
     /// The program in execution order.

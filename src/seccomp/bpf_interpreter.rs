@@ -15,7 +15,13 @@ pub struct SeccompData {
 
 impl SeccompData {
     fn word(&self, off: u32) -> Option<u32> {
-        let w = |v: u64, hi: bool| if hi { (v >> 32) as u32 } else { v as u32 };
+        let w = |v: u64, hi: bool| {
+            if hi {
+                super::bpf::hi32(v)
+            } else {
+                super::bpf::lo32(v)
+            }
+        };
         Some(match off {
             0 => self.nr as u32,
             4 => self.arch,

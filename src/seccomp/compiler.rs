@@ -156,8 +156,8 @@ impl Gen {
             CmpOp::Le => (fail, pass, CmpOp::Gt),
             op => (pass, fail, op),
         };
-        let (v_hi, v_lo) = ((c.value >> 32) as u32, c.value as u32);
-        let (w_hi, w_lo) = ((c.value_two >> 32) as u32, c.value_two as u32);
+        let (v_hi, v_lo) = (hi32(c.value), lo32(c.value));
+        let (w_hi, w_lo) = (hi32(c.value_two), lo32(c.value_two));
         let lo = off_arg_lo(c.index);
         let hi = off_arg_hi(c.index);
         // Low half.
@@ -258,13 +258,13 @@ fn set_member(rule: &CondRule, bits32: bool) -> Option<(SetKey, u32)> {
         hi,
     };
     match c.op {
-        CmpOp::Eq if bits32 => Some((key(None), c.value as u32)),
-        CmpOp::Eq => Some((key(Some((c.value >> 32) as u32)), c.value as u32)),
+        CmpOp::Eq if bits32 => Some((key(None), lo32(c.value))),
+        CmpOp::Eq => Some((key(Some(hi32(c.value))), lo32(c.value))),
         CmpOp::MaskedEq
-            if c.value as u32 == u32::MAX
+            if lo32(c.value) == u32::MAX
                 && (bits32 || (c.value >> 32 == 0 && c.value_two >> 32 == 0)) =>
         {
-            Some((key(None), c.value_two as u32))
+            Some((key(None), lo32(c.value_two)))
         }
         _ => None,
     }

@@ -6,7 +6,7 @@ use nix::sys::socket::{
     connect, sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 use std::io::IoSlice;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Installs `p` on the calling thread with seccomp(2). The caller must have set
 /// no_new_privs or hold CAP_SYS_ADMIN. Returns the notify listener fd (close-on-exec, as the
@@ -21,8 +21,12 @@ pub fn install(p: &Program) -> Result<Option<OwnedFd>, SeccompError> {
         // The kernel refuses WAIT_KILLABLE_RECV without a listener; it has no meaning then.
         flags &= !libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
     }
+    let len = u16::try_from(p.instructions.len()).map_err(|_| SeccompError::ProgramTooLong {
+        len: p.instructions.len(),
+        max: super::bpf::MAX_INSNS,
+    })?;
     let fprog = libc::sock_fprog {
-        len: p.instructions.len() as u16,
+        len,
         filter: p.instructions.as_ptr() as *mut libc::sock_filter,
     };
     // SAFETY: fprog points at `p.instructions`, alive for the call; the kernel copies it.
@@ -50,7 +54,12 @@ pub fn install(p: &Program) -> Result<Option<OwnedFd>, SeccompError> {
     }
     if p.uses_notify {
         // SAFETY: with NEW_LISTENER, seccomp(2) returns a fresh fd we now own.
-        Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as i32) }))
+        let fd = unsafe { crate::sys::owned_fd(ret) }.map_err(|e| SeccompError::Install {
+            flags,
+            source: e.into(),
+            hint: "",
+        })?;
+        Ok(Some(fd))
     } else {
         Ok(None)
     }

@@ -17,9 +17,13 @@ use super::bpf_interpreter::{self, SeccompData};
 use super::syscall_table::{Arch, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use super::{Program, SeccompError};
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
+
+/// SECCOMP_USER_NOTIF_FLAG_CONTINUE (1), in the width of seccomp_notif_resp.flags.
+const NOTIF_FLAG_CONTINUE: u32 = 1;
+const _: () = assert!(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE == 1);
 
 /// The trace-mode filter: every syscall of every architecture goes to the supervisor.
 pub fn trace_program() -> Program {
@@ -162,14 +166,15 @@ pub fn take_listener(pid: i32, fd: RawFd) -> Result<OwnedFd, SeccompError> {
         return Err(err("pidfd_open of the container process"));
     }
     // SAFETY: pidfd is a fresh fd we own.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    let pidfd = unsafe { crate::sys::owned_fd(pidfd) }
+        .map_err(|_| err("pidfd_open of the container process"))?;
     // SAFETY: pidfd_getfd returns a new close-on-exec fd or -1.
     let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
     if got < 0 {
         return Err(err("pidfd_getfd of the seccomp listener"));
     }
     // SAFETY: a fresh fd we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(got as RawFd) })
+    unsafe { crate::sys::owned_fd(got) }.map_err(|_| err("pidfd_getfd of the seccomp listener"))
 }
 
 /// What the supervisor does with notifications.
@@ -294,7 +299,7 @@ pub fn supervise(
                 if *c == 1 {
                     write_trace(out, &counts)?;
                 }
-                resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
+                resp.flags = NOTIF_FLAG_CONTINUE;
             }
             Supervision::LogDenied { original } => {
                 let verdict = bpf_interpreter::run(original, &data).unwrap_or(0);

@@ -239,7 +239,7 @@ impl Policy {
                     });
                 }
                 conds.push(ArgCond::new(
-                    a.index() as u8,
+                    u8::try_from(a.index()).expect("index checked to be 0..=5 above"),
                     op(a.op()),
                     a.value(),
                     a.value_two().unwrap_or(0),
