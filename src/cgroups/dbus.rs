@@ -143,6 +143,13 @@ pub struct Encoder {
     pub buf: Vec<u8>,
 }
 
+/// A length on the wire. A D-Bus message is at most 128 MiB (the spec's limit, which the
+/// bus enforces), and ours carry unit names and properties: saturating never happens, and
+/// if it did the bus would refuse the message rather than misread it.
+fn wire_len(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 impl Encoder {
     fn pad(&mut self, align: usize) {
         while self.buf.len() % align != 0 {
@@ -156,13 +163,14 @@ impl Encoder {
     }
 
     fn string(&mut self, s: &str) {
-        self.u32(s.len() as u32);
+        self.u32(wire_len(s.len()));
         self.buf.extend_from_slice(s.as_bytes());
         self.buf.push(0);
     }
 
     fn sig(&mut self, s: &str) {
-        self.buf.push(s.len() as u8);
+        // Signatures are at most 255 bytes (the D-Bus spec); ours are short constants.
+        self.buf.push(u8::try_from(s.len()).unwrap_or(u8::MAX));
         self.buf.extend_from_slice(s.as_bytes());
         self.buf.push(0);
     }
@@ -208,7 +216,7 @@ impl Encoder {
                 for item in items {
                     self.value(item);
                 }
-                let len = (self.buf.len() - start) as u32;
+                let len = wire_len(self.buf.len() - start);
                 self.buf[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
             }
             Value::Struct(fields) => {
@@ -377,7 +385,7 @@ pub fn encode_call(call: &Call<'_>, serial: u32) -> Vec<u8> {
     let mut msg = Encoder::default();
     msg.buf.extend_from_slice(&[b'l', METHOD_CALL, 0, 1]);
     msg.buf
-        .extend_from_slice(&(body.buf.len() as u32).to_le_bytes());
+        .extend_from_slice(&wire_len(body.buf.len()).to_le_bytes());
     msg.buf.extend_from_slice(&serial.to_le_bytes());
     msg.value(&Value::Array("(yv)".into(), fields));
     msg.pad(8);
@@ -800,7 +808,7 @@ mod tests {
         let mut e = Encoder::default();
         e.buf.extend_from_slice(&[b'l', ERROR, 1, 1]);
         e.buf
-            .extend_from_slice(&(body.buf.len() as u32).to_le_bytes());
+            .extend_from_slice(&wire_len(body.buf.len()).to_le_bytes());
         e.buf.extend_from_slice(&9u32.to_le_bytes());
         e.value(&Value::Array(
             "(yv)".into(),

@@ -3,7 +3,7 @@
 //! Re-applying attaches the new program before detaching the old ones, so there is no
 //! window without a filter.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use super::devices::{DevType, Effective, Rule, ACC_MKNOD, ACC_READ, ACC_WRITE};
@@ -130,7 +130,7 @@ fn rule_block(r: &Rule, default_allow: bool, verdict: i32) -> Vec<Insn> {
     body.push(insn(EXIT, 0, 0, 0, 0));
     let len = body.len();
     for j in jumps {
-        body[j].off = (len - j - 1) as i16;
+        body[j].off = i16::try_from(len - j - 1).expect("a rule's program is a few instructions");
     }
     body
 }
@@ -158,10 +158,16 @@ fn bpf_err(op: &'static str) -> impl FnOnce(std::io::Error) -> CgroupError {
     move |source| CgroupError::Bpf { op, source }
 }
 
+/// A length in a bpf_attr: the program (a few instructions per device rule), the log buffer
+/// and the id array are all far below 4 GiB; saturating keeps the kernel's own check.
+fn wire_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// Take ownership of an fd the kernel returned (bpf fds are always close-on-exec).
-fn owned(fd: libc::c_long) -> OwnedFd {
+fn owned(fd: libc::c_long) -> std::io::Result<OwnedFd> {
     // SAFETY: `fd` was just returned by a successful bpf(2) call and is owned by nobody else.
-    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+    Ok(unsafe { crate::sys::owned_fd(fd) }?)
 }
 
 fn load(prog: &[Insn]) -> Result<OwnedFd, CgroupError> {
@@ -197,16 +203,16 @@ fn load_with_log(prog: &[Insn], log: Option<&mut [u8]>) -> std::io::Result<Owned
     // prog_ifindex, expected_attach_type.
     let mut attr = [0u8; 128];
     put_u32(&mut attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE);
-    put_u32(&mut attr, 4, prog.len() as u32);
+    put_u32(&mut attr, 4, wire_u32(prog.len()));
     put_u64(&mut attr, 8, prog.as_ptr() as u64);
     put_u64(&mut attr, 16, license.as_ptr() as u64);
     if let Some(log) = log {
         put_u32(&mut attr, 24, 1);
-        put_u32(&mut attr, 28, log.len() as u32);
+        put_u32(&mut attr, 28, wire_u32(log.len()));
         put_u64(&mut attr, 32, log.as_mut_ptr() as u64);
     }
     put_u32(&mut attr, 68, BPF_CGROUP_DEVICE);
-    bpf(BPF_PROG_LOAD, &mut attr).map(owned)
+    bpf(BPF_PROG_LOAD, &mut attr).and_then(owned)
 }
 
 /// Ids of the device programs attached to the cgroup.
@@ -216,7 +222,7 @@ pub fn attached(cgroup: &OwnedFd) -> Result<Vec<u32>, CgroupError> {
     put_u32(&mut attr, 0, cgroup.as_raw_fd() as u32);
     put_u32(&mut attr, 4, BPF_CGROUP_DEVICE);
     put_u64(&mut attr, 16, ids.as_mut_ptr() as u64);
-    put_u32(&mut attr, 24, ids.len() as u32);
+    put_u32(&mut attr, 24, wire_u32(ids.len()));
     bpf(BPF_PROG_QUERY, &mut attr).map_err(bpf_err("BPF_PROG_QUERY"))?;
     let count = u32::from_ne_bytes([attr[24], attr[25], attr[26], attr[27]]) as usize;
     ids.truncate(count.min(64));
@@ -258,7 +264,7 @@ pub fn apply(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
         let mut attr = [0u8; 12];
         put_u32(&mut attr, 0, id);
         let old_fd = match bpf(BPF_PROG_GET_FD_BY_ID, &mut attr) {
-            Ok(fd) => owned(fd),
+            Ok(fd) => owned(fd).map_err(bpf_err("BPF_PROG_GET_FD_BY_ID"))?,
             // Detached meanwhile.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
             Err(e) => return Err(bpf_err("BPF_PROG_GET_FD_BY_ID")(e)),

@@ -184,7 +184,10 @@ pub fn annotation_properties(
                 if secs < 0.0 {
                     return Err(bad(format!("{raw:?} is negative")));
                 }
-                value = Value::U64((secs * 1e6) as u64);
+                // Whole microseconds, as systemctl rounds; `as` saturates a huge value.
+                #[allow(clippy::cast_possible_truncation)]
+                let usec = (secs * 1e6) as u64;
+                value = Value::U64(usec);
                 name = format!("{stem}USec");
             }
         }
@@ -373,21 +376,17 @@ mod gvariant {
             None if s.contains('.') || s.contains('e') && !s.starts_with("0x") => "d",
             None => "i",
         };
-        let fit = |v: i128, lo: i128, hi: i128| {
-            if (lo..=hi).contains(&v) {
-                Ok(v)
-            } else {
-                Err(format!("{s} is out of range for {want}"))
-            }
-        };
+        fn fit<T: TryFrom<i128>>(v: i128, s: &str, want: &str) -> Result<T, String> {
+            T::try_from(v).map_err(|_| format!("{s} is out of range for {want}"))
+        }
         Ok(match want {
-            "y" => Value::Byte(fit(int("byte")?, 0, 255)? as u8),
-            "n" => Value::I16(fit(int("int16")?, i16::MIN.into(), i16::MAX.into())? as i16),
-            "q" => Value::U16(fit(int("uint16")?, 0, u16::MAX.into())? as u16),
-            "i" => Value::I32(fit(int("int32")?, i32::MIN.into(), i32::MAX.into())? as i32),
-            "u" => Value::U32(fit(int("uint32")?, 0, u32::MAX.into())? as u32),
-            "x" => Value::I64(fit(int("int64")?, i64::MIN.into(), i64::MAX.into())? as i64),
-            "t" => Value::U64(fit(int("uint64")?, 0, u64::MAX.into())? as u64),
+            "y" => Value::Byte(fit(int("byte")?, s, want)?),
+            "n" => Value::I16(fit(int("int16")?, s, want)?),
+            "q" => Value::U16(fit(int("uint16")?, s, want)?),
+            "i" => Value::I32(fit(int("int32")?, s, want)?),
+            "u" => Value::U32(fit(int("uint32")?, s, want)?),
+            "x" => Value::I64(fit(int("int64")?, s, want)?),
+            "t" => Value::U64(fit(int("uint64")?, s, want)?),
             "d" => Value::F64(s.parse().map_err(|_| bad("double"))?),
             w => return Err(format!("a number where {w} is wanted")),
         })
