@@ -577,7 +577,8 @@ impl Container {
     /// The container's init pid from `state`.
     #[track_caller]
     pub fn pid(&self) -> i32 {
-        self.state_json()["pid"].as_i64().expect("pid number") as i32
+        let pid = self.state_json()["pid"].as_i64().expect("pid number");
+        i32::try_from(pid).expect("pid fits in an int")
     }
 
     pub fn kill(&self, signal: &str) -> Output {

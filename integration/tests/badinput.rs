@@ -1697,7 +1697,8 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        // Below n, a usize.
+        usize::try_from(self.next() % n as u64).expect("below n")
     }
 }
 

@@ -403,7 +403,7 @@ fn hooks_past_their_timeout_are_killed_with_their_children() {
         .iter()
         .enumerate()
     {
-        let secs = (base + i as u32).to_string();
+        let secs = (base + u32::try_from(i).unwrap()).to_string();
         let id = b.next_id();
         // The hook starts a sleeper in the background and sleeps in the foreground.
         let hook = json!([{

@@ -21,7 +21,7 @@ fn hundred_lifecycles_leave_nothing_behind() {
         c.cmd(&["create", "--bundle", &bundle, &id]).ok();
         let st: serde_json::Value =
             serde_json::from_str(&c.cmd(&["state", &id]).ok().stdout).unwrap();
-        pids.push(st["pid"].as_i64().unwrap() as i32);
+        pids.push(i32::try_from(st["pid"].as_i64().unwrap()).unwrap());
         c.cmd(&["start", &id]).ok();
         c.cmd(&["kill", &id, "KILL"]).ok();
         let mut stopped = false;

@@ -97,7 +97,7 @@ fn create_start_state_transitions() {
     );
     assert_eq!(pf.parse::<i64>().unwrap(), pid);
     assert!(
-        pid_alive(pid as i32),
+        pid_alive(i32::try_from(pid).unwrap()),
         "init of a created container must exist"
     );
 
@@ -119,7 +119,7 @@ fn create_start_state_transitions() {
     assert_eq!(st["status"], "stopped", "{st}");
     c.delete().ok();
     c.state().fails();
-    assert!(!pid_alive(pid as i32));
+    assert!(!pid_alive(i32::try_from(pid).unwrap()));
 }
 
 #[test]
