@@ -9,6 +9,7 @@ pub mod features;
 pub(crate) mod hooks;
 pub(crate) mod namespaces;
 pub mod process;
+pub(crate) mod procinfo;
 pub(crate) mod rootfs;
 pub mod seccomp;
 pub mod spec;

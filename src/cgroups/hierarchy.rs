@@ -42,71 +42,33 @@ pub struct Hierarchies {
     pub own: BTreeMap<String, PathBuf>,
 }
 
-/// Undo the octal escapes (`\040` for space etc.) the kernel uses in mountinfo fields.
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let oct = &bytes[i + 1..i + 4];
-            let value = oct.iter().try_fold(0u32, |acc, b| {
-                (b'0'..=b'7')
-                    .contains(b)
-                    .then(|| acc * 8 + u32::from(b - b'0'))
-            });
-            if let Some(v) = value.and_then(|v| u8::try_from(v).ok()) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl Hierarchies {
     /// Build from the text of /proc/self/mountinfo and /proc/self/cgroup.
     pub fn parse(mountinfo: &str, proc_cgroup: &str) -> Self {
         let mut h = Hierarchies::default();
-        for line in mountinfo.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else {
-                continue;
-            };
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            if pre.len() < 5 || post.len() < 3 {
-                continue;
-            }
+        for m in crate::procinfo::mountinfo::parse(mountinfo) {
             let mount = Mount {
-                mount_point: PathBuf::from(unescape_mountinfo(pre[4])),
-                root: PathBuf::from(unescape_mountinfo(pre[3])),
+                mount_point: m.mount_point,
+                root: m.root,
             };
-            match post[0] {
+            match m.fstype.as_str() {
                 "cgroup2" if h.unified.is_none() => h.unified = Some(mount),
                 "cgroup" => {
-                    for opt in post[2].split(',') {
-                        if V1_CONTROLLERS.contains(&opt) {
-                            h.v1.entry(opt.to_string()).or_insert_with(|| mount.clone());
+                    for opt in &m.super_options {
+                        if V1_CONTROLLERS.contains(&opt.as_str()) {
+                            h.v1.entry(opt.clone()).or_insert_with(|| mount.clone());
                         }
                     }
                 }
                 _ => {}
             }
         }
-        for line in proc_cgroup.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (Some(_id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            if ctrls.is_empty() {
-                h.own.insert(String::new(), PathBuf::from(path));
+        for e in crate::procinfo::parse_cgroup(proc_cgroup) {
+            if e.controllers.is_empty() {
+                h.own.insert(String::new(), e.path);
             } else {
-                for c in ctrls.split(',') {
-                    h.own.insert(c.to_string(), PathBuf::from(path));
+                for c in e.controllers {
+                    h.own.insert(c, e.path.clone());
                 }
             }
         }

@@ -28,10 +28,7 @@ pub enum CapsError {
 /// The highest capability the running kernel knows; the ones above it are skipped (with a
 /// warning) as runc does, so one config works across kernels.
 pub(crate) fn last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+    crate::procinfo::cap_last_cap()
 }
 
 /// The kernel's number for an OCI capability name.

@@ -12,11 +12,11 @@ use nix::mount::MsFlags;
 use nix::unistd::symlinkat;
 
 use super::error::RootfsError;
-use super::mountinfo::{self, MountInfo};
 use super::mounts::{MountEntry, Mounter};
 use super::options::MountOptions;
 use super::resolve;
 use super::syscall::MountApi;
+use crate::procinfo::mountinfo::{self, MountInfo};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -43,19 +43,9 @@ fn controllers(info: &MountInfo) -> BTreeSet<String> {
 
 /// The calling process's cgroup path per hierarchy key (sorted controller set; "" for v2).
 fn own_cgroups(text: &str) -> Vec<(BTreeSet<String>, PathBuf)> {
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let _id = f.next()?;
-            let ctrls = f.next()?;
-            let path = f.next()?;
-            let set = ctrls
-                .split(',')
-                .filter(|c| !c.is_empty())
-                .map(str::to_string)
-                .collect();
-            Some((set, PathBuf::from(path)))
-        })
+    crate::procinfo::parse_cgroup(text)
+        .into_iter()
+        .map(|e| (e.controllers.into_iter().collect(), e.path))
         .collect()
 }
 

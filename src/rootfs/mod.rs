@@ -19,7 +19,6 @@ mod cgroup;
 mod copyup;
 mod devices;
 mod error;
-mod mountinfo;
 mod mounts;
 pub mod options;
 pub mod procfs;
@@ -38,6 +37,8 @@ use nix::mount::{umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use nix::unistd::{chdir, chroot, fchdir, pivot_root};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::procinfo::mountinfo;
 
 pub use error::RootfsError;
 use mounts::{MountEntry, Mounter};

@@ -12,8 +12,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, ForkResult};
 use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceType, MountBuilder, Spec};
 
-use super::mountinfo::{self, MountInfo};
 use super::RootfsSetup;
+use crate::procinfo::mountinfo::{self, MountInfo};
 
 type Check = Result<(), String>;
 
