@@ -326,9 +326,6 @@ fn process_cases() -> Vec<Case> {
             json!(true),
         ),
         set("process-string", "process", Same, "/process", json!("sh")),
-        case("process-missing", "process", Same, |v, _| {
-            remove(v, "/process")
-        }),
         set(
             "user-string",
             "process.user",
@@ -1215,9 +1212,6 @@ fn linux_cases() -> Vec<Case> {
         set("personality-bad", "personality", Ref::Gap("linux.personality (runc 1.1 does not know it)"), "/linux/personality", json!({"domain": "LINUX_FOO"})),
         set("personality-string", "personality", Same, "/linux/personality", json!("LINUX")),
         set("mount-label-number", "mountLabel", Same, "/linux/mountLabel", json!(1)),
-        case("no-mount-namespace", "mount", Ref::Gap("a container without its own mount namespace (runc 1.1 builds the rootfs in the host's)"), |v, _| {
-            v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "uts"}]);
-        }),
         set("mount-ns-path-bad", "/no/such/mnt", Same, "/linux/namespaces", json!([{"type": "mount", "path": "/no/such/mnt"}, {"type": "pid"}, {"type": "uts"}])),
     ]
 }

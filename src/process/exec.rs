@@ -176,7 +176,7 @@ fn run_process(req: ExecRequest<'_>) -> InitError {
             let size = p
                 .console_size()
                 .map(|b| (b.height() as u16, b.width() as u16));
-            console::setup(sock, size)?;
+            console::setup_exec(sock, size)?;
         }
         setup::apply_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;
         let env = setup::environment(p.env().as_deref().unwrap_or(&[]), p.user().uid());
