@@ -672,7 +672,10 @@ mod tests {
         v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
         let s: Spec = serde_json::from_value(v).unwrap();
         let e = validate(&s).unwrap_err().to_string();
-        assert!(e.contains("hostname/domainname need a uts namespace"), "{e}");
+        assert!(
+            e.contains("hostname/domainname need a uts namespace"),
+            "{e}"
+        );
     }
 
     #[test]
