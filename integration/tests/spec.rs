@@ -299,8 +299,8 @@ fn root_fields(prop: &str) -> (String, String) {
     let field = |mp: &str| {
         out.stdout
             .lines()
-            .filter_map(|l| l.strip_prefix(&format!("{mp}=")))
-            .last()
+            .rev()
+            .find_map(|l| l.strip_prefix(&format!("{mp}=")))
             .unwrap_or_else(|| panic!("{mp} not in {out}"))
             .trim()
             .to_string()
