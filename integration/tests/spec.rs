@@ -243,6 +243,13 @@ fn without_a_mount_namespace_the_host_mount_table_is_left_as_it_was() {
     // /proc/timer_list is masked (an empty null device), the root is read-only.
     assert!(lines.contains(&"0"), "{out}");
     assert!(lines.contains(&"rc=1"), "{out}\n{}", c.container_stderr());
+    // An exec enters the container's root too (there is no mount namespace to join).
+    let ls = c.cmd(&["exec", &c.id, "ls", "/"]).ok().stdout;
+    let ls: Vec<&str> = ls.lines().collect();
+    assert!(
+        ls.contains(&"bin") && !ls.contains(&"usr"),
+        "exec not in the rootfs: {ls:?}"
+    );
     c.kill("KILL").ok();
     assert!(c.wait_status("stopped", Duration::from_secs(10)));
     c.delete().ok();
