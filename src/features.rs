@@ -19,10 +19,7 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
 ];
 
 fn capabilities() -> Vec<String> {
-    let last: u8 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40);
+    let last = crate::process::caps::last_cap();
     let mut all: Vec<caps::Capability> = caps::all()
         .into_iter()
         .filter(|c| c.index() <= last)

@@ -73,7 +73,7 @@ pub(crate) fn create_with_console(
     )?;
     // Without a mount namespace of its own, the init binds the rootfs in the host's:
     // what is mounted there now tells that bind apart from what was there before.
-    let host_rootfs_mount = if in_host_mount_ns(&config) {
+    let host_rootfs_mount = if crate::rootfs::shares_runtime_mount_ns(&config) {
         let below = crate::rootfs::mount_id(&rootfs).map_err(|e| {
             super::io_err(format!("mount id of rootfs {}", rootfs.display()))(e.into())
         })?;
@@ -211,18 +211,6 @@ fn setup(
         return Ok(None);
     }
     Ok(Some(spawned))
-}
-
-/// No mount namespace in linux.namespaces: the container shares the runtime's.
-fn in_host_mount_ns(config: &oci_spec::runtime::Spec) -> bool {
-    !config
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount)
-        })
 }
 
 /// Opened read-write, so the open never blocks and the init can block reading it until

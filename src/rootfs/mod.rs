@@ -185,13 +185,8 @@ impl RootfsSetup<'_> {
 
     /// No mount namespace in linux.namespaces: the container shares the runtime's (the
     /// host's), so every mount below is made there.
-    pub fn in_host_mount_ns(&self) -> bool {
-        !self
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Mount))
+    fn in_host_mount_ns(&self) -> bool {
+        shares_runtime_mount_ns(self.spec)
     }
 
     /// In the host's mount namespace, the rootfs is bound onto itself as a private tree:
@@ -377,6 +372,16 @@ impl RootfsSetup<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether a container of `spec` has no mount namespace of its own (none in
+/// linux.namespaces): it then shares the runtime's.
+pub fn shares_runtime_mount_ns(spec: &Spec) -> bool {
+    !spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Mount))
 }
 
 /// The id of the topmost mount at `path` (statx STATX_MNT_ID).
