@@ -168,9 +168,20 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     if spec.version().is_empty() {
         return bad("ociVersion must be set".into());
     }
-    let Some(process) = spec.process() else {
-        return bad("process must be set".into());
-    };
+    // `process` is optional until `start` (runtime.md, start): a config without one
+    // creates a container that `start` then refuses.
+    if let Some(process) = spec.process() {
+        validate_process(process, spec.linux().as_ref())?;
+    }
+    validate_linux(spec)
+}
+
+/// The checks of `process`, when the config has one.
+fn validate_process(
+    process: &oci_spec::runtime::Process,
+    linux: Option<&oci_spec::runtime::Linux>,
+) -> Result<(), SpecError> {
+    let bad = |m: String| Err(SpecError::Invalid(m));
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return bad("process.args must not be empty".into());
     }
@@ -204,7 +215,11 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             ));
         }
     }
-    lsm(process, spec.linux().as_ref())?;
+    lsm(process, linux)
+}
+
+fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
+    let bad = |m: String| Err(SpecError::Invalid(m));
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
@@ -219,7 +234,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     }
     let mut seen = HashSet::new();
     let mut has_user = false;
-    let mut new_uts = false;
+    let mut uts = false;
     for ns in linux.namespaces().iter().flatten() {
         if !seen.insert(ns.typ()) {
             return bad(format!(
@@ -237,7 +252,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             }
         }
         has_user |= ns.typ() == LinuxNamespaceType::User;
-        new_uts |= ns.typ() == LinuxNamespaceType::Uts && ns.path().is_none();
+        uts |= ns.typ() == LinuxNamespaceType::Uts;
     }
     let new_time = linux
         .namespaces()
@@ -255,8 +270,10 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     if maps && !has_user {
         return bad("linux.uidMappings/gidMappings need a user namespace".into());
     }
-    if (spec.hostname().is_some() || spec.domainname().is_some()) && !new_uts {
-        return bad("hostname/domainname need a new uts namespace".into());
+    // A UTS namespace joined by path is the container's own too; only the runtime's
+    // (inherited) one must never be renamed.
+    if (spec.hostname().is_some() || spec.domainname().is_some()) && !uts {
+        return bad("hostname/domainname need a uts namespace (add {\"type\": \"uts\"} to linux.namespaces)".into());
     }
     if let Some(prop) = linux.rootfs_propagation() {
         if !matches!(
@@ -628,6 +645,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("process.args"));
+    }
+
+    #[test]
+    fn process_is_optional_until_start() {
+        let mut v: serde_json::Value = serde_json::from_str(DEFAULT_CONFIG).unwrap();
+        v.as_object_mut().unwrap().remove("process");
+        let s: Spec = serde_json::from_value(v).unwrap();
+        validate(&s).unwrap();
+    }
+
+    #[test]
+    fn hostname_needs_a_uts_namespace_new_or_joined() {
+        let mut v: serde_json::Value = serde_json::from_str(DEFAULT_CONFIG).unwrap();
+        v["linux"]["namespaces"] =
+            serde_json::json!([{"type": "mount"}, {"type": "uts", "path": "/proc/1/ns/uts"}]);
+        let s: Spec = serde_json::from_value(v.clone()).unwrap();
+        validate(&s).unwrap();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
+        let s: Spec = serde_json::from_value(v).unwrap();
+        let e = validate(&s).unwrap_err().to_string();
+        assert!(
+            e.contains("hostname/domainname need a uts namespace"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -94,6 +94,20 @@ pub struct ContainerState {
     /// Host pid of the seccomp supervisor (trace / deny-log), if any.
     #[serde(default)]
     pub monitor_pid: Option<i32>,
+    /// Without a mount namespace of its own: the rootfs bind made in the host's.
+    #[serde(default)]
+    pub host_rootfs_mount: Option<HostRootfsMount>,
+}
+
+/// The bind of the rootfs onto itself that a container without a mount namespace of its
+/// own makes in the host's (see `rootfs::detach_host_rootfs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRootfsMount {
+    pub path: PathBuf,
+    /// The mount topmost at `path` before the create.
+    pub below: u64,
+    /// The bind's own mount id, once the init has made it.
+    pub ours: Option<u64>,
 }
 
 /// A process a create started, named by pid and start time so a recycled pid is never
@@ -119,6 +133,9 @@ pub struct CreatingRecord {
     /// The intermediate, the init and the seccomp monitor, as each comes to be.
     #[serde(default)]
     pub procs: Vec<ProcRecord>,
+    /// Recorded before the init may make it.
+    #[serde(default)]
+    pub host_rootfs_mount: Option<HostRootfsMount>,
 }
 
 /// The state the OCI spec defines: printed by `state` and fed to hooks on stdin.

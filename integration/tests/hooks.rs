@@ -88,7 +88,9 @@ fn every_hook_kind_gets_state_in_order() {
         let st = read_state(d, name);
         assert_eq!(st["id"], c.id.as_str(), "{name}: {st}");
         check_pid(name, &st, pid);
-        assert_eq!(st["status"], "creating", "{name}: {st}");
+        // runtime.md's lifecycle: from step 3 on the environment exists and the user
+        // program has not run, which is `created` (runc says "creating"; see README).
+        assert_eq!(st["status"], "created", "{name}: {st}");
         assert!(st["ociVersion"].is_string(), "{name}: {st}");
         assert_eq!(
             fs::canonicalize(st["bundle"].as_str().unwrap()).unwrap(),
@@ -109,9 +111,13 @@ fn every_hook_kind_gets_state_in_order() {
     let st = read_state(d, "startContainer");
     assert_eq!(st["id"], c.id.as_str(), "{st}");
     check_pid("startContainer", &st, pid);
+    // Step 7, before the user program runs (step 8).
+    assert_eq!(st["status"], "created", "{st}");
     let st = read_state(d, "poststart");
     assert_eq!(st["id"], c.id.as_str(), "{st}");
     assert_eq!(st["pid"], pid, "{st}");
+    // Step 9, after the user program was executed.
+    assert_eq!(st["status"], "running", "{st}");
     c.kill("KILL").ok();
     assert!(c.wait_status("stopped", Duration::from_secs(10)));
     assert!(

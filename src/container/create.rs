@@ -71,12 +71,27 @@ pub(crate) fn create_with_console(
         &opts.id,
         rt.systemd_cgroup,
     )?;
+    // Without a mount namespace of its own, the init binds the rootfs in the host's:
+    // what is mounted there now tells that bind apart from what was there before.
+    let host_rootfs_mount = if crate::rootfs::shares_runtime_mount_ns(&config) {
+        let below = crate::rootfs::mount_id(&rootfs).map_err(|e| {
+            super::io_err(format!("mount id of rootfs {}", rootfs.display()))(e.into())
+        })?;
+        Some(state::HostRootfsMount {
+            path: rootfs.clone(),
+            below,
+            ours: None,
+        })
+    } else {
+        None
+    };
     let dir = rt.root.create(&opts.id)?;
     // What this create makes is recorded before it is made, so `delete --force` can undo
     // a create killed at any point.
     let mut record = CreatingRecord {
         cgroup: Some(cgroup.clone()),
         procs: Vec::new(),
+        host_rootfs_mount: host_rootfs_mount.clone(),
     };
     if let Err(e) = dir.save_creating(&record) {
         let _ = dir.remove();
@@ -94,6 +109,7 @@ pub(crate) fn create_with_console(
         cgroup: Some(cgroup),
         config,
         monitor_pid: None,
+        host_rootfs_mount,
     };
     match setup(
         &dir,
@@ -125,10 +141,13 @@ fn setup(
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
         .map_err(|e| super::io_err(format!("mkfifo {}", fifo.display()))(e.into()))?;
     let cg = st.cgroup.as_ref().expect("cgroup set at create");
+    // The state the prestart, createRuntime, createContainer and startContainer hooks
+    // get: "created", as runtime.md's lifecycle has it from step 3 (the environment is
+    // made, the user program has not run); runc says "creating" until start (README).
     let hook_state = |pid: i32, st: &ContainerState| {
         let mut s = st.clone();
         s.pid = pid;
-        serde_json::to_vec(&s.oci(Status::Creating, false)).unwrap_or_default()
+        serde_json::to_vec(&s.oci(Status::Created, false)).unwrap_or_default()
     };
     let req = SpawnRequest {
         spec: &st.config,
@@ -168,6 +187,12 @@ fn setup(
         &mut record_pid,
     )?;
     let pid = spawned.pid;
+    if let Some(m) = st.host_rootfs_mount.as_mut() {
+        // The init reported ready: its bind is the topmost mount at the rootfs now.
+        m.ours = crate::rootfs::mount_id(&m.path)
+            .ok()
+            .filter(|&id| id != m.below);
+    }
     st.pid = pid;
     st.pid_start = state::process_start_time(pid).unwrap_or(0);
     if let Some(f) = seccomp_prog.as_ref() {

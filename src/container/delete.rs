@@ -59,6 +59,9 @@ pub(crate) fn release(st: &ContainerState, status: Status) -> Result<(), Contain
         let _ = cg.kill_all(Signal::SIGKILL);
         cg.destroy()?;
     }
+    if let Some(m) = st.host_rootfs_mount.as_ref() {
+        crate::rootfs::detach_host_rootfs(&m.path, m.below, m.ours)?;
+    }
     Ok(())
 }
 
@@ -92,6 +95,9 @@ pub(crate) fn release_partial(rec: &CreatingRecord) -> Result<(), ContainerError
         let _ = cg.kill_all(Signal::SIGKILL);
         wait_cgroup_empty(cg, deadline);
         cg.destroy()?;
+    }
+    if let Some(m) = rec.host_rootfs_mount.as_ref() {
+        crate::rootfs::detach_host_rootfs(&m.path, m.below, m.ours)?;
     }
     Ok(())
 }

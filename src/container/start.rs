@@ -26,6 +26,13 @@ pub fn start(rt: &Runtime, id: &str) -> Result<(), ContainerError> {
             )))
         }
     }
+    // runtime.md: start "MUST generate an error if process was not set"; refused before
+    // the init is woken, so the container stays created and can be deleted.
+    if st.config.process().is_none() {
+        return Err(ContainerError::WrongState(format!(
+            "cannot start container {id}: its config.json has no process"
+        )));
+    }
     let fifo = dir.fifo_path();
     // Non-blocking: if the init is gone there is no reader and open fails with ENXIO
     // instead of hanging.

@@ -70,10 +70,23 @@ fn last_err(call: &'static str) -> ConsoleError {
     }
 }
 
-/// Make a pty from the container's devpts, send the master over `socket`, and make the
-/// slave this process's controlling terminal and stdio. Returns nothing to keep: after
-/// this the process holds only the slave on 0, 1 and 2.
+/// The container init's terminal: a pty (see [`setup_pty`]) that is also bound onto the
+/// container's /dev/console.
 pub fn setup(socket: OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleError> {
+    setup_pty(socket, size, true)
+}
+
+/// An `exec`'d process's terminal: a pty of its own. The container's /dev/console stays
+/// the init's: only the init's terminal is the console.
+pub fn setup_exec(socket: OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleError> {
+    setup_pty(socket, size, false)
+}
+
+/// Make a pty from the container's devpts, send the master over `socket`, and make the
+/// slave this process's controlling terminal and stdio; with `console`, bind the slave
+/// onto /dev/console too. Returns nothing to keep: after this the process holds only the
+/// slave on 0, 1 and 2.
+fn setup_pty(socket: OwnedFd, size: Option<(u16, u16)>, console: bool) -> Result<(), ConsoleError> {
     let master = std::fs::File::from(
         crate::rootfs::open_ptmx().map_err(|e| ConsoleError::Console(e.to_string()))?,
     );
@@ -108,8 +121,10 @@ pub fn setup(socket: OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleErr
             return Err(last_err("TIOCSWINSZ"));
         }
     }
-    crate::rootfs::mount_console(slave.as_fd())
-        .map_err(|e| ConsoleError::Console(e.to_string()))?;
+    if console {
+        crate::rootfs::mount_console(slave.as_fd())
+            .map_err(|e| ConsoleError::Console(e.to_string()))?;
+    }
     let fds = [mfd];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let name = b"/dev/ptmx";

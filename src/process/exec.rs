@@ -63,6 +63,15 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
     // Open the namespaces now: /proc/PID/ns of the init may be gone by the time a child
     // would look, and errors are clearer here.
     let joins = plan.open_joins()?;
+    // Without a mount namespace of its own the container is a chroot in the runtime's:
+    // the process enters the init's root instead of a mount namespace.
+    let root = if req.plan.has(LinuxNamespaceType::Mount) {
+        None
+    } else {
+        let path = format!("/proc/{}/root", req.init_pid);
+        let dir = std::fs::File::open(&path).map_err(|source| SpawnError::Root { path, source })?;
+        Some(dir)
+    };
     let (ours, theirs) = sync::pair()?;
     // The intermediate is born in the cgroup2 directory (no migration, so none of the
     // global lock a migration takes) and, outside the container's pid namespace, closes
@@ -84,6 +93,7 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
             let _ = SigSet::empty().thread_set_mask();
             let mut keep: Vec<RawFd> = vec![theirs.raw()];
             keep.extend(joins.iter().map(|(_, _, f)| f.as_raw_fd()));
+            keep.extend(root.as_ref().map(|f| f.as_raw_fd()));
             if let Some(c) = req.console.as_ref() {
                 keep.push(c.as_raw_fd());
             }
@@ -98,7 +108,10 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
                 }
                 Ok(ForkResult::Child) => {
                     drop(joins);
-                    let e = run_process(req);
+                    let e = match enter_root(root) {
+                        Ok(()) => run_process(req),
+                        Err(e) => e,
+                    };
                     let _ = theirs.error(&e.to_string());
                     fork::exit_child(127)
                 }
@@ -155,6 +168,24 @@ fn intermediate(
     Ok(fork::fork_child()?)
 }
 
+/// chroot into the container's root (an fd of the init's /proc/PID/root), when there is
+/// no mount namespace to join.
+fn enter_root(root: Option<std::fs::File>) -> Result<(), InitError> {
+    let Some(dir) = root else {
+        return Ok(());
+    };
+    let sys = |what: &str| {
+        let what = what.to_string();
+        move |e: nix::Error| InitError::Sys {
+            what,
+            source: e.into(),
+        }
+    };
+    nix::unistd::fchdir(&dir).map_err(sys("chdir to the container's root"))?;
+    nix::unistd::chroot(".").map_err(sys("chroot to the container's root"))?;
+    nix::unistd::chdir("/").map_err(sys("chdir to /"))
+}
+
 fn run_process(req: ExecRequest<'_>) -> InitError {
     let p = req.process;
     let r = (|| -> Result<init::Never, InitError> {
@@ -164,7 +195,7 @@ fn run_process(req: ExecRequest<'_>) -> InitError {
         })?;
         if let Some(sock) = req.console {
             let size = p.console_size().map(console::size);
-            console::setup(sock, size)?;
+            console::setup_exec(sock, size)?;
         }
         setup::apply_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;
         let env = setup::environment(p.env().as_deref().unwrap_or(&[]), p.user().uid());

@@ -42,8 +42,8 @@ pub enum InitError {
         what: String,
         source: std::io::Error,
     },
-    #[error("a container needs its own mount namespace (add {{\"type\": \"mount\"}} to linux.namespaces)")]
-    NoMountNs,
+    #[error("the container has no process to start (config.json has no \"process\")")]
+    NoProcess,
 }
 
 fn sys(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> InitError {
@@ -123,20 +123,13 @@ fn wait_created_or_started(fifo: &File, chan: &ChildEnd) -> bool {
 struct Prepared {
     /// The container state with the init's host pid, for hooks and the seccomp agent.
     state_json: Vec<u8>,
-    exe: PathBuf,
-    env: Vec<String>,
-}
-
-fn process(spec: &Spec) -> &Process {
-    // Validated at create: a container always has a process.
-    spec.process()
-        .as_ref()
-        .expect("process validated at create")
+    /// The resolved executable and environment; None without a `process` (optional
+    /// until `start`, which refuses such a container before it reaches the init).
+    launch: Option<(PathBuf, Vec<String>)>,
 }
 
 fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError> {
     let spec = cfg.spec;
-    let proc_ = process(spec);
     let state_json = chan.state()?.into_bytes();
     nix::unistd::setsid().map_err(|e| sys("setsid")(e.into()))?;
     if cfg.plan.creates(LinuxNamespaceType::Cgroup) {
@@ -145,16 +138,15 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
     if cfg.plan.creates(LinuxNamespaceType::Network) {
         crate::namespaces::loopback_up()?;
     }
-    if cfg.plan.creates(LinuxNamespaceType::Uts) {
+    // A UTS namespace joined by path is the container's too (spec::validate refuses
+    // hostname/domainname where the runtime's own would be renamed).
+    if cfg.plan.has(LinuxNamespaceType::Uts) {
         if let Some(h) = spec.hostname() {
             nix::unistd::sethostname(h).map_err(|e| sys(format!("sethostname {h}"))(e.into()))?;
         }
         if let Some(d) = spec.domainname() {
             set_domainname(d)?;
         }
-    }
-    if !cfg.plan.has(LinuxNamespaceType::Mount) {
-        return Err(InitError::NoMountNs);
     }
     let rootfs = RootfsSetup {
         spec,
@@ -171,6 +163,21 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
     rootfs.pivot()?;
     write_sysctls(spec)?;
     rootfs.finalize()?;
+    let launch = match spec.process() {
+        Some(proc_) => Some(prepare_process(cfg, proc_)?),
+        None => None,
+    };
+    chan.ready()?;
+    Ok(Prepared { state_json, launch })
+}
+
+/// What `process` needs before Ready: the terminal, rlimits, personality, and every
+/// check of what could otherwise fail between `start` and the execve.
+fn prepare_process(
+    cfg: &InitConfig<'_>,
+    proc_: &Process,
+) -> Result<(PathBuf, Vec<String>), InitError> {
+    let spec = cfg.spec;
     if let Some(sock) = cfg.console.as_ref() {
         let sock = sock.try_clone().map_err(sys("dup console socket"))?;
         let size = proc_.console_size().map(console::size);
@@ -194,12 +201,7 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
     if let Some(c) = proc_.capabilities() {
         caps::check_sets(c)?;
     }
-    chan.ready()?;
-    Ok(Prepared {
-        state_json,
-        exe,
-        env,
-    })
+    Ok((exe, env))
 }
 
 /// Whether the init asks the runtime for its prestart and createRuntime hooks (`spawn`
@@ -258,15 +260,18 @@ fn finish_inner(cfg: &InitConfig<'_>, p: Prepared) -> Result<Never, InitError> {
             Err(e) => return Err(sys("read exec fifo")(e)),
         }
     }
+    let (Some(proc_), Some((exe, env))) = (cfg.spec.process().as_ref(), p.launch.as_ref()) else {
+        return Err(InitError::NoProcess);
+    };
     hooks::run_all(cfg.spec, hooks::Kind::StartContainer, &p.state_json)?;
     become_process(
-        process(cfg.spec),
+        proc_,
         cfg.preserve_fds,
         cfg.plan,
         cfg.seccomp,
         &p.state_json,
-        &p.exe,
-        &p.env,
+        exe,
+        env,
     )
 }
 

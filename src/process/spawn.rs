@@ -41,6 +41,11 @@ pub enum SpawnError {
     FdInPreservedRange { fd: RawFd, n: i32 },
     #[error("record {what}: {msg}")]
     Record { what: &'static str, msg: String },
+    #[error("open the container's root {path}: {source}")]
+    Root {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("write oom_score_adj {value} of the container init: {source}")]
     Oom { value: i32, source: std::io::Error },
 }

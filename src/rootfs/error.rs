@@ -77,6 +77,8 @@ pub enum RootfsError {
     ConsoleSource { reason: String },
     #[error("cgroup mount on {dest}: {reason}")]
     Cgroup { dest: PathBuf, reason: String },
+    #[error("cannot detach the rootfs bind at {path} from the host's mount namespace: {errno}")]
+    Detach { path: PathBuf, errno: Errno },
     #[error("cannot read {path}: {source}")]
     HostInfo {
         path: PathBuf,

@@ -1,5 +1,6 @@
 //! The container's filesystem: spec mounts, devices, pivot_root, masked and read-only
-//! paths. Runs inside the container init, after it unshared its mount namespace.
+//! paths. Runs inside the container init, after it unshared its mount namespace (or, with
+//! no mount namespace in the config, in the host's: see `bind_rootfs_privately`).
 //!
 //! Call order: [`RootfsSetup::prepare`], then [`RootfsSetup::pivot`], then
 //! [`RootfsSetup::finalize`] (before dropping capabilities and exec).
@@ -121,28 +122,35 @@ impl RootfsSetup<'_> {
                 .and_then(|l| l.devices().as_deref())
                 .unwrap_or(&[]),
         )?;
-        let root_flags = self
-            .root_propagation()?
-            .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-        api.mount(None, Path::new("/"), None, root_flags, None)
-            .map_err(|errno| RootfsError::SetPropagation {
-                path: "/".into(),
+        if self.in_host_mount_ns() {
+            self.bind_rootfs_privately(api)?;
+        } else {
+            // An unbindable "/" would refuse the bind of the rootfs below: the requested
+            // propagation then only goes on the container's root, in finalize().
+            let root_flags = self
+                .root_propagation()?
+                .filter(|p| !p.contains(MsFlags::MS_UNBINDABLE))
+                .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+            api.mount(None, Path::new("/"), None, root_flags, None)
+                .map_err(|errno| RootfsError::SetPropagation {
+                    path: "/".into(),
+                    errno,
+                })?;
+            self.make_holder_mount_slave(api)?;
+            api.mount(
+                Some(self.rootfs),
+                self.rootfs,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .map_err(|errno| RootfsError::Mount {
+                dest: self.rootfs.to_path_buf(),
+                src: self.rootfs.display().to_string(),
+                fstype: "bind".into(),
                 errno,
             })?;
-        self.make_holder_mount_slave(api)?;
-        api.mount(
-            Some(self.rootfs),
-            self.rootfs,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-        )
-        .map_err(|errno| RootfsError::Mount {
-            dest: self.rootfs.to_path_buf(),
-            src: self.rootfs.display().to_string(),
-            fstype: "bind".into(),
-            errno,
-        })?;
+        }
         // Opened after the self-bind so that lookups walk the new mount tree.
         let root =
             open_dir(self.rootfs, OFlag::O_PATH).map_err(|errno| RootfsError::OpenRootfs {
@@ -174,6 +182,35 @@ impl RootfsSetup<'_> {
             )?;
         }
         Ok(())
+    }
+
+    /// No mount namespace in linux.namespaces: the container shares the runtime's (the
+    /// host's), so every mount below is made there.
+    fn in_host_mount_ns(&self) -> bool {
+        shares_runtime_mount_ns(self.spec)
+    }
+
+    /// In the host's mount namespace, the rootfs is bound onto itself as a private tree:
+    /// the mounts made on it then propagate nowhere, the propagation of the host's own
+    /// mounts is left as it is (runc makes the host's "/" rslave), and `delete` removes
+    /// it all by detaching this one mount ([`detach_host_rootfs`]).
+    fn bind_rootfs_privately<M: MountApi>(&self, api: &M) -> Result<(), RootfsError> {
+        let err = |errno| RootfsError::Mount {
+            dest: self.rootfs.to_path_buf(),
+            src: self.rootfs.display().to_string(),
+            fstype: "bind".into(),
+            errno,
+        };
+        let dir = open_dir(self.rootfs, OFlag::O_PATH).map_err(err)?;
+        let tree = api.clone_tree(dir.as_fd(), true).map_err(err)?;
+        api.setattr(
+            tree.as_fd(),
+            true,
+            AttrChange::default(),
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        )
+        .map_err(err)?;
+        api.attach(tree.as_fd(), dir.as_fd()).map_err(err)
     }
 
     /// pivot_root(2) refuses a new root whose mount or parent mount is shared. The mount
@@ -208,7 +245,12 @@ impl RootfsSetup<'_> {
                 errno,
             }
         };
-        if self.no_pivot {
+        if self.in_host_mount_ns() {
+            // Neither pivot_root nor MS_MOVE: both would change the host's own root.
+            let new_root = open_dir(self.rootfs, OFlag::O_RDONLY).map_err(err("open rootfs"))?;
+            fchdir(new_root.as_fd()).map_err(err("chdir to rootfs"))?;
+            chroot(".").map_err(err("chroot"))?;
+        } else if self.no_pivot {
             self.detach_outside_rootfs();
             chdir(self.rootfs).map_err(err("chdir to rootfs"))?;
             nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
@@ -331,6 +373,59 @@ impl RootfsSetup<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether a container of `spec` has no mount namespace of its own (none in
+/// linux.namespaces): it then shares the runtime's.
+pub fn shares_runtime_mount_ns(spec: &Spec) -> bool {
+    !spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Mount))
+}
+
+/// The id of the topmost mount at `path` (statx STATX_MNT_ID).
+pub fn mount_id(path: &Path) -> Result<u64, Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: statx is plain old data; the kernel fills it.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a NUL-terminated path and stx a valid statx buffer for the call.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    Errno::result(r)?;
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(Errno::ENOSYS);
+    }
+    Ok(stx.stx_mnt_id)
+}
+
+/// Undoes what a container without its own mount namespace mounted in the host's: the
+/// private bind of the rootfs onto itself, with every mount made on it. `ours` is that
+/// bind's mount id once known; before (a create that died part-way), any mount stacked
+/// over `below`, the mount that was topmost at the rootfs before the create, is it.
+pub fn detach_host_rootfs(path: &Path, below: u64, ours: Option<u64>) -> Result<(), RootfsError> {
+    let err = |errno| RootfsError::Detach {
+        path: path.to_path_buf(),
+        errno,
+    };
+    let top = match mount_id(path) {
+        Ok(id) => id,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(errno) => return Err(err(errno)),
+    };
+    if top == below || ours.is_some_and(|o| o != top) {
+        return Ok(());
+    }
+    umount2(path, MntFlags::MNT_DETACH).map_err(err)
 }
 
 /// chdir to `cwd` resolved inside the process's root with openat2(RESOLVE_IN_ROOT |
