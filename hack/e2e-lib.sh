@@ -23,6 +23,39 @@ e2e_die() {
 	exit 2
 }
 
+# e2e_args SUITE ARGS...: the options every suite takes, then at most one RUNTIME. Sets
+# E2E_CGM (the cgroup manager the caller is told to use: cgroupfs, the default, or systemd)
+# and E2E_RT_ARG (the runtime argument, empty for the default).
+e2e_args() {
+	E2E_SUITE=$1
+	shift
+	E2E_CGM=cgroupfs
+	E2E_RT_ARG=
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--cgroup-manager) E2E_CGM=${2:-}; shift 2 ;;
+		--cgroup-manager=*) E2E_CGM=${1#*=}; shift ;;
+		-h | --help) sed -n '2,/^set -/p' "$0" | sed -e '/^set -/d' -e 's/^# \{0,1\}//' >&2; exit 2 ;;
+		-*) e2e_die "unknown option $1 (see $0 --help)" ;;
+		*)
+			[ -z "$E2E_RT_ARG" ] || e2e_die "one RUNTIME only (got '$E2E_RT_ARG' and '$1')"
+			E2E_RT_ARG=$1
+			shift
+			;;
+		esac
+	done
+	case "$E2E_CGM" in
+	cgroupfs) ;;
+	systemd)
+		# The caller and the runtime both talk to systemd over D-Bus.
+		[ -d /run/systemd/system ] ||
+			e2e_die "--cgroup-manager systemd needs systemd as PID 1 (run it in a guest: hack/vm -- $0 --cgroup-manager systemd)"
+		[ -S /run/dbus/system_bus_socket ] || e2e_die "--cgroup-manager systemd needs the D-Bus system bus (package dbus)"
+		;;
+	*) e2e_die "--cgroup-manager takes cgroupfs or systemd, not '$E2E_CGM'" ;;
+	esac
+}
+
 # e2e_init SUITE RUNTIME: resolves the runtime (default: the repo's release build), checks root,
 # makes the scratch directory and installs the exit trap.
 e2e_init() {
@@ -43,7 +76,7 @@ e2e_init() {
 	if [ -n "${E2E_TRACE:-}" ]; then
 		e2e_trace_wrapper "$E2E_TRACE"
 	fi
-	echo "# $E2E_SUITE: runtime $RT, scratch $E2E"
+	echo "# $E2E_SUITE: runtime $RT, cgroup manager ${E2E_CGM:-cgroupfs}, cgroup $(e2e_cg_v2 && echo v2 || echo v1), scratch $E2E"
 }
 
 # E2E_TRACE=FILE: the callers get a wrapper (same base name, so version checks still match) that
@@ -338,4 +371,89 @@ e2e_tmux_session() {
 	tmux -S "$sock" kill-session -t "$s" 2>/dev/null
 	tmux -S "$sock" kill-server 2>/dev/null
 	return 0
+}
+
+# --- cgroups: where a container is, what its files say ---------------------------------------
+
+# True on a pure cgroup v2 host (the cgroup2 hierarchy mounted at /sys/fs/cgroup).
+e2e_cg_v2() { [ -f /sys/fs/cgroup/cgroup.controllers ]; }
+
+# e2e_pid_cgroup PID [CONTROLLER]: PID's cgroup path as /proc/PID/cgroup gives it (the caller's
+# view, no cgroup namespace): the cgroup2 line on v2, CONTROLLER's line (default memory) on v1.
+e2e_pid_cgroup() {
+	local pid=$1 ctrl=${2:-memory}
+	if e2e_cg_v2; then
+		sed -n 's/^0:://p' "/proc/$pid/cgroup"
+	else
+		awk -F: -v c="$ctrl" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' "/proc/$pid/cgroup"
+	fi
+}
+
+# e2e_cg_dir CONTROLLER PATH: the directory of cgroup PATH in CONTROLLER's hierarchy.
+e2e_cg_dir() {
+	if e2e_cg_v2; then echo "/sys/fs/cgroup$2"; else echo "/sys/fs/cgroup/$1$2"; fi
+}
+
+# e2e_cg_limits PATH: the limits in the files of cgroup PATH, the same words on v1 and v2:
+# `mem=<bytes> quota=<us> period=<us> pids=<n> cpu=<weight on v2, shares on v1>`.
+e2e_cg_limits() {
+	local p=$1 d
+	if e2e_cg_v2; then
+		d=/sys/fs/cgroup$p
+		read -r quota period <"$d/cpu.max"
+		echo "mem=$(cat "$d/memory.max") quota=$quota period=$period pids=$(cat "$d/pids.max") cpu=$(cat "$d/cpu.weight")"
+	else
+		echo "mem=$(cat "/sys/fs/cgroup/memory$p/memory.limit_in_bytes")" \
+			"quota=$(cat "/sys/fs/cgroup/cpu$p/cpu.cfs_quota_us")" \
+			"period=$(cat "/sys/fs/cgroup/cpu$p/cpu.cfs_period_us")" \
+			"pids=$(cat "/sys/fs/cgroup/pids$p/pids.max")" "cpu=$(cat "/sys/fs/cgroup/cpu$p/cpu.shares")"
+	fi
+}
+
+# The `cpu=` value e2e_cg_limits shows for cpu shares 512 (v2: runc's shares → weight mapping).
+e2e_cpu_512() { if e2e_cg_v2; then echo 20; else echo 512; fi; }
+
+# e2e_cg_frozen PATH: FROZEN or THAWED, from cgroup PATH's freezer (v1 freezer.state, v2
+# cgroup.events).
+e2e_cg_frozen() {
+	if e2e_cg_v2; then
+		grep -q '^frozen 1$' "/sys/fs/cgroup$1/cgroup.events" && echo FROZEN || echo THAWED
+	else
+		cat "/sys/fs/cgroup/freezer$1/freezer.state"
+	fi
+}
+
+# e2e_cg_gone PATH: `gone` when cgroup PATH exists in no hierarchy, else `left: <dirs>`.
+e2e_cg_gone() {
+	local left=() d
+	if e2e_cg_v2; then
+		[ -d "/sys/fs/cgroup$1" ] && left+=("/sys/fs/cgroup$1")
+	else
+		for d in /sys/fs/cgroup/*"$1"; do [ -d "$d" ] && left+=("$d"); done
+	fi
+	if [ "${#left[@]}" -eq 0 ]; then echo gone; else echo "left: ${left[*]}"; fi
+}
+
+# A shell snippet for inside a container with its own cgroup namespace (the cgroup's files at
+# /sys/fs/cgroup): prints the memory limit, v1 or v2.
+E2E_IN_MEM='cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes'
+
+# e2e_unit UNIT: systemd's view of UNIT in one line, `<ActiveState> <ControlGroup>` (or
+# `not-found` when systemd has no such unit loaded).
+e2e_unit() {
+	local load
+	load=$(systemctl show -p LoadState --value "$1" 2>/dev/null)
+	if [ "$load" != loaded ]; then
+		echo not-found
+		return
+	fi
+	echo "$(systemctl show -p ActiveState --value "$1") $(systemctl show -p ControlGroup --value "$1")"
+}
+
+# e2e_unit_props UNIT PROP...: `PROP=value` for each, on one line.
+e2e_unit_props() {
+	local u=$1 p out=()
+	shift
+	for p in "$@"; do out+=("$p=$(systemctl show -p "$p" --value "$u")"); done
+	echo "${out[*]}"
 }

@@ -262,3 +262,92 @@ fn default_cgroups_path_gives_runtime_scope() {
     c.delete_force().ok();
     assert_ne!(show(&u, "ActiveState"), "active");
 }
+
+/// The cgroupsPath forms the real callers pass under their systemd managers: Podman's
+/// `machine.slice:libpod:<64 hex>` and a kubelet-style pod slice that does not exist yet
+/// (`machine-<pod>.slice:cri-containerd:<id>`: systemd makes the slice). In each, the init
+/// and an exec'd process are in the scope, `events --stats` and `ps` read it, and `kill --all`
+/// then `delete` leave neither the unit nor its directory.
+#[test]
+fn callers_cgroups_paths() {
+    let pod = format!("itpod{}", std::process::id());
+    let mut c = sd_container("sd-callers");
+    let hex: String = c.id.bytes().map(|b| format!("{b:02x}")).collect();
+    let hex = format!("{hex:0>64}")[..64].to_string();
+    let cases = [
+        (
+            "machine.slice".to_string(),
+            format!("machine.slice:libpod:{hex}"),
+            format!("libpod-{hex}.scope"),
+            format!("/machine.slice/libpod-{hex}.scope"),
+        ),
+        (
+            format!("machine-{pod}.slice"),
+            format!("machine-{pod}.slice:cri-containerd:{}", c.id),
+            format!("cri-containerd-{}.scope", c.id),
+            format!(
+                "/machine.slice/machine-{pod}.slice/cri-containerd-{}.scope",
+                c.id
+            ),
+        ),
+    ];
+    c.sh("sleep 1000");
+    c.config()["linux"]["resources"] =
+        json!({"memory": {"limit": 64 * MIB}, "pids": {"limit": 40}});
+    for (slice, cgroups_path, u, path) in cases {
+        c.config()["linux"]["cgroupsPath"] = json!(cgroups_path);
+        if !systemd_host() {
+            let out = c.create().fails();
+            assert!(out.stderr.contains("systemd is not running"), "{out}");
+            assert_eq!(c.cmd(&["list", "-q"]).ok().stdout.trim(), "");
+            continue;
+        }
+        c.create().ok();
+        let pid = c.pid();
+        assert_eq!(show(&u, "ActiveState"), "active", "{cgroups_path}");
+        assert_eq!(show(&u, "Slice"), slice);
+        assert_eq!(show(&u, "ControlGroup"), path);
+        let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let want = if v2_host() {
+            format!("0::{path}")
+        } else {
+            format!(":name=systemd:{path}")
+        };
+        assert!(own.lines().any(|l| l.ends_with(&want)), "{own}");
+        c.start().ok();
+
+        // An exec'd process joins the scope.
+        c.cmd(&["exec", "--detach", &c.id, "sleep", "999"]).ok();
+        let procs_dir = if v2_host() {
+            PathBuf::from(format!("/sys/fs/cgroup{path}"))
+        } else {
+            PathBuf::from(format!("/sys/fs/cgroup/pids{path}"))
+        };
+        let procs = read(procs_dir.join("cgroup.procs"));
+        assert_eq!(procs.lines().count(), 2, "{procs}");
+        assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+
+        // events --stats and ps read the scope.
+        let out = c.cmd(&["events", "--stats", &c.id]).ok();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["data"]["pids"]["current"], 2, "{out}");
+        assert_eq!(v["data"]["pids"]["limit"], 40, "{out}");
+        assert_eq!(v["data"]["memory"]["usage"]["limit"], 64 * MIB, "{out}");
+        let ps = c.cmd(&["ps", "--format", "json", &c.id]).ok();
+        let listed: Vec<i64> = serde_json::from_str(&ps.stdout).unwrap();
+        assert_eq!(listed.len(), 2, "{ps}");
+
+        c.cmd(&["kill", "--all", &c.id, "KILL"]).ok();
+        assert!(c.wait_status("stopped", Duration::from_secs(10)));
+        c.delete().ok();
+        assert_ne!(show(&u, "LoadState"), "loaded", "{u} still loaded");
+        assert!(!procs_dir.exists(), "{} left", procs_dir.display());
+        if slice != "machine.slice" {
+            exec(
+                Command::new("systemctl").args(["stop", &slice]),
+                Duration::from_secs(20),
+            )
+            .ok();
+        }
+    }
+}
