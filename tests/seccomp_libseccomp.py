@@ -82,9 +82,16 @@ def build(profile_path, out_path):
                 skipped.add(name)
                 continue
             for alt in alternatives:
-                f.add_rule(act, name, *alt)
+                try:
+                    f.add_rule(act, name, *alt)
+                except Exception as e:  # libseccomp refuses the profile (runc fails too)
+                    print(json.dumps({"skipped": sorted(skipped), "error": f"{name}: {e}",
+                                      "rule": sc}))
+                    return
     with open(out_path, "wb") as o:
         f.export_bpf(o)
+    with open(out_path + ".pfc", "w") as o:
+        f.export_pfc(o)
     print(json.dumps({"skipped": sorted(skipped)}))
 
 

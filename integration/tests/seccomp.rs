@@ -11,7 +11,10 @@ const PODMAN_PROFILE: &str = "/usr/share/containers/seccomp.json";
 
 /// A container that can run the (dynamically linked) probe: host libraries bind-mounted.
 fn probe_container(name: &str) -> Container {
-    let mut c = Container::new(name);
+    with_probe(Container::new(name))
+}
+
+fn with_probe(mut c: Container) -> Container {
     for d in ["/lib", "/lib64", "/usr/lib"] {
         if Path::new(d).exists() {
             c.add_mount(
@@ -263,4 +266,151 @@ fn bad_annotation_value_fails_create_cleanly() {
             "cgroup left behind"
         );
     }
+}
+
+/// x86_64 numbers of the syscalls the precedence tests make (all harmless with any integer
+/// arguments, made in a short-lived child).
+const GETPRIORITY: u64 = 140;
+const LSEEK: u64 = 8;
+const PERSONALITY: u64 = 135;
+const SOCKET: u64 = 41;
+
+/// Runs `calls` (probe `calls` specs) under `profile` with the runtime under test and with
+/// runc; both must answer every call the same way (errno, trap, kill or success).
+fn same_verdicts_as_runc(name: &str, profile: &Value, calls: &[String]) {
+    let reference =
+        reference_path().expect("runc (the reference runtime) is installed by hack/deps");
+    let mut outs = Vec::new();
+    for c in [
+        Container::new(name),
+        Container::with_runtime(&reference, &format!("{name}-ref")),
+    ] {
+        let mut c = with_probe(c);
+        c.config()["linux"]["seccomp"] = profile.clone();
+        c.config()["annotations"] = json!({"run.nucleus.seccomp.builtin-filters": "none"});
+        let mut args = vec!["/probe", "calls"];
+        args.extend(calls.iter().map(String::as_str));
+        c.args(&args);
+        outs.push(c.run());
+    }
+    let (ours, theirs) = (&outs[0], &outs[1]);
+    assert_eq!(theirs.stdout.lines().count(), calls.len(), "{theirs}");
+    assert_eq!(
+        (ours.code(), &ours.stdout),
+        (theirs.code(), &theirs.stdout),
+        "{name}: verdicts differ from runc's\nprofile: {profile}\nours:\n{ours}\nrunc:\n{theirs}"
+    );
+}
+
+fn spec(nr: u64, a: &[u64]) -> String {
+    let mut s = format!("{nr:x}");
+    for v in a {
+        s.push_str(&format!(":{v:x}"));
+    }
+    s
+}
+
+const PROBE_VALUES: &[u64] = &[0, 1, 2, 3, 5, 6, 7, 0xf0, 0x1_0000_0002, u64::MAX];
+
+/// Every pair of PROBE_VALUES in arguments 0 and 1 of `nr` (argument 2 cycling).
+fn grid(nr: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, &a) in PROBE_VALUES.iter().enumerate() {
+        for (j, &b) in PROBE_VALUES.iter().enumerate() {
+            out.push(spec(
+                nr,
+                &[a, b, PROBE_VALUES[(i + j) % PROBE_VALUES.len()]],
+            ));
+        }
+    }
+    out
+}
+
+/// Overlapping rules with different actions decide as libseccomp decides (the two
+/// cases, then mixed operators, masks and actions), in real containers.
+#[test]
+fn overlapping_rules_decide_as_under_runc() {
+    let arg = |i: u64, op: &str, v: u64| json!({"index": i, "op": op, "value": v});
+    let socket = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+         "args": [arg(0, "SCMP_CMP_EQ", 2)]},
+        {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+         "args": [arg(1, "SCMP_CMP_EQ", 1)]}]});
+    let calls: Vec<String> = [[2, 1, 0], [2, 2, 0], [1, 1, 0], [10, 2, 0]]
+        .iter()
+        .map(|a| spec(SOCKET, a))
+        .collect();
+    same_verdicts_as_runc("sc-prec-socket", &socket, &calls);
+
+    let getpriority = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+         "args": [arg(0, "SCMP_CMP_LT", 5)]},
+        {"names": ["getpriority"], "action": "SCMP_ACT_KILL_PROCESS",
+         "args": [arg(1, "SCMP_CMP_GT", 5)]}]});
+    same_verdicts_as_runc("sc-prec-getprio", &getpriority, &grid(GETPRIORITY));
+
+    let mixed = json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"], "syscalls": [
+        {"names": ["read", "write", "exit_group", "exit", "brk", "mmap", "munmap", "mprotect",
+                   "arch_prctl", "set_tid_address", "set_robust_list", "rseq", "prlimit64",
+                   "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "clone",
+                   "clone3", "wait4", "openat", "close", "fstat", "newfstatat", "pread64",
+                   "execve", "access", "getrandom", "futex", "poll", "sched_getaffinity",
+                   "readlink", "getpid", "gettid", "tgkill", "kill", "fcntl", "ioctl",
+                   "statx", "lseek", "madvise", "mremap", "getcwd", "uname", "dup2", "dup3"],
+         "action": "SCMP_ACT_ALLOW"},
+        // The argument rules of tests/seccomp_differential.rs's profile 4, where
+        // libseccomp's BPF agrees with its trees (it does not everywhere, see there).
+        {"names": ["getpriority"], "action": "SCMP_ACT_TRAP", "args": [arg(1, "SCMP_CMP_EQ", 6)]},
+        {"names": ["getpriority"], "action": "SCMP_ACT_ALLOW",
+         "args": [arg(2, "SCMP_CMP_GT", 0x1_0000_0002)]},
+        {"names": ["getpriority"], "action": "SCMP_ACT_LOG", "args": [arg(0, "SCMP_CMP_EQ", 7)]},
+        {"names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": 9,
+         "args": [arg(0, "SCMP_CMP_EQ", 3)]},
+        {"names": ["getpriority"], "action": "SCMP_ACT_KILL_THREAD",
+         "args": [{"index": 1, "op": "SCMP_CMP_MASKED_EQ", "value": 0xf0, "valueTwo": 0xf0}]},
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": 0xff, "valueTwo": 7}]},
+        {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+         "args": [{"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": 0xf0, "valueTwo": 0}]},
+        {"names": ["personality"], "action": "SCMP_ACT_KILL_PROCESS",
+         "args": [{"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": 0x1_0000_0000u64,
+                   "valueTwo": 0x1_0000_0000u64}]},
+        {"names": ["personality"], "action": "SCMP_ACT_TRACE", "errnoRet": 5,
+         "args": [arg(0, "SCMP_CMP_EQ", 0xf0)]}]});
+    let mut calls = grid(GETPRIORITY);
+    calls.extend(grid(PERSONALITY));
+    calls.extend(grid(LSEEK).into_iter().take(20));
+    same_verdicts_as_runc("sc-prec-mixed", &mixed, &calls);
+}
+
+/// Without `architectures`, syscalls numbered above every syscall the profile names get the
+/// default action, as under runc (its -ENOSYS stub covers listed architectures only).
+#[test]
+fn unlisted_architectures_get_no_enosys_stub() {
+    let base = |arches: Option<Value>| {
+        let mut p = json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 13, "syscalls": [
+            {"names": ["read", "write", "exit_group", "exit", "brk", "mmap", "munmap",
+                       "mprotect", "arch_prctl", "set_tid_address", "set_robust_list", "rseq",
+                       "prlimit64", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
+                       "sigaltstack", "clone", "wait4", "openat", "close", "fstat",
+                       "newfstatat", "pread64", "execve", "access", "getrandom", "futex",
+                       "getpid", "gettid", "fcntl", "ioctl", "lseek", "uname", "getpriority"],
+             "action": "SCMP_ACT_ALLOW"}]});
+        if let Some(a) = arches {
+            p["architectures"] = a;
+        }
+        p
+    };
+    // 435 (clone3), 436 and 450 are above rseq (334), the highest syscall named; 333 is not.
+    let calls: Vec<String> = [436u64, 435, 450, 333]
+        .iter()
+        .map(|&nr| spec(nr, &[0, 0, 0]))
+        .collect();
+    same_verdicts_as_runc("sc-noarch", &base(None), &calls);
+    same_verdicts_as_runc(
+        "sc-arch",
+        &base(Some(json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]))),
+        &calls,
+    );
 }

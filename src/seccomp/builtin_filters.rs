@@ -419,6 +419,7 @@ pub fn merge(policy: &mut Policy, which: &BuiltinFilters, new_netns: bool) -> Ve
         if let Some((rules, what)) = builtin_rules(name, strength, deny, new_netns) {
             *current = SyscallRules {
                 nrs: current.nrs,
+                first_match: true,
                 ..rules
             };
             log.push(format!(

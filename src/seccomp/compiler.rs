@@ -11,6 +11,7 @@ use super::bpf::*;
 use super::policy::{
     is_permissive, ArgCond, CmpOp, CondRule, Policy, SyscallRules, SECCOMP_RET_ERRNO_ENOSYS,
 };
+use super::rule_tree::{Node as TreeNode, NodeOp, Tree};
 use super::syscall_table::{Arch, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use super::SeccompError;
 use std::borrow::Cow;
@@ -34,7 +35,7 @@ pub const BAD_ARCH_ACTION: u32 = libc::SECCOMP_RET_KILL_THREAD;
 /// Groups of at least this many syscalls sharing an action use a bitmap, smaller ones a tree.
 const BITMAP_MIN_GROUP: usize = 8;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Target {
     At(Label),
     Ret(u32),
@@ -43,6 +44,9 @@ enum Target {
 struct Gen {
     asm: Assembler,
     rets: HashMap<u32, Label, std::hash::BuildHasherDefault<super::policy::Fnv>>,
+    /// Argument tests of rule trees by entry label: (offset, mask) the entry loads A with,
+    /// and the label of the test itself (to jump past the load when A already holds it).
+    loaded: HashMap<Label, (u32, u32, Label)>,
 }
 
 impl Gen {
@@ -196,8 +200,26 @@ impl Gen {
         self.asm.load_abs(hi)
     }
 
-    /// The argument chain of one syscall: its rules in order, then its fallback.
+    /// The argument chain of one syscall: built-in rules in order, then the fallback; a
+    /// profile's rules as libseccomp's tree.
     fn chain(&mut self, r: &SyscallRules, bits32: bool, default_action: u32) -> Label {
+        if !r.first_match {
+            let t = match r.unconditional {
+                Some(a) => Target::Ret(a),
+                None => {
+                    let tree = Tree::build(&r.conditional, bits32)
+                        .expect("conflicting rules are refused by Policy::from_spec");
+                    match (tree.root, tree.action) {
+                        (Some(root), _) => {
+                            let mut memo = HashMap::new();
+                            self.level(&tree, root, Target::Ret(default_action), &mut memo)
+                        }
+                        (None, a) => Target::Ret(a.unwrap_or(default_action)),
+                    }
+                }
+            };
+            return self.entry(t);
+        }
         let mut next = Target::Ret(r.unconditional.unwrap_or(default_action));
         for piece in pieces(&r.conditional, bits32).iter().rev() {
             next = Target::At(match piece {
@@ -212,6 +234,77 @@ impl Gen {
             });
         }
         self.entry(next)
+    }
+
+    /// One level of a rule tree: its nodes in order, each falling back to the next, the
+    /// last to `fallback`. Shared subtrees are emitted once per fallback.
+    fn level(
+        &mut self,
+        t: &Tree,
+        any: usize,
+        fallback: Target,
+        memo: &mut HashMap<(usize, Target), Target>,
+    ) -> Target {
+        let start = t.level_start(any);
+        if let Some(&done) = memo.get(&(start, fallback)) {
+            return done;
+        }
+        let mut nodes = Vec::new();
+        let mut c = Some(start);
+        while let Some(i) = c {
+            nodes.push(i);
+            c = t.nodes[i].lvl_nxt;
+        }
+        let mut next = fallback;
+        for &i in nodes.iter().rev() {
+            let n = &t.nodes[i];
+            let jt = match (n.nxt_t, n.act_t()) {
+                (Some(l), _) => self.level(t, l, next, memo),
+                (None, Some(a)) => Target::Ret(a),
+                (None, None) => next,
+            };
+            let jf = match (n.nxt_f, n.act_f()) {
+                (Some(l), _) => self.level(t, l, next, memo),
+                (None, Some(a)) => Target::Ret(a),
+                (None, None) => next,
+            };
+            next = self.tree_node(n, jt, jf);
+        }
+        memo.insert((start, fallback), next);
+        next
+    }
+
+    /// One 32-bit test of a rule tree.
+    fn tree_node(&mut self, n: &TreeNode, jt: Target, jf: Target) -> Target {
+        if jt == jf {
+            return jt;
+        }
+        let off = if n.hi {
+            off_arg_hi(n.arg)
+        } else {
+            off_arg_lo(n.arg)
+        };
+        // A target testing the same word under the same mask needs no reload.
+        let skip = |g: &Self, t: Target| match t {
+            Target::At(l) => match g.loaded.get(&l) {
+                Some(&(o, m, test)) if o == off && m == n.mask => Target::At(test),
+                _ => t,
+            },
+            r => r,
+        };
+        let (jt, jf) = (skip(self, jt), skip(self, jf));
+        let cond = match n.op {
+            NodeOp::Eq | NodeOp::MaskedEq => Cond::Eq,
+            NodeOp::Gt => Cond::Gt,
+            NodeOp::Ge => Cond::Ge,
+        };
+        let test = self.jump(cond, n.datum, jt, jf);
+        if n.mask != u32::MAX {
+            self.asm.stmt(BPF_ALU | BPF_AND | BPF_K, n.mask);
+        }
+        let entry = self.asm.load_abs(off);
+        self.loaded.insert(entry, (off, n.mask, test));
+        Target::At(entry)
     }
 
     /// `arg ∈ values` by a search tree on the low half (after checking the high half).
@@ -420,10 +513,11 @@ impl Gen {
     }
 
     /// `body` behind runc's -ENOSYS stub: numbers above everything the profile names are
-    /// syscalls newer than the profile, which should look unimplemented, not denied.
-    fn stubbed(&mut self, plan: &ArchPlan, body: Label, stub: bool) -> Label {
+    /// syscalls newer than the profile, which should look unimplemented, not denied. As
+    /// runc, only on architectures the profile lists (none listed: no stub).
+    fn stubbed(&mut self, plan: &ArchPlan, body: Label, stub: bool, listed: &[Arch]) -> Label {
         match plan.max_nr() {
-            Some(max) if stub => self.jump(
+            Some(max) if stub && listed.contains(&plan.arch) => self.jump(
                 Cond::Gt,
                 max,
                 Target::Ret(SECCOMP_RET_ERRNO_ENOSYS),
@@ -447,6 +541,7 @@ pub fn generate(
     let mut g = Gen {
         asm: Assembler::new(),
         rets: HashMap::default(),
+        loaded: HashMap::new(),
     };
     let bad = Target::Ret(BAD_ARCH_ACTION);
     let has = |a: Arch| policy.arches.contains(&a);
@@ -454,7 +549,7 @@ pub fn generate(
     let sec86 = if has(Arch::X86) {
         let plan = ArchPlan::new(policy, Arch::X86);
         let body = g.body(&plan, layout, default);
-        g.stubbed(&plan, body, stub);
+        g.stubbed(&plan, body, stub, &policy.listed_arches);
         Some(g.asm.load_abs(OFF_NR))
     } else {
         None
@@ -462,13 +557,13 @@ pub fn generate(
     let sec32 = if has(Arch::X32) {
         let plan = ArchPlan::new(policy, Arch::X32);
         let body = g.body(&plan, layout, default);
-        Some(g.stubbed(&plan, body, stub))
+        Some(g.stubbed(&plan, body, stub, &policy.listed_arches))
     } else {
         None
     };
     let plan = ArchPlan::new(policy, Arch::X86_64);
     let body64 = g.body(&plan, layout, default);
-    let stubbed64 = g.stubbed(&plan, body64, stub);
+    let stubbed64 = g.stubbed(&plan, body64, stub, &policy.listed_arches);
     match sec32 {
         Some(sec32) => {
             g.jump(

@@ -10,10 +10,12 @@
 //!   [`generate_profile`] turns such a trace into a minimal profile.
 //! - `run.nucleus.seccomp.log-denied` = `true` | `false`: each syscall the profile refuses
 //!   with an errno is reported (name, number, pid) and still refused with that errno.
-//! - `run.nucleus.seccomp.builtin-filters` = `all` (default) | `none` | comma list of
-//!   `clone, clone3, execveat, ioctl, mprotect, personality, pkey_mprotect, prctl, prlimit64,
-//!   socket`: where the profile allows one of these unconditionally, nucleus's argument rules
-//!   replace the allow; what they refuse gets the profile's default action.
+//! - `run.nucleus.seccomp.builtin-filters` = `default` (default) | `strict` (or `all`) |
+//!   `none` | comma list of `clone, clone3, execveat, ioctl, mprotect, personality,
+//!   pkey_mprotect, prctl, prlimit64, socket, socketcall, unshare`: where the profile allows
+//!   one of these unconditionally, nucleus's argument rules replace the allow; what they
+//!   refuse gets the profile's default action, except clone3, which gets ENOSYS so that
+//!   libc falls back to clone (whose flags a filter can read).
 //!
 //! Flow for a container: [`prepare`] in the runtime before forking the container init
 //! (allocation-free afterwards); in the init, right before exec, [`install`] the program and,
@@ -38,6 +40,7 @@ pub mod features;
 pub mod install;
 pub mod notify_supervisor;
 pub mod policy;
+pub mod rule_tree;
 pub mod syscall_table;
 pub mod trace_file;
 
@@ -60,6 +63,11 @@ pub enum SeccompError {
     BadArgIndex { entry: usize, index: usize },
     #[error("{field}: errnoRet {value} is out of range (errno values are below {max})", max = policy::MAX_ERRNO)]
     BadErrnoRet { field: String, value: u32 },
+    #[error(
+        "linux.seccomp: two rules for syscall {name} give the same argument condition \
+         different actions (libseccomp, and so runc, refuses this too)"
+    )]
+    RuleConflict { name: String },
     #[error("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action")]
     NotifyAsDefault,
     #[error(

@@ -1,7 +1,9 @@
 //! The OCI `linux.seccomp` section turned into a normalized, architecture-independent policy:
 //! per syscall name, an ordered list of argument-conditional rules and an optional
-//! unconditional action. The first matching conditional rule decides; otherwise the
-//! unconditional action; otherwise the default action.
+//! unconditional action. A profile's rules take libseccomp's precedence (see
+//! [`super::rule_tree`]): an unconditional rule overrides every conditional one, and the
+//! conditional ones are merged into libseccomp's tree. Built-in rules (`first_match`) are
+//! tried in order, then the unconditional action; otherwise the default action applies.
 
 use super::SeccompError;
 use oci_spec::runtime::{
@@ -36,6 +38,7 @@ impl Hasher for Fnv {
 /// Rules by syscall name.
 pub type RuleMap = HashMap<String, SyscallRules, BuildHasherDefault<Fnv>>;
 
+use super::rule_tree::Tree;
 use super::syscall_table::Arch;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,10 +100,22 @@ pub struct SyscallRules {
     pub unconditional: Option<u32>,
     /// The syscall's numbers, indexed by [`Arch::index`]; all `None` when not resolved yet.
     pub nrs: [Option<u32>; 3],
+    /// The conditional rules are tried in order (built-in rules); otherwise they take
+    /// libseccomp's precedence.
+    pub first_match: bool,
 }
 
 impl SyscallRules {
     pub fn decide(&self, args: &[u64; 6], bits32: bool, default_action: u32) -> u32 {
+        if !self.first_match {
+            if let Some(a) = self.unconditional {
+                return a;
+            }
+            return Tree::build(&self.conditional, bits32)
+                .ok()
+                .and_then(|t| t.decide(args))
+                .unwrap_or(default_action);
+        }
         self.conditional
             .iter()
             .find(|r| {
@@ -120,6 +135,8 @@ pub struct Policy {
     /// `defaultErrnoRet` as given (for the -ENOSYS stub decision).
     pub default_errno_ret: Option<u32>,
     pub arches: Vec<Arch>,
+    /// The architectures the profile names (runc puts its -ENOSYS stub on these only).
+    pub listed_arches: Vec<Arch>,
     pub flags: u64,
     pub rules: RuleMap,
     pub warnings: Vec<String>,
@@ -162,6 +179,13 @@ fn op(o: LinuxSeccompOperator) -> CmpOp {
     }
 }
 
+/// Whether libseccomp drops every condition of `rule` on 32-bit arguments.
+fn noop_on_32bit(rule: &CondRule) -> bool {
+    rule.conds
+        .iter()
+        .all(|c| c.op == CmpOp::MaskedEq && c.value as u32 == 0)
+}
+
 /// The kernel's MAX_ERRNO: a seccomp filter's errno is returned as `-errno`, and values
 /// from here up do not read as errors to the caller (runc refuses them too).
 pub const MAX_ERRNO: u32 = 4095;
@@ -193,6 +217,7 @@ impl Policy {
 
         // The native ABI is always filtered, as libseccomp always includes it.
         let mut arches = vec![Arch::X86_64];
+        let mut listed_arches = Vec::new();
         for a in spec.architectures().iter().flatten() {
             let arch = match a {
                 OciArch::ScmpArchNative | OciArch::ScmpArchX86_64 => Arch::X86_64,
@@ -208,6 +233,9 @@ impl Policy {
             };
             if !arches.contains(&arch) {
                 arches.push(arch);
+            }
+            if !listed_arches.contains(&arch) {
+                listed_arches.push(arch);
             }
         }
 
@@ -271,17 +299,38 @@ impl Policy {
                 let Some(entry) = rules.get_mut(name.as_str()) else {
                     continue;
                 };
+                if action == default_action {
+                    // runc skips these (libseccomp refuses a rule repeating the default
+                    // action); the name still counts for the -ENOSYS stub.
+                    continue;
+                }
                 for conds in &alternatives {
-                    if conds.is_empty() {
+                    // A condition with mask 0 always holds: libseccomp drops it.
+                    let noop = |c: &ArgCond| c.op == CmpOp::MaskedEq && c.value == 0;
+                    if conds.iter().all(noop) {
+                        // As libseccomp: an unconditional rule replaces the conditional ones
+                        // and later rules are ignored.
                         match entry.unconditional {
                             Some(prev) if prev != action => warnings.push(format!(
                                 "seccomp: syscall {name:?} has several unconditional actions; \
                                  keeping the first ({prev:#x}), ignoring {action:#x}"
                             )),
                             Some(_) => {}
-                            None => entry.unconditional = Some(action),
+                            // A rule whose conditions are no-ops on 32-bit arguments (mask
+                            // with a zero low word) is already unconditional there: only
+                            // libseccomp's tree can tell which rule wins on which arch.
+                            None if entry.conditional.iter().any(noop_on_32bit) => {
+                                entry.conditional.push(CondRule {
+                                    conds: vec![],
+                                    action,
+                                });
+                            }
+                            None => {
+                                entry.conditional.clear();
+                                entry.unconditional = Some(action);
+                            }
                         }
-                    } else {
+                    } else if entry.unconditional.is_none() {
                         entry.conditional.push(CondRule {
                             conds: conds.clone(),
                             action,
@@ -291,10 +340,25 @@ impl Policy {
             }
         }
 
+        // libseccomp refuses a rule giving an existing condition another action.
+        let bits: &[bool] = if arches.iter().any(|a| a.args_are_32bit()) {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for (name, r) in &rules {
+            for &bits32 in bits {
+                if Tree::build(&r.conditional, bits32).is_err() {
+                    return Err(SeccompError::RuleConflict { name: name.clone() });
+                }
+            }
+        }
+
         Ok(Policy {
             default_action,
             default_errno_ret: spec.default_errno_ret(),
             arches,
+            listed_arches,
             flags,
             rules,
             warnings,
