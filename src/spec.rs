@@ -272,8 +272,22 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
     }
     // A UTS namespace joined by path is the container's own too; only the runtime's
     // (inherited) one must never be renamed.
-    if (spec.hostname().is_some() || spec.domainname().is_some()) && !uts {
-        return bad("hostname/domainname need a uts namespace (add {\"type\": \"uts\"} to linux.namespaces)".into());
+    if spec.hostname().is_some() || spec.domainname().is_some() {
+        if !uts {
+            return bad("hostname/domainname need a uts namespace (add {\"type\": \"uts\"} to linux.namespaces)".into());
+        }
+        let joined = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .find(|ns| ns.typ() == LinuxNamespaceType::Uts)
+            .and_then(|ns| ns.path().as_ref());
+        if let Some(p) = joined.filter(|p| same_file(p, Path::new("/proc/self/ns/uts"))) {
+            return bad(format!(
+                "hostname/domainname: the uts namespace {} is the runtime's own",
+                p.display()
+            ));
+        }
     }
     if let Some(prop) = linux.rootfs_propagation() {
         if !matches!(
@@ -294,6 +308,15 @@ fn validate_linux(spec: &Spec) -> Result<(), SpecError> {
         check_sysctl(k, &seen)?;
     }
     Ok(())
+}
+
+/// Whether `a` and `b` name the same file (a namespace, here).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 /// Where the kernel has AppArmor loaded and enabled.
@@ -658,17 +681,25 @@ mod tests {
     #[test]
     fn hostname_needs_a_uts_namespace_new_or_joined() {
         let mut v: serde_json::Value = serde_json::from_str(DEFAULT_CONFIG).unwrap();
+        // A path that is not the runtime's own namespace (whether it exists is create's
+        // business).
         v["linux"]["namespaces"] =
-            serde_json::json!([{"type": "mount"}, {"type": "uts", "path": "/proc/1/ns/uts"}]);
+            serde_json::json!([{"type": "mount"}, {"type": "uts", "path": "/run/holder/uts"}]);
         let s: Spec = serde_json::from_value(v.clone()).unwrap();
         validate(&s).unwrap();
         v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
-        let s: Spec = serde_json::from_value(v).unwrap();
+        let s: Spec = serde_json::from_value(v.clone()).unwrap();
         let e = validate(&s).unwrap_err().to_string();
         assert!(
             e.contains("hostname/domainname need a uts namespace"),
             "{e}"
         );
+        // Joining the runtime's own by path is no different from inheriting it.
+        v["linux"]["namespaces"] =
+            serde_json::json!([{"type": "mount"}, {"type": "uts", "path": "/proc/self/ns/uts"}]);
+        let s: Spec = serde_json::from_value(v).unwrap();
+        let e = validate(&s).unwrap_err().to_string();
+        assert!(e.contains("is the runtime's own"), "{e}");
     }
 
     #[test]

@@ -867,10 +867,11 @@ fn events_stats_has_runc_shape() {
 fn bad_resources_fail_create_and_leave_nothing() {
     let cases: Vec<(Value, &str)> = match layout() {
         Layout::V1 => vec![
-            (json!({"memory": {"limit": -5}}), "memory.limit_in_bytes"),
+            // Refused before any cgroup file is written (cgroups::validate): named by field.
+            (json!({"memory": {"limit": -5}}), "memory.limit"),
             (json!({"memory": {"swappiness": 200}}), "swappiness"),
-            (json!({"cpu": {"shares": 100_000_000u64}}), "cpu-shares"),
-            (json!({"cpu": {"quota": 5}}), "cfs_quota_us"),
+            (json!({"cpu": {"shares": 100_000_000u64}}), "cpu.shares"),
+            (json!({"cpu": {"quota": 5}}), "cpu.quota"),
             (json!({"cpu": {"cpus": "4000-4001"}}), "cpuset.cpus"),
             (json!({"unified": {"memory.max": "1"}}), "unified"),
             (json!({"unified": {"no.such.key": "1"}}), "unified"),
@@ -882,7 +883,7 @@ fn bad_resources_fail_create_and_leave_nothing() {
                 "swap",
             ),
             (json!({"cpu": {"shares": 100_000_000u64}}), "shares"),
-            (json!({"cpu": {"quota": 5}}), "cpu.max"),
+            (json!({"cpu": {"quota": 5}}), "cpu.quota"),
             (json!({"cpu": {"cpus": "4000-4001"}}), "cpuset.cpus"),
             (json!({"unified": {"memory.max": "lots"}}), "memory.max"),
             (json!({"unified": {"no.such.key": "1"}}), "no.such.key"),

@@ -167,6 +167,19 @@ fn hostname_in_the_runtimes_own_uts_namespace_is_refused() {
         );
         c.state().fails();
     }
+    // Joined by a path that names the runtime's own: inherited all the same (runc would
+    // rename the host; not run against it).
+    let mut c = Container::new("uts-own-by-path");
+    c.namespaces(
+        json!([{"type": "pid"}, {"type": "mount"}, {"type": "uts", "path": "/proc/self/ns/uts"}]),
+    );
+    c.config()["hostname"] = json!("not-allowed");
+    let out = c.run().fails();
+    assert!(out.stderr.contains("is the runtime's own"), "{out}");
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host
+    );
 }
 
 // ---- no mount namespace ----

@@ -203,14 +203,16 @@ impl RootfsSetup<'_> {
         };
         let dir = open_dir(self.rootfs, OFlag::O_PATH).map_err(err)?;
         let tree = api.clone_tree(dir.as_fd(), true).map_err(err)?;
+        api.attach(tree.as_fd(), dir.as_fd()).map_err(err)?;
+        // Made private once attached: attaching below a shared mount makes the new tree
+        // shared (its peers got a copy of the bind alone, which goes with it at delete).
         api.setattr(
             tree.as_fd(),
             true,
             AttrChange::default(),
             MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         )
-        .map_err(err)?;
-        api.attach(tree.as_fd(), dir.as_fd()).map_err(err)
+        .map_err(err)
     }
 
     /// pivot_root(2) refuses a new root whose mount or parent mount is shared. The mount
