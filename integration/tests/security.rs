@@ -556,6 +556,191 @@ mod host_binary {
         }
     }
 
+    /// A mount namespace of its own with an empty tmpfs at /run/nucleus, kept by a sleeping
+    /// holder, and a wrapper that runs the runtime in it: what a host's /run/nucleus holds
+    /// (the persistent read-only binds of the binary) can be planted there without touching
+    /// the host's. The holder is killed on drop.
+    struct PrivateRun {
+        holder: std::process::Child,
+        dir: tempfile::TempDir,
+    }
+
+    impl PrivateRun {
+        fn new() -> Self {
+            let holder = std::process::Command::new("unshare")
+                .args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg(concat!(
+                    // The host's own binds (under the tmpfs) are not this namespace's concern.
+                    "for m in $(awk '$5 ~ \"^/run/nucleus/@exe/\" {print $5}' /proc/self/mountinfo); ",
+                    "do umount -l \"$m\"; done; ",
+                    "mount -t tmpfs -o mode=0711 tmpfs /run/nucleus && exec sleep 1000"
+                ))
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .expect("unshare");
+            let pid = holder.id();
+            let sleep = std::fs::canonicalize("/bin/sleep").expect("sleep");
+            let start = std::time::Instant::now();
+            while std::fs::read_link(format!("/proc/{pid}/exe")).ok() != Some(sleep.clone()) {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "holder did not start"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let dir = tempfile::tempdir().expect("tempdir");
+            let wrapper = dir.path().join("rt");
+            std::fs::write(
+                &wrapper,
+                format!(
+                    "#!/bin/sh\nexec nsenter -t {pid} -m -- {} \"$@\"\n",
+                    runtime_path().display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(
+                &wrapper,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+            PrivateRun { holder, dir }
+        }
+
+        fn wrapper(&self) -> std::path::PathBuf {
+            self.dir.path().join("rt")
+        }
+
+        /// A shell command run in the holder's mount namespace; its stdout.
+        fn sh(&self, script: &str) -> String {
+            let out = std::process::Command::new("nsenter")
+                .args([
+                    "-t",
+                    &self.holder.id().to_string(),
+                    "-m",
+                    "--",
+                    "sh",
+                    "-ec",
+                    script,
+                ])
+                .output()
+                .expect("nsenter");
+            assert!(out.status.success(), "{script}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+
+        /// The mounts under /run/nucleus/@exe there: (mount point, options).
+        fn exe_mounts(&self) -> Vec<(String, String)> {
+            parse_mountinfo(&self.sh("cat /proc/self/mountinfo"))
+                .into_iter()
+                .filter(|m| m.0.starts_with("/run/nucleus/@exe/"))
+                .map(|m| (m.0, m.2))
+                .collect()
+        }
+    }
+
+    impl Drop for PrivateRun {
+        fn drop(&mut self) {
+            let _ = self.holder.kill();
+            let _ = self.holder.wait();
+        }
+    }
+
+    /// The persistent bind's name: the binary's device (hex) and inode.
+    fn persistent_name() -> String {
+        let md = std::fs::metadata(runtime_path()).expect("stat the runtime");
+        format!("{:x}-{}", md.dev(), md.ino())
+    }
+
+    /// A created container's init (the runtime's binary until `start`): its exe is the
+    /// host binary's inode, on a read-only mount (opening it for writing fails while it runs
+    /// in any case, with ETXTBSY: the mount's flags are what matters once it has exited).
+    #[track_caller]
+    fn assert_init_exe_readonly(ns: &PrivateRun, what: &str) {
+        let mut c = Container::new("sec-persist");
+        c.runtime = ns.wrapper();
+        c.args(&["sleep", "100"]);
+        c.create().ok();
+        let exe = format!("/proc/{}/exe", c.pid());
+        let md = std::fs::metadata(&exe).expect("stat the init's exe");
+        assert_eq!(
+            format!("{}:{}", md.dev(), md.ino()),
+            host_binary(),
+            "{what}"
+        );
+        let path = std::ffi::CString::new(exe).unwrap();
+        // SAFETY: a NUL-terminated path and a zeroed statvfs the call fills.
+        let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; both outlive the call.
+        let r = unsafe { libc::statvfs(path.as_ptr(), &mut vfs) };
+        assert_eq!(r, 0, "statvfs of the init's exe");
+        assert!(
+            vfs.f_flag & libc::ST_RDONLY != 0,
+            "{what}: the init's exe is on a writable mount"
+        );
+        c.delete_force().ok();
+    }
+
+    /// Create/run/exec re-execute from one persistent read-only bind per binary, made once
+    /// and reused; an entry planted at its name is used only when it checks out (the same
+    /// inode on a read-only mount), and a directory others may write is not used at all.
+    #[test]
+    fn persistent_bind_is_reused_and_planted_entries_are_not_trusted() {
+        let name = persistent_name();
+        let dir = "/run/nucleus/@exe";
+
+        let ns = PrivateRun::new();
+        assert_init_exe_readonly(&ns, "first run");
+        let mounts = ns.exe_mounts();
+        assert_eq!(mounts.len(), 1, "one bind: {mounts:?}");
+        assert_eq!(mounts[0].0, format!("{dir}/{name}"));
+        assert!(mounts[0].1.split(',').any(|o| o == "ro"), "{mounts:?}");
+        let mode = ns.sh(&format!("stat -c %a:%u {dir}"));
+        assert_eq!(mode.trim(), "700:0");
+        for _ in 0..3 {
+            let mut c = Container::new("sec-persist-run");
+            c.runtime = ns.wrapper();
+            c.run().ok();
+        }
+        assert_init_exe_readonly(&ns, "later runs");
+        assert_eq!(
+            ns.exe_mounts(),
+            mounts,
+            "the bind is reused, not made again"
+        );
+
+        // A writable bind of the binary itself at the name.
+        let ns = PrivateRun::new();
+        let rt = runtime_path();
+        ns.sh(&format!(
+            "mkdir -m 700 {dir} && touch {dir}/{name} && mount --bind {} {dir}/{name}",
+            rt.display()
+        ));
+        assert_init_exe_readonly(&ns, "planted writable bind");
+
+        // A symlink at the name to a writable copy.
+        let ns = PrivateRun::new();
+        let copy = ns.dir.path().join("copy");
+        std::fs::copy(&rt, &copy).unwrap();
+        ns.sh(&format!(
+            "mkdir -m 700 {dir} && ln -s {} {dir}/{name}",
+            copy.display()
+        ));
+        assert_init_exe_readonly(&ns, "planted symlink");
+        let mounts = ns.exe_mounts();
+        assert_eq!(mounts.len(), 1, "{mounts:?}");
+        assert!(mounts[0].1.split(',').any(|o| o == "ro"), "{mounts:?}");
+
+        // A directory anyone may write: not used (the detached bind is).
+        let ns = PrivateRun::new();
+        ns.sh(&format!("mkdir -m 777 {dir}"));
+        assert_init_exe_readonly(&ns, "world-writable directory");
+        assert_eq!(
+            ns.exe_mounts(),
+            vec![],
+            "nothing mounted in a directory others may write"
+        );
+    }
+
     /// Polls a file in the running container (read through its init's root) until it holds
     /// `marker`.
     #[track_caller]
