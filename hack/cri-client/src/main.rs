@@ -41,12 +41,14 @@ fn fail<T>(msg: impl Into<String>) -> Result<T> {
 fn usage() -> &'static str {
     "usage: cri-client SOCKET VERB [ARGS...]
   version | images | image-status REF
-  runp CONFIG_OUT HANDLER NAME UID LOG_DIR CGROUP_PARENT [--sysctl K=V]...   (prints the pod id)
+  runp CONFIG_OUT HANDLER NAME UID LOG_DIR CGROUP_PARENT [--sysctl K=V]... [--host]
+      (prints the pod id; --host: the node's network, PID and IPC namespaces, privileged)
   pod-status POD | pods | stopp POD | rmp POD
   create POD CONFIG NAME IMAGE LOG_PATH [OPTION...] -- CMD...   (prints the container id)
       options: --memory BYTES --cpu-quota N --cpu-period N --cpu-shares N --user UID
                --read-only --drop-cap CAP --seccomp-runtime-default --env K=V
                --share-pid (the pod's PID namespace, as shareProcessNamespace)
+               --host (the node's namespaces, privileged: for a --host pod)
   start C | status C | containers | stats C | list-stats POD | reopen-log C
   exec-sync C TIMEOUT -- CMD...
   exec C [--tty] [--stdin] [STEP...] -- CMD...   (streaming server over websocket)
@@ -301,8 +303,13 @@ fn pod_config(rest: &[String]) -> Result<PodSandboxConfig> {
     let name = arg(rest, 2, "NAME")?;
     let uid = arg(rest, 3, "UID")?;
     let mut sysctls = HashMap::new();
+    let mut host = false;
     let mut extra = rest[6.min(rest.len())..].iter();
     while let Some(flag) = extra.next() {
+        if flag == "--host" {
+            host = true;
+            continue;
+        }
         let kv = match (flag.as_str(), extra.next()) {
             ("--sysctl", Some(kv)) => kv,
             _ => return fail(format!("runp: unexpected {flag}")),
@@ -312,10 +319,15 @@ fn pod_config(rest: &[String]) -> Result<PodSandboxConfig> {
         };
         sysctls.insert(k.to_string(), v.to_string());
     }
+    let mode = if host {
+        NamespaceMode::Node
+    } else {
+        NamespaceMode::Pod
+    } as i32;
     let namespaces = NamespaceOption {
-        network: NamespaceMode::Pod as i32,
-        pid: NamespaceMode::Pod as i32,
-        ipc: NamespaceMode::Pod as i32,
+        network: mode,
+        pid: mode,
+        ipc: mode,
         ..Default::default()
     };
     Ok(PodSandboxConfig {
@@ -325,7 +337,12 @@ fn pod_config(rest: &[String]) -> Result<PodSandboxConfig> {
             namespace: "e2e".to_string(),
             attempt: 0,
         }),
-        hostname: name.to_string(),
+        // On the node's UTS namespace the pod has the node's name: a hostname would be refused.
+        hostname: if host {
+            String::new()
+        } else {
+            name.to_string()
+        },
         log_directory: arg(rest, 4, "LOG_DIR")?.to_string(),
         labels: HashMap::from([("e2e-cri".to_string(), name.to_string())]),
         linux: Some(LinuxPodSandboxConfig {
@@ -333,6 +350,7 @@ fn pod_config(rest: &[String]) -> Result<PodSandboxConfig> {
             sysctls,
             security_context: Some(LinuxSandboxSecurityContext {
                 namespace_options: Some(namespaces),
+                privileged: host,
                 seccomp: Some(SecurityProfile {
                     profile_type: security_profile::ProfileType::RuntimeDefault as i32,
                     localhost_ref: String::new(),
@@ -429,6 +447,15 @@ fn create_request(rest: &[String]) -> Result<CreateContainerRequest> {
                 })
             }
             "--read-only" => security.readonly_rootfs = true,
+            "--host" => {
+                security.privileged = true;
+                security.namespace_options = Some(NamespaceOption {
+                    network: NamespaceMode::Node as i32,
+                    pid: NamespaceMode::Node as i32,
+                    ipc: NamespaceMode::Node as i32,
+                    ..Default::default()
+                });
+            }
             "--share-pid" => {
                 if let Some(ns) = security.namespace_options.as_mut() {
                     ns.pid = NamespaceMode::Pod as i32;
