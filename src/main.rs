@@ -11,6 +11,93 @@ use nucleus::container::{self, CreateOptions, Runtime};
 use nucleus::logger::{self, Format};
 use nucleus::state::{Root, DEFAULT_ROOT, OCI_VERSION};
 
+/// What `checkpoint` and `restore` both pass to CRIU (runc's flags).
+#[derive(Args, Debug)]
+struct CriuArgs {
+    /// Directory of the checkpoint images (default: ./checkpoint)
+    #[arg(long = "image-path")]
+    image_path: Option<PathBuf>,
+    /// Directory for CRIU's logs and work files (default: the image path)
+    #[arg(long = "work-path")]
+    work_path: Option<PathBuf>,
+    /// Allow established TCP connections
+    #[arg(long = "tcp-established")]
+    tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long = "ext-unix-sk")]
+    ext_unix_sk: bool,
+    /// Allow shell jobs (a terminal shared with the caller)
+    #[arg(long = "shell-job")]
+    shell_job: bool,
+    /// Handle file locks
+    #[arg(long = "file-locks")]
+    file_locks: bool,
+    /// How CRIU handles cgroups: soft, full, strict or ignore
+    #[arg(long = "manage-cgroups-mode", default_value = "soft")]
+    manage_cgroups_mode: String,
+    /// Create this namespace empty instead of checkpointing/restoring it (network)
+    #[arg(long = "empty-ns")]
+    empty_ns: Vec<String>,
+    /// Deduplicate the images against the parent's as they are written
+    #[arg(long = "auto-dedup")]
+    auto_dedup: bool,
+}
+
+impl CriuArgs {
+    fn options(self) -> Result<container::CriuOptions> {
+        let image_path = match self.image_path {
+            Some(p) => p,
+            None => std::env::current_dir()?.join("checkpoint"),
+        };
+        Ok(container::CriuOptions {
+            image_path,
+            work_path: self.work_path,
+            tcp_established: self.tcp_established,
+            ext_unix_sk: self.ext_unix_sk,
+            shell_job: self.shell_job,
+            file_locks: self.file_locks,
+            manage_cgroups_mode: self.manage_cgroups_mode.parse()?,
+            empty_ns: self.empty_ns,
+            auto_dedup: self.auto_dedup,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct CheckpointArgs {
+    #[command(flatten)]
+    criu: CriuArgs,
+    /// Directory of a previous (pre-)dump, relative to the image path or absolute
+    #[arg(long = "parent-path")]
+    parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint
+    #[arg(long = "leave-running")]
+    leave_running: bool,
+    /// Dump the memory only, to make a later dump (--parent-path) faster
+    #[arg(long = "pre-dump")]
+    pre_dump: bool,
+    id: String,
+}
+
+#[derive(Args, Debug)]
+struct RestoreArgs {
+    #[command(flatten)]
+    criu: CriuArgs,
+    /// Path to the bundle directory
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// Return once the container is restored instead of waiting for it
+    #[arg(short, long)]
+    detach: bool,
+    /// File to write the restored init's pid to
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Do not become the subreaper of the restored processes
+    #[arg(long = "no-subreaper")]
+    no_subreaper: bool,
+    id: String,
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "nucleus",
@@ -305,6 +392,10 @@ enum Cmd {
         )]
         args: Vec<String>,
     },
+    /// Checkpoint a running container with CRIU
+    Checkpoint(CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint
+    Restore(RestoreArgs),
     /// Print the features this runtime supports as JSON
     Features,
     /// Seccomp tools
@@ -503,6 +594,28 @@ fn dispatch(cli: Cli) -> Result<u8> {
             // `--` is how the issue spells the separation; runc would pass it on to ps.
             let ps_args = ps_args.strip_prefix(&["--".to_string()]).unwrap_or(ps_args);
             container::ps(&rt, id, format, ps_args, &mut std::io::stdout().lock())?;
+        }
+        Cmd::Checkpoint(a) => {
+            let o = container::CheckpointOptions {
+                id: a.id,
+                criu: a.criu.options()?,
+                parent_path: a.parent_path,
+                leave_running: a.leave_running,
+                pre_dump: a.pre_dump,
+            };
+            container::checkpoint(&rt, &o)?;
+        }
+        Cmd::Restore(a) => {
+            let o = container::RestoreOptions {
+                id: a.id,
+                bundle: a.bundle,
+                criu: a.criu.options()?,
+                detach: a.detach,
+                pid_file: a.pid_file,
+                no_subreaper: a.no_subreaper,
+            };
+            let code = container::restore(&rt, &o)?;
+            return Ok(code.clamp(0, 255) as u8);
         }
         Cmd::Features => println!("{}", nucleus::features::json()),
         Cmd::Seccomp(SeccompCmd::Generate { trace }) => {

@@ -294,6 +294,14 @@ impl Cgroup {
             .collect()
     }
 
+    /// Controller (or `""` for cgroup2) → mount point of its hierarchy.
+    pub fn mounts(&self) -> BTreeMap<String, PathBuf> {
+        self.dirs
+            .iter()
+            .map(|(k, d)| (k.clone(), d.mount.clone()))
+            .collect()
+    }
+
     /// The directory of one v1 controller (`""` = the cgroup2 directory).
     pub fn path(&self, controller: &str) -> Option<&Path> {
         self.dirs.get(controller).map(|d| d.path.as_path())

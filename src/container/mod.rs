@@ -1,6 +1,7 @@
 //! Container lifecycle verbs over the state directory: create, start, state, kill, delete,
 //! run and list.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -14,6 +15,9 @@ mod start;
 mod tty;
 mod update;
 
+pub use checkpoint::{
+    checkpoint, restore, CgroupsMode, CheckpointOptions, CriuOptions, RestoreOptions,
+};
 pub use create::{create, CreateOptions};
 pub use delete::{delete, destroy};
 pub use events::{events, parse_duration, Event, EventsOptions};
