@@ -3,6 +3,7 @@
 
 mod seccomp_support;
 
+use nucleus::seccomp::bpf;
 use nucleus::seccomp::bpf_interpreter;
 use nucleus::seccomp::policy::Policy;
 use nucleus::seccomp::syscall_table::X32_SYSCALL_BIT;
@@ -368,7 +369,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[(self.next() % v.len() as u64) as usize]
+        &v[usize::try_from(self.next() % v.len() as u64).expect("an index below v.len()")]
     }
 }
 
@@ -672,9 +673,9 @@ impl Pfc {
                 Stmt::If { cond, then, els } => {
                     let x = match cond.arg {
                         None => nr,
-                        Some((i, None)) => args[i] as u32,
-                        Some((i, Some(true))) => (args[i] >> 32) as u32,
-                        Some((i, Some(false))) => args[i] as u32,
+                        Some((i, None)) => bpf::lo32(args[i]),
+                        Some((i, Some(true))) => bpf::hi32(args[i]),
+                        Some((i, Some(false))) => bpf::lo32(args[i]),
                     };
                     let x = u64::from(x & cond.mask);
                     let holds = match cond.op.as_str() {

@@ -126,7 +126,7 @@ fn status_of(c: &Container, id: &str) -> String {
 fn pid_of(c: &Container, id: &str) -> i32 {
     let out = state_of(c, id).ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("state JSON");
-    v["pid"].as_i64().expect("pid") as i32
+    i32::try_from(v["pid"].as_i64().expect("pid")).expect("a pid fits pid_t")
 }
 
 #[test]

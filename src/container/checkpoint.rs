@@ -364,6 +364,7 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
     let record = CreatingRecord {
         cgroup: Some(cgroup.clone()),
         procs: Vec::new(),
+        host_rootfs_mount: None,
     };
     if let Err(e) = dir.save_creating(&record) {
         let _ = dir.remove();
@@ -381,6 +382,7 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
         cgroup: Some(cgroup),
         config,
         monitor_pid: None,
+        host_rootfs_mount: None,
     };
     let criu_root = dir.state_path().with_file_name("criu-root");
     let res = restore_into(&st, &criu, &criu_root);

@@ -183,7 +183,7 @@ fn op(o: LinuxSeccompOperator) -> CmpOp {
 fn noop_on_32bit(rule: &CondRule) -> bool {
     rule.conds
         .iter()
-        .all(|c| c.op == CmpOp::MaskedEq && c.value as u32 == 0)
+        .all(|c| c.op == CmpOp::MaskedEq && super::bpf::lo32(c.value) == 0)
 }
 
 /// The kernel's MAX_ERRNO: a seccomp filter's errno is returned as `-errno`, and values

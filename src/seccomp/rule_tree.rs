@@ -15,6 +15,7 @@
 //! included (they decide which levels the pruning frees), so that the compiler emits, and
 //! [`Tree::decide`] evaluates, exactly libseccomp's verdicts.
 
+use super::bpf::{hi32, lo32};
 use super::policy::{CmpOp, CondRule};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,11 +56,7 @@ impl Node {
     }
     /// Whether the node's comparison holds for argument value `arg`.
     pub fn holds(&self, arg: u64) -> bool {
-        let half = if self.hi {
-            (arg >> 32) as u32
-        } else {
-            arg as u32
-        } & self.mask;
+        let half = if self.hi { hi32(arg) } else { lo32(arg) } & self.mask;
         match self.op {
             NodeOp::Eq | NodeOp::MaskedEq => half == self.datum,
             NodeOp::Gt => half > self.datum,
@@ -662,8 +659,8 @@ impl Tree {
             if c.op == CmpOp::MaskedEq && mask == 0 {
                 continue;
             }
-            let (mh, ml) = ((mask >> 32) as u32, mask as u32);
-            let (dh, dl) = ((datum >> 32) as u32, datum as u32);
+            let (mh, ml) = (hi32(mask), lo32(mask));
+            let (dh, dl) = (hi32(datum), lo32(datum));
             let cur: [usize; 3] = match c.op {
                 CmpOp::Gt | CmpOp::Ge | CmpOp::Le | CmpOp::Lt => {
                     let lo_op = match c.op {
@@ -752,7 +749,7 @@ impl Tree {
         let mut prev: Option<(usize, bool)> = None;
         for c in &conds {
             let (mask, datum) = match c.op {
-                CmpOp::MaskedEq => (c.value as u32, c.value_two),
+                CmpOp::MaskedEq => (lo32(c.value), c.value_two),
                 _ => (u32::MAX, c.value),
             };
             if c.op == CmpOp::MaskedEq && mask == 0 {
@@ -767,7 +764,7 @@ impl Tree {
                 CmpOp::Gt => (NodeOp::Gt, true),
                 CmpOp::MaskedEq => (NodeOp::MaskedEq, true),
             };
-            let i = self.new_node((c.index, false), (op, c.op), (mask, datum as u32, datum));
+            let i = self.new_node((c.index, false), (op, c.op), (mask, lo32(datum), datum));
             match prev {
                 Some((p, true)) => {
                     let g = self.get(Some(i));
