@@ -186,13 +186,6 @@ fn malformed_config_names_the_field() {
             }),
             &["network", "duplicate"],
         ),
-        (
-            "no-process",
-            Box::new(|v: &mut Value| {
-                v.as_object_mut().unwrap().remove("process");
-            }),
-            &["process"],
-        ),
     ];
     for (name, edit, words) in cases {
         let mut c = Container::new(&format!("badcfg-{name}"));
