@@ -7,6 +7,7 @@ pub mod console;
 pub mod exec;
 pub mod filter;
 pub mod init;
+pub mod lsm;
 pub mod sealed_exe;
 pub mod setup;
 pub mod spawn;
