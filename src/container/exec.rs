@@ -51,7 +51,11 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process, ContainerEr
     if unset(p.selinux_label()) {
         p.set_selinux_label(base.selinux_label().clone());
     }
-    spec::lsm(&p, None)?;
+    // The exec'd process's settings (maybe from flags), not config.json's: no such prefix.
+    spec::lsm(&p, None).map_err(|e| match e {
+        spec::SpecError::Invalid(m) => ContainerError::Other(m),
+        e => e.into(),
+    })?;
     Ok(p)
 }
 
