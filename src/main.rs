@@ -211,10 +211,10 @@ struct ExecArgs {
     /// Exec even if the container is paused
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,
-    /// Accepted for compatibility
+    /// Set the AppArmor profile for the process
     #[arg(long = "apparmor")]
     apparmor: Option<String>,
-    /// Accepted for compatibility
+    /// Set the SELinux label for the process
     #[arg(long = "process-label")]
     process_label: Option<String>,
     id: String,
@@ -561,6 +561,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 no_new_privs: a.no_new_privs,
                 preserve_fds: a.preserve_fds,
                 ignore_paused: a.ignore_paused,
+                apparmor: a.apparmor,
+                process_label: a.process_label,
             };
             // runc exits 255 when the process could not be started.
             return match container::exec(&rt, &o) {

@@ -319,22 +319,26 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Where the kernel has AppArmor loaded and enabled.
+/// Where the kernel has AppArmor loaded and enabled (the test runc and libapparmor make).
 fn apparmor_enabled() -> bool {
     Path::new("/sys/kernel/security/apparmor").is_dir()
         && std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
             .is_ok_and(|s| s.trim_start().starts_with('Y'))
 }
 
-/// Where SELinux is enabled (selinuxfs mounted, as libselinux decides).
+/// Where SELinux is enabled, as go-selinux (runc) decides: selinuxfs is mounted and a
+/// policy is loaded. Without a policy every task is `kernel` and the kernel accepts any
+/// label written to attr/exec without applying it: a label would then be silently lost.
 fn selinux_enabled() -> bool {
     Path::new("/sys/fs/selinux/enforce").is_file()
+        && std::fs::read("/proc/thread-self/attr/current")
+            .is_ok_and(|c| c.split(|&b| b == 0 || b == b'\n').next() != Some(b"kernel"))
 }
 
 /// The Linux security module settings. Where the kernel lacks the LSM a config asks for,
-/// it is refused: a container never runs with less confinement than asked without the
-/// caller knowing. Where the LSM exists, nucleus does not apply it yet and says so in a
-/// warning; applying it belongs here.
+/// it is refused, as runc refuses it: a container never runs with less confinement than
+/// asked without the caller knowing. Where the LSM exists, the init and `exec` apply them
+/// (`process::lsm`, the mounts for `linux.mountLabel`).
 pub fn lsm(
     process: &oci_spec::runtime::Process,
     linux: Option<&oci_spec::runtime::Linux>,
@@ -344,13 +348,12 @@ pub fn lsm(
         .as_deref()
         .filter(|p| !p.is_empty())
     {
-        let what = format!("process.apparmorProfile {}", clip(&format!("{p:?}")));
         if !apparmor_enabled() {
             return Err(SpecError::Invalid(format!(
-                "{what} is set, but AppArmor is not enabled in this kernel"
+                "process.apparmorProfile {} is set, but AppArmor is not enabled in this kernel",
+                clip(&format!("{p:?}"))
             )));
         }
-        crate::warn!("{what}: nucleus does not apply AppArmor profiles; not applied");
     }
     let labels = [
         ("process.selinuxLabel", process.selinux_label().as_deref()),
@@ -361,13 +364,12 @@ pub fn lsm(
     ];
     for (field, label) in labels {
         if let Some(l) = label.filter(|l| !l.is_empty()) {
-            let what = format!("{field} {}", clip(&format!("{l:?}")));
             if !selinux_enabled() {
                 return Err(SpecError::Invalid(format!(
-                    "{what} is set, but SELinux is not enabled in this kernel"
+                    "{field} {} is set, but SELinux is not enabled in this kernel (or has no policy loaded)",
+                    clip(&format!("{l:?}"))
                 )));
             }
-            crate::warn!("{what}: nucleus does not apply SELinux labels; not applied");
         }
     }
     Ok(())

@@ -32,11 +32,34 @@ pub struct ExecOptions {
     pub no_new_privs: bool,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
+    /// `--apparmor PROFILE`: instead of the container's profile.
+    pub apparmor: Option<String>,
+    /// `--process-label LABEL`: instead of the container's SELinux label.
+    pub process_label: Option<String>,
 }
 
 /// The process to run: from `--process`, or the container's own process with the flags
-/// applied, as runc builds it.
+/// applied, as runc builds it. Either way a process without an AppArmor profile or SELinux
+/// label of its own gets the container's (runc's newInitConfig): an `exec` never escapes
+/// the confinement of the container it enters unless the caller names another.
 fn build_process(base: &Process, o: &ExecOptions) -> Result<Process, ContainerError> {
+    let mut p = build_process_fields(base, o)?;
+    let unset = |s: &Option<String>| s.as_deref().is_none_or(str::is_empty);
+    if unset(p.apparmor_profile()) {
+        p.set_apparmor_profile(base.apparmor_profile().clone());
+    }
+    if unset(p.selinux_label()) {
+        p.set_selinux_label(base.selinux_label().clone());
+    }
+    // The exec'd process's settings (maybe from flags), not config.json's: no such prefix.
+    spec::lsm(&p, None).map_err(|e| match e {
+        spec::SpecError::Invalid(m) => ContainerError::Other(m),
+        e => e.into(),
+    })?;
+    Ok(p)
+}
+
+fn build_process_fields(base: &Process, o: &ExecOptions) -> Result<Process, ContainerError> {
     if let Some(f) = &o.process_file {
         let data = std::fs::read(f)
             .map_err(super::io_err(format!("read process file {}", f.display())))?;
@@ -96,6 +119,13 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process, ContainerEr
     }
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
+    }
+    // runc: the flags override the container's settings; with `--process` they are ignored.
+    if let Some(a) = o.apparmor.as_ref().filter(|a| !a.is_empty()) {
+        p.set_apparmor_profile(Some(a.clone()));
+    }
+    if let Some(l) = o.process_label.as_ref().filter(|l| !l.is_empty()) {
+        p.set_selinux_label(Some(l.clone()));
     }
     Ok(p)
 }

@@ -201,6 +201,10 @@ fn run_process(req: ExecRequest<'_>) -> InitError {
         let env = setup::environment(p.env().as_deref().unwrap_or(&[]), p.user().uid());
         let args = p.args().as_deref().unwrap_or(&[]);
         let exe = setup::lookup(args.first().map_or("", String::as_str), &env)?;
+        // As in the init (see there): while still root with every capability, before
+        // no_new_privs and the seccomp filter; effective at the execve. runc's exec writes
+        // it later (after its user switch), which only changes what could refuse the write.
+        super::lsm::Lsm::of(p).apply_on_exec()?;
         init::become_process(
             p,
             req.preserve_fds,

@@ -12,7 +12,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use super::filter::SeccompSetup;
 use super::setup::{self, SetupError};
-use super::{caps, console};
+use super::{caps, console, lsm};
 use crate::hooks;
 use crate::namespaces::Plan;
 use crate::rootfs::RootfsSetup;
@@ -37,6 +37,8 @@ pub enum InitError {
     Seccomp(#[from] seccomp::SeccompError),
     #[error(transparent)]
     Namespace(#[from] crate::namespaces::NamespaceError),
+    #[error(transparent)]
+    Lsm(#[from] lsm::LsmError),
     #[error("{what}: {source}")]
     Sys {
         what: String,
@@ -162,6 +164,17 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
     hooks::run_all(spec, hooks::Kind::CreateContainer, &state_json)?;
     rootfs.pivot()?;
     write_sysctls(spec)?;
+    // The AppArmor profile and SELinux label for the execve, where runc's init sets the
+    // profile: the rootfs is built, and the process is still root with every capability,
+    // before no_new_privs, the seccomp filter and the capability and user switch (all after
+    // `start`). They take effect only at the execve, so that order confines nothing less;
+    // it decides what could refuse the write: no seccomp profile of the container's, no
+    // no_new_privs rule (which forbids a confined task to change its profile), and a
+    // private procfs can still be made (before the masks of `finalize`, as for sysctls).
+    // Failing here fails `create`, with the profile's name, not the container's start.
+    if let Some(proc_) = spec.process() {
+        lsm::Lsm::of(proc_).apply_on_exec()?;
+    }
     rootfs.finalize()?;
     let launch = match spec.process() {
         Some(proc_) => Some(prepare_process(cfg, proc_)?),

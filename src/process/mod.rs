@@ -8,6 +8,7 @@ pub(crate) mod exec;
 pub(crate) mod filter;
 pub(crate) mod fork;
 pub(crate) mod init;
+pub(crate) mod lsm;
 pub mod sealed_exe;
 pub(crate) mod setup;
 pub(crate) mod spawn;

@@ -164,6 +164,7 @@ impl RootfsSetup<'_> {
             bundle: self.bundle,
             user_ns: self.user_ns,
             cgroup_ns: self.cgroup_ns(),
+            mount_label: self.mount_label(),
         };
         for e in &entries {
             mnt.mount(e)?;
@@ -301,6 +302,16 @@ impl RootfsSetup<'_> {
     }
 
     /// After pivot: readonly paths, masked paths, read-only /dev and root, root propagation.
+    /// linux.mountLabel: the SELinux context of the file systems nucleus mounts (checked
+    /// at create: only where SELinux is enabled).
+    fn mount_label(&self) -> Option<&str> {
+        self.spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.mount_label().as_deref())
+            .filter(|l| !l.is_empty())
+    }
+
     pub fn finalize(&self) -> Result<(), RootfsError> {
         self.finalize_with(&Kernel)
     }
@@ -323,7 +334,7 @@ impl RootfsSetup<'_> {
             .and_then(|l| l.masked_paths().as_deref())
             .unwrap_or(&[])
         {
-            mask_path(api, &root, &mut null, Path::new(p))?;
+            mask_path(api, &root, &mut null, Path::new(p), self.mount_label())?;
         }
         let entries = self.entries()?;
         let dev_ro = entries.iter().any(|e| {
@@ -337,6 +348,7 @@ impl RootfsSetup<'_> {
                 bundle: self.bundle,
                 user_ns: self.user_ns,
                 cgroup_ns: false,
+                mount_label: self.mount_label(),
             };
             mnt.remount_readonly(Path::new("/dev"))?;
         }
@@ -606,6 +618,7 @@ fn mask_path<M: MountApi>(
     root: &OwnedFd,
     null: &mut Option<OwnedFd>,
     path: &Path,
+    mount_label: Option<&str>,
 ) -> Result<(), RootfsError> {
     let err = |errno| RootfsError::MaskedPath {
         path: path.to_path_buf(),
@@ -618,7 +631,7 @@ fn mask_path<M: MountApi>(
     };
     let st = fstat(fd.as_fd()).map_err(err)?;
     let tree = if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR {
-        api.new_readonly_tmpfs().map_err(err)?
+        api.new_readonly_tmpfs(mount_label).map_err(err)?
     } else {
         let null =
             match null {
@@ -678,5 +691,22 @@ mod tests {
                     .into(),
             ]
         );
+        // With linux.mountLabel the masking tmpfs gets it as its context.
+        if let Some(l) = spec.linux_mut() {
+            l.set_mount_label(Some("system_u:object_r:container_file_t:s0".into()));
+        }
+        let setup = RootfsSetup {
+            spec: &spec,
+            rootfs: Path::new("/"),
+            bundle: Path::new("/"),
+            no_pivot: false,
+            user_ns: false,
+        };
+        let api = Recorder::default();
+        setup.finalize_with(&api).expect("finalize");
+        assert!(api
+            .calls
+            .borrow()
+            .contains(&"new_readonly_tmpfs context=system_u:object_r:container_file_t:s0".into()));
     }
 }

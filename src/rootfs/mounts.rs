@@ -42,6 +42,8 @@ pub struct Mounter<'a, M: MountApi> {
     pub bundle: &'a Path,
     pub user_ns: bool,
     pub cgroup_ns: bool,
+    /// linux.mountLabel, for the file systems runc labels (see `mount_fs`).
+    pub mount_label: Option<&'a str>,
 }
 
 /// A spec mount, normalised.
@@ -101,6 +103,24 @@ fn mount_err(e: &MountEntry, errno: Errno) -> RootfsError {
         fstype: e.fstype.clone(),
         errno,
     }
+}
+
+/// Sets the `security.selinux` attribute of the file an O_PATH fd refers to.
+fn set_selinux_label(fd: &OwnedFd, label: &str) -> Result<(), Errno> {
+    let path = std::ffi::CString::new(fd_path(fd.as_fd()).into_os_string().into_encoded_bytes())
+        .map_err(|_| Errno::EINVAL)?;
+    // SAFETY: path and the attribute name are NUL-terminated; the value is read for
+    // exactly its length.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"security.selinux".as_ptr(),
+            label.as_ptr().cast(),
+            label.len(),
+            0,
+        )
+    };
+    Errno::result(r).map(drop)
 }
 
 fn resolve_err(path: &Path) -> impl Fn(Errno) -> RootfsError + '_ {
@@ -327,7 +347,20 @@ impl<M: MountApi> Mounter<'_, M> {
         };
         self.check_proc(e, dest_fd.as_fd(), e.fstype == "proc")?;
         let source = e.source.clone().unwrap_or_else(|| PathBuf::from(&e.fstype));
-        let data = e.opts.data_string();
+        let mut data = e.opts.data_string();
+        // linux.mountLabel as runc applies it (label.FormatMountLabel): the `context=`
+        // option of every file system it mounts but proc, sysfs and mqueue (labelled after
+        // the mount, below); cgroup mounts do not come here.
+        let label = self
+            .mount_label
+            .filter(|_| !matches!(e.fstype.as_str(), "proc" | "sysfs" | "mqueue"));
+        if let Some(l) = label {
+            let ctx = format!("context=\"{l}\"");
+            data = Some(match data {
+                Some(d) if !d.is_empty() => format!("{d},{ctx}"),
+                _ => ctx,
+            });
+        }
         let fstype = (!e.fstype.is_empty()).then_some(e.fstype.as_str());
         let mut flags = e.opts.flags;
         // /dev must stay writable until the device nodes exist; finalize() makes it read-only.
@@ -378,6 +411,14 @@ impl<M: MountApi> Mounter<'_, M> {
             Err(errno) => return Err(mount_err(e, errno)),
         }
         let mounted = resolve::open_path(self.root, &e.dest).map_err(resolve_err(&e.dest))?;
+        if let Some(l) = self.mount_label.filter(|_| e.fstype == "mqueue") {
+            // runc labels the mqueue root (label.SetFileLabel) instead of passing context=.
+            set_selinux_label(&mounted, l).map_err(|errno| RootfsError::MountAttr {
+                dest: e.dest.clone(),
+                what: "SELinux label (linux.mountLabel)",
+                errno,
+            })?;
+        }
         if let Some(covered) = covered {
             let fresh = resolve::open(self.root, &e.dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
                 .map_err(resolve_err(&e.dest))?;
@@ -428,6 +469,7 @@ mod tests {
         bundle: tempfile::TempDir,
         root: OwnedFd,
         api: Recorder,
+        mount_label: Option<&'static str>,
     }
 
     fn fixture() -> Fixture {
@@ -444,6 +486,7 @@ mod tests {
             bundle,
             root,
             api: Recorder::default(),
+            mount_label: None,
         }
     }
 
@@ -469,6 +512,7 @@ mod tests {
                 bundle: self.bundle.path(),
                 user_ns: false,
                 cgroup_ns: false,
+                mount_label: self.mount_label,
             };
             self.api.calls.borrow_mut().clear();
             mnt.mount(&MountEntry::from_spec(&m)?)?;
@@ -500,6 +544,31 @@ mod tests {
             ]
         );
         assert!(f.rootfs.path().join("data/x").is_dir());
+    }
+
+    #[test]
+    fn mount_label_is_the_context_of_the_file_systems_runc_labels() {
+        let mut f = fixture();
+        let label = "system_u:object_r:container_file_t:s0:c1,c2";
+        f.mount_label = Some(label);
+        let calls = f
+            .run("/dev/shm", "tmpfs", "shm", &["nosuid", "mode=1777"])
+            .expect("mount");
+        assert_eq!(
+            calls,
+            vec![format!(
+                r#"mount Some("shm") Some("tmpfs") MsFlags(MS_NOSUID) Some("mode=1777,context=\"{label}\"")"#
+            )]
+        );
+        let calls = f.run("/dev/pts", "devpts", "devpts", &[]).expect("mount");
+        assert!(
+            calls[0].ends_with(&format!(r#"Some("context=\"{label}\"")"#)),
+            "{calls:?}"
+        );
+        // proc and sysfs are not labelled (runc neither).
+        std::fs::create_dir(f.rootfs.path().join("proc")).expect("mkdir");
+        let calls = f.run("/proc", "proc", "proc", &[]).expect("mount");
+        assert!(calls[0].ends_with("None"), "{calls:?}");
     }
 
     #[test]
@@ -569,6 +638,7 @@ mod tests {
             bundle: f.bundle.path(),
             user_ns: true,
             cgroup_ns: false,
+            mount_label: None,
         };
         let m = MountBuilder::default()
             .destination("/sys")

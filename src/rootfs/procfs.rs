@@ -88,6 +88,20 @@ pub fn write(proc: BorrowedFd<'_>, rel: &Path, value: &[u8]) -> Result<(), Errno
     Ok(())
 }
 
+/// Whether `rel` exists below a procfs root from [`private_procfs`] (reached as by
+/// [`write`]).
+pub fn exists(proc: BorrowedFd<'_>, rel: &Path) -> bool {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_NO_XDEV,
+        );
+    resolve::openat2(proc, rel, how).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

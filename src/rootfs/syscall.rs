@@ -57,8 +57,9 @@ pub trait MountApi {
         change: AttrChange,
         propagation: MsFlags,
     ) -> Result<(), Errno>;
-    /// A new detached read-only, empty tmpfs (fsopen/fsconfig/fsmount).
-    fn new_readonly_tmpfs(&self) -> Result<OwnedFd, Errno>;
+    /// A new detached read-only, empty tmpfs (fsopen/fsconfig/fsmount), with the SELinux
+    /// `context` of linux.mountLabel when there is one.
+    fn new_readonly_tmpfs(&self, context: Option<&str>) -> Result<OwnedFd, Errno>;
 }
 
 /// The real kernel.
@@ -179,13 +180,17 @@ impl MountApi for Kernel {
         Errno::result(ret).map(drop)
     }
 
-    fn new_readonly_tmpfs(&self) -> Result<OwnedFd, Errno> {
+    fn new_readonly_tmpfs(&self, context: Option<&str>) -> Result<OwnedFd, Errno> {
         // SAFETY: the file system name is a valid C string.
         let fs =
             owned(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })?;
         // Same look as runc's mount(2) of a read-only tmpfs: source "tmpfs", superblock ro.
         fsconfig(&fs, FSCONFIG_SET_STRING, c"source", Some(c"tmpfs"))?;
         fsconfig(&fs, FSCONFIG_SET_FLAG, c"ro", None)?;
+        if let Some(c) = context {
+            let c = std::ffi::CString::new(c).map_err(|_| Errno::EINVAL)?;
+            fsconfig(&fs, FSCONFIG_SET_STRING, c"context", Some(&c))?;
+        }
         fsconfig_create(&fs)?;
         let attrs = super::options::MOUNT_ATTR_RDONLY;
         // SAFETY: fs is a created fs context; flags and attributes are plain integers.
@@ -252,8 +257,12 @@ pub mod mock {
             ));
             Ok(())
         }
-        fn new_readonly_tmpfs(&self) -> Result<OwnedFd, Errno> {
-            self.calls.borrow_mut().push("new_readonly_tmpfs".into());
+        fn new_readonly_tmpfs(&self, context: Option<&str>) -> Result<OwnedFd, Errno> {
+            let call = match context {
+                Some(c) => format!("new_readonly_tmpfs context={c}"),
+                None => "new_readonly_tmpfs".into(),
+            };
+            self.calls.borrow_mut().push(call);
             dummy_fd()
         }
     }
