@@ -54,7 +54,7 @@ fn call_in_child(nr: libc::c_long, args: [u64; 3]) -> String {
                 on_sigsys as extern "C" fn(libc::c_int) as libc::sighandler_t,
             )
         };
-        // SAFETY: the tested syscalls (getpriority, socket, lseek, getsid, personality) take
+        // SAFETY: the tested syscalls (getpriority, socket, personality, unassigned numbers) take
         // only integers and act on the short-lived child alone.
         let r = unsafe { libc::syscall(nr, args[0], args[1], args[2]) };
         let line = if r >= 0 {
