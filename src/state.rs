@@ -94,6 +94,9 @@ pub struct ContainerState {
     /// Host pid of the seccomp supervisor (trace / deny-log), if any.
     #[serde(default)]
     pub monitor_pid: Option<i32>,
+    /// The Landlock confinement of the container's processes, if any: `exec` applies it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landlock: Option<crate::landlock::Plan>,
 }
 
 /// A process a create started, named by pid and start time so a recycled pid is never

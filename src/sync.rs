@@ -63,6 +63,8 @@ pub enum Msg {
     RunHooks,
     /// Runtime → init: hooks done.
     HooksDone,
+    /// Init → runtime: the identities of the paths its Landlock ruleset confines to.
+    Landlock(Vec<crate::landlock::Identity>),
     /// Init → runtime: set up; waiting for `Created` or `start`.
     Ready,
     /// Runtime → init: the create completed; wait for `start`. An init that gets EOF

@@ -50,7 +50,11 @@ pub(crate) fn create_with_console(
     spec::validate(&config)?;
     let rootfs = spec::rootfs_path(&config, &bundle)?;
     hooks::validate(&config)?;
-    let annotations = config.annotations().clone().unwrap_or_default();
+    let mut annotations = config.annotations().clone().unwrap_or_default();
+    let landlock = crate::landlock::Plan::prepare(&annotations)?;
+    if let Some(p) = &landlock {
+        annotations.extend(p.state_annotations());
+    }
     let seccomp_prog = SeccompSetup::prepare(&config, &annotations, &bundle)?;
     let terminal = config
         .process()
@@ -94,6 +98,7 @@ pub(crate) fn create_with_console(
         cgroup: Some(cgroup),
         config,
         monitor_pid: None,
+        landlock,
     };
     match setup(
         &dir,
@@ -141,6 +146,7 @@ fn setup(
         cgroup: Some(cg),
         seccomp: seccomp_prog.as_ref(),
         state_lock: Some(dir.lock_fd()),
+        landlock: st.landlock.as_ref(),
     };
     let st_ref = &*st;
     let state_for = |pid: i32| String::from_utf8(hook_state(pid, st_ref)).unwrap_or_default();
@@ -169,6 +175,9 @@ fn setup(
     )?;
     let pid = spawned.pid;
     st.pid = pid;
+    if let Some(p) = st.landlock.as_mut() {
+        p.record(crate::landlock::take_reported())?;
+    }
     st.pid_start = state::process_start_time(pid).unwrap_or(0);
     if let Some(f) = seccomp_prog.as_ref() {
         st.monitor_pid = f.start_monitor(pid, opts.foreground)?;

@@ -141,6 +141,7 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
         console,
         preserve_fds: o.preserve_fds,
         seccomp: seccomp.as_ref(),
+        landlock: st.landlock.as_ref(),
         state_json,
         foreground: !o.detach,
     })?;

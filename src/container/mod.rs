@@ -47,6 +47,8 @@ pub enum ContainerError {
     Console(#[from] crate::process::console::ConsoleError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Landlock(#[from] crate::landlock::LandlockError),
     #[error("{0}")]
     WrongState(String),
     #[error("container not running")]

@@ -28,6 +28,8 @@ pub struct ExecRequest<'a> {
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
     pub seccomp: Option<&'a SeccompSetup>,
+    /// The container's Landlock confinement, from its state.
+    pub landlock: Option<&'a crate::landlock::Plan>,
     /// The container's state, for the seccomp agent.
     pub state_json: Vec<u8>,
     /// The caller waits for the process (not `--detach`).
@@ -182,11 +184,13 @@ fn run_process(req: ExecRequest<'_>) -> InitError {
         let env = setup::environment(p.env().as_deref().unwrap_or(&[]), p.user().uid());
         let args = p.args().as_deref().unwrap_or(&[]);
         let exe = setup::lookup(args.first().map_or("", String::as_str), &env)?;
+        let landlock = req.landlock.map(|p| p.build()).transpose()?;
         init::become_process(
             p,
             req.preserve_fds,
             req.plan,
             req.seccomp,
+            landlock.as_ref(),
             &req.state_json,
             &exe,
             &env,

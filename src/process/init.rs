@@ -37,6 +37,8 @@ pub enum InitError {
     Seccomp(#[from] seccomp::SeccompError),
     #[error(transparent)]
     Namespace(#[from] crate::namespaces::NamespaceError),
+    #[error(transparent)]
+    Landlock(#[from] crate::landlock::LandlockError),
     #[error("{what}: {source}")]
     Sys {
         what: String,
@@ -62,6 +64,7 @@ pub struct InitConfig<'a> {
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
     pub seccomp: Option<&'a SeccompSetup>,
+    pub landlock: Option<&'a crate::landlock::Plan>,
 }
 
 /// Run the init; never returns. Setup errors go to the runtime over `chan`; once the
@@ -125,6 +128,7 @@ struct Prepared {
     state_json: Vec<u8>,
     exe: PathBuf,
     env: Vec<String>,
+    landlock: Option<crate::landlock::Ruleset>,
 }
 
 fn process(spec: &Spec) -> &Process {
@@ -206,11 +210,17 @@ fn prepare(cfg: &InitConfig<'_>, chan: &Channel) -> Result<Prepared, InitError> 
     if let Some(c) = proc_.capabilities() {
         caps::check_sets(c)?;
     }
+    // Inside the container, its mounts all made: the ruleset's paths are the container's.
+    let landlock = cfg.landlock.map(|p| p.build()).transpose()?;
+    if let Some(r) = &landlock {
+        chan.send(&Msg::Landlock(r.identities.clone()))?;
+    }
     chan.send(&Msg::Ready)?;
     Ok(Prepared {
         state_json,
         exe,
         env,
+        landlock,
     })
 }
 
@@ -274,6 +284,7 @@ fn finish_inner(cfg: &InitConfig<'_>, p: Prepared) -> Result<Never, InitError> {
         cfg.preserve_fds,
         cfg.plan,
         cfg.seccomp,
+        p.landlock.as_ref(),
         &p.state_json,
         &p.exe,
         &p.env,
@@ -281,20 +292,27 @@ fn finish_inner(cfg: &InitConfig<'_>, p: Prepared) -> Result<Never, InitError> {
 }
 
 /// The last steps shared by the init and `exec`: fds, capabilities, user, cwd, umask,
-/// no_new_privs, seccomp, execve.
+/// no_new_privs, Landlock, seccomp, execve.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn become_process(
     proc_: &Process,
     preserve_fds: i32,
     plan: &Plan,
     seccomp: Option<&SeccompSetup>,
+    landlock: Option<&crate::landlock::Ruleset>,
     state_json: &[u8],
     exe: &Path,
     env: &[String],
 ) -> Result<Never, InitError> {
     setup::cloexec_from(3 + preserve_fds)?;
     let nnp = proc_.no_new_privileges().unwrap_or(false);
-    // Without no_new_privs the filter must go in while we still hold CAP_SYS_ADMIN.
+    // Without no_new_privs the filter and the Landlock ruleset must go in while we still
+    // hold CAP_SYS_ADMIN. The ruleset first: a profile refusing the landlock syscalls
+    // cannot then prevent it.
     if !nnp {
+        if let Some(l) = landlock {
+            l.restrict_self()?;
+        }
         if let Some(f) = seccomp {
             f.install(state_json)?;
         }
@@ -324,6 +342,9 @@ pub(crate) fn become_process(
         // SAFETY: prctl with constant arguments; affects only this process.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(sys("set no_new_privs")(std::io::Error::last_os_error()));
+        }
+        if let Some(l) = landlock {
+            l.restrict_self()?;
         }
         if let Some(f) = seccomp {
             f.install(state_json)?;

@@ -74,6 +74,7 @@ pub struct SpawnRequest<'a> {
     pub seccomp: Option<&'a SeccompSetup>,
     /// The fd locking the container's state dir: must never reach a child.
     pub state_lock: Option<RawFd>,
+    pub landlock: Option<&'a crate::landlock::Plan>,
 }
 
 /// An init set up and recorded in the container's state, waiting for `start`. Until
@@ -293,6 +294,7 @@ fn drive(
                 runtime_hooks(pid).map_err(SpawnError::Hook)?;
                 chan.send(&Msg::HooksDone)?;
             }
+            Msg::Landlock(ids) => crate::landlock::report(ids),
             Msg::Ready => return Ok(()),
             Msg::Error(e) => return Err(SpawnError::Child(e)),
             other => {
@@ -340,6 +342,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: Channel) -> ! {
                 console: req.console,
                 preserve_fds: req.preserve_fds,
                 seccomp: req.seccomp,
+                landlock: req.landlock,
             };
             init::run(cfg, chan)
         }

@@ -23,7 +23,7 @@ mod mountinfo;
 mod mounts;
 pub mod options;
 pub mod procfs;
-mod resolve;
+pub(crate) mod resolve;
 pub(crate) mod syscall;
 
 #[cfg(test)]
