@@ -8,20 +8,21 @@
 //! container init opens the paths inside the container (after pivot_root, with openat2
 //! resolution confined to its root) and builds the ruleset before it reports ready; the
 //! ruleset is applied right before the seccomp filter, the last steps before the execve.
-//! An `exec`'d process builds the same ruleset from the plan kept in the container's state,
-//! and refuses to run if a path no longer names the file the init confined (a container
-//! process may have swapped it for a symlink since).
+//! An `exec`'d process builds the same ruleset from the container's state (its annotations,
+//! the ABI decided at create, the identities of the paths the init opened), and refuses to
+//! run if a path no longer names the file the init confined (a container process may have
+//! swapped it for a symlink since). No serde types of its own: the state keeps only plain
+//! values, which keeps the runtime binary small.
 //!
 //! Raw syscalls (three of them, one struct each): the kernel's uapi is small and stable.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Mutex;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use serde::{Deserialize, Serialize};
 
 pub const PREFIX: &str = "run.nucleus.landlock.";
 pub const READ: &str = "run.nucleus.landlock.read";
@@ -85,6 +86,15 @@ const WRITE_ACCESS: u64 = FS_ALL & !FS_EXECUTE;
 /// The rights a rule on a file that is not a directory may carry (the kernel refuses more).
 const FILE_ACCESS: u64 = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV;
 
+/// The kernel, as errors and warnings name it.
+fn kernel(abi: u32) -> String {
+    if abi == 0 {
+        "this kernel has no Landlock, so it".to_string()
+    } else {
+        format!("this kernel's Landlock ABI {abi}")
+    }
+}
+
 /// The file system rights Landlock ABI `abi` handles.
 fn fs_of_abi(abi: u32) -> u64 {
     match abi {
@@ -142,6 +152,8 @@ pub enum LandlockError {
     NoPrivilege,
     #[error("landlock: the container init reported {got} confined paths, {want} expected")]
     Report { got: usize, want: usize },
+    #[error("landlock: the container state's {STATE_ABI}={0:?} is not an ABI version")]
+    StateAbi(String),
 }
 
 fn bad(annotation: &str, value: &str, problem: impl Into<String>) -> LandlockError {
@@ -152,8 +164,7 @@ fn bad(annotation: &str, value: &str, problem: impl Into<String>) -> LandlockErr
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
     /// `create` fails unless the kernel can enforce every right asked for.
     #[default]
@@ -225,7 +236,7 @@ fn parse_ports(annotation: &str, value: &str) -> Result<Vec<u16>, LandlockError>
     if value.trim() == "none" {
         return Ok(Vec::new());
     }
-    let mut ports = BTreeSet::new();
+    let mut ports = Vec::new();
     for entry in value.split(',') {
         let e = entry.trim();
         match e.split_once('-') {
@@ -239,12 +250,12 @@ fn parse_ports(annotation: &str, value: &str) -> Result<Vec<u16>, LandlockError>
                 }
                 ports.extend(a..=b);
             }
-            None => {
-                ports.insert(parse_port(annotation, value, e)?);
-            }
+            None => ports.push(parse_port(annotation, value, e)?),
         }
     }
-    Ok(ports.into_iter().collect())
+    ports.sort_unstable();
+    ports.dedup();
+    Ok(ports)
 }
 
 impl Config {
@@ -304,32 +315,26 @@ pub fn abi() -> u32 {
     u32::try_from(r).unwrap_or(0)
 }
 
-/// A file's identity: what a path named at create must still be at `exec`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    pub dev: u64,
-    pub ino: u64,
-}
+/// A file's identity, (device, inode): what a path named at create must still be at `exec`.
+pub type Identity = [u64; 2];
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathRule {
-    pub annotation: String,
+    pub annotation: &'static str,
     pub path: String,
     pub access: u64,
     /// Set once the init has opened it.
-    #[serde(default)]
     pub id: Option<Identity>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortRule {
     pub access: u64,
     pub port: u16,
 }
 
-/// What a container's processes get: the annotations against the kernel's ABI. Kept in
-/// the container's state, so `exec` applies the same.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What a container's processes get: the annotations against the kernel's ABI.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub abi: u32,
     pub mode: Mode,
@@ -338,17 +343,53 @@ pub struct Plan {
     pub paths: Vec<PathRule>,
     pub ports: Vec<PortRule>,
     /// Rights asked for that the kernel cannot enforce (best-effort only).
-    pub unsupported: Vec<String>,
+    pub unsupported: Vec<&'static str>,
+    /// The same, said shortly for a log line.
+    unsupported_said: String,
 }
 
 impl Plan {
     /// The container's plan from its annotations on this kernel; None when it asks for no
     /// confinement. Logs what best-effort leaves out.
     pub fn prepare(annotations: &HashMap<String, String>) -> Result<Option<Plan>, LandlockError> {
-        match Config::parse(annotations)? {
-            None => Ok(None),
-            Some(c) => Plan::decide(c, abi()).map(Some),
+        let Some(c) = Config::parse(annotations)? else {
+            return Ok(None);
+        };
+        let p = Plan::decide(c, abi())?;
+        if !p.unsupported.is_empty() {
+            crate::warn!(
+                "landlock: {} cannot enforce {}: left unconfined ({MODE}=best-effort)",
+                kernel(p.abi),
+                p.unsupported_said
+            );
         }
+        Ok(Some(p))
+    }
+
+    /// The plan `create` made, from the container's state: its annotations (the config's
+    /// and the ones [`Plan::state_annotations`] added) and the identities the init
+    /// reported. None for a container without Landlock.
+    pub fn from_state(
+        annotations: &HashMap<String, String>,
+        ids: &[Identity],
+    ) -> Result<Option<Plan>, LandlockError> {
+        let Some(abi) = annotations.get(STATE_ABI) else {
+            return Ok(None);
+        };
+        let abi = abi
+            .parse()
+            .map_err(|_| LandlockError::StateAbi(abi.clone()))?;
+        let config: HashMap<String, String> = annotations
+            .iter()
+            .filter(|(k, _)| ![STATE_ABI, STATE_HANDLED, STATE_UNSUPPORTED].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let Some(c) = Config::parse(&config)? else {
+            return Ok(None);
+        };
+        let mut p = Plan::decide(c, abi)?;
+        p.record(ids.to_vec())?;
+        Ok(Some(p))
     }
 
     /// `config` on a kernel with Landlock ABI `abi`.
@@ -366,26 +407,18 @@ impl Plan {
         } else {
             missing.clone()
         };
-        let kernel = if abi == 0 {
-            "this kernel has no Landlock, so it".to_string()
-        } else {
-            format!("this kernel's Landlock ABI {abi}")
-        };
-        if !missing.is_empty() {
-            let missing = said.join(", ");
-            if c.mode == Mode::Enforce {
-                return Err(LandlockError::Unenforceable { kernel, missing });
-            }
-            crate::warn!(
-                "landlock: {kernel} cannot enforce {missing}: left unconfined ({MODE}=best-effort)"
-            );
+        if !missing.is_empty() && c.mode == Mode::Enforce {
+            return Err(LandlockError::Unenforceable {
+                kernel: kernel(abi),
+                missing: said.join(", "),
+            });
         }
         let paths = c
             .paths
             .into_iter()
             .filter(|_| handled_fs != 0)
             .map(|(annotation, path, access)| PathRule {
-                annotation: annotation.to_string(),
+                annotation,
                 path,
                 access: access & handled_fs,
                 id: None,
@@ -409,7 +442,8 @@ impl Plan {
             handled_net,
             paths,
             ports,
-            unsupported: missing.into_iter().map(String::from).collect(),
+            unsupported: missing,
+            unsupported_said: said.join(", "),
         })
     }
 
@@ -507,19 +541,16 @@ fn add_path(
     rule: &PathRule,
 ) -> Result<Identity, LandlockError> {
     let path_err = |errno| LandlockError::Path {
-        annotation: rule.annotation.clone(),
+        annotation: rule.annotation.to_string(),
         path: rule.path.clone(),
         errno,
     };
     let fd = crate::rootfs::resolve::open_path(root, Path::new(&rule.path)).map_err(path_err)?;
     let st = nix::sys::stat::fstat(fd.as_fd()).map_err(path_err)?;
-    let id = Identity {
-        dev: st.st_dev,
-        ino: st.st_ino,
-    };
+    let id: Identity = [st.st_dev, st.st_ino];
     if rule.id.is_some_and(|want| want != id) {
         return Err(LandlockError::Changed {
-            annotation: rule.annotation.clone(),
+            annotation: rule.annotation.to_string(),
             path: rule.path.clone(),
         });
     }
@@ -770,9 +801,25 @@ mod tests {
     fn record_checks_the_count() {
         let mut p = Plan::decide(config(Mode::Enforce), 7).unwrap();
         assert!(p.record(vec![]).is_err());
-        let id = Identity { dev: 1, ino: 2 };
-        p.record(vec![id]).unwrap();
-        assert_eq!(p.paths[0].id, Some(id));
+        p.record(vec![[1, 2]]).unwrap();
+        assert_eq!(p.paths[0].id, Some([1, 2]));
+    }
+
+    #[test]
+    fn the_state_gives_back_the_plan() {
+        let mut ann = map(&[(WRITE, "/tmp"), (TCP_CONNECT, "80"), (MODE, "best-effort")]);
+        let c = Config::parse(&ann).unwrap().unwrap();
+        let mut want = Plan::decide(c, 3).unwrap();
+        ann.extend(want.state_annotations());
+        let got = Plan::from_state(&ann, &[[7, 8]]).unwrap().unwrap();
+        want.record(vec![[7, 8]]).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(
+            Plan::from_state(&map(&[(WRITE, "/tmp")]), &[]).unwrap(),
+            None
+        );
+        ann.insert(STATE_ABI.into(), "x".into());
+        assert!(Plan::from_state(&ann, &[[7, 8]]).is_err());
     }
 
     #[test]

@@ -94,9 +94,13 @@ pub struct ContainerState {
     /// Host pid of the seccomp supervisor (trace / deny-log), if any.
     #[serde(default)]
     pub monitor_pid: Option<i32>,
-    /// The Landlock confinement of the container's processes, if any: `exec` applies it too.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The Landlock confinement of the container's processes while `create` makes it (not
+    /// saved: `exec` makes it again from the annotations and `landlock_ids`).
+    #[serde(skip)]
     pub landlock: Option<crate::landlock::Plan>,
+    /// The identities (device, inode) of the paths the init's Landlock ruleset names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub landlock_ids: Vec<crate::landlock::Identity>,
 }
 
 /// A process a create started, named by pid and start time so a recycled pid is never

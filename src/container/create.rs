@@ -99,6 +99,7 @@ pub(crate) fn create_with_console(
         config,
         monitor_pid: None,
         landlock,
+        landlock_ids: Vec::new(),
     };
     match setup(
         &dir,
@@ -177,6 +178,7 @@ fn setup(
     st.pid = pid;
     if let Some(p) = st.landlock.as_mut() {
         p.record(crate::landlock::take_reported())?;
+        st.landlock_ids = p.paths.iter().filter_map(|r| r.id).collect();
     }
     st.pid_start = state::process_start_time(pid).unwrap_or(0);
     if let Some(f) = seccomp_prog.as_ref() {
