@@ -16,6 +16,27 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
         "run.nucleus.seccomp.builtin-filters",
         "all|none|comma-separated syscall names",
     ),
+    (
+        "run.nucleus.landlock.read",
+        "comma-separated absolute container paths (read)",
+    ),
+    (
+        "run.nucleus.landlock.write",
+        "comma-separated absolute container paths (read-write)",
+    ),
+    (
+        "run.nucleus.landlock.exec",
+        "comma-separated absolute container paths (read, execute)",
+    ),
+    (
+        "run.nucleus.landlock.tcp-bind",
+        "none|comma-separated ports or ranges (8000-8099)",
+    ),
+    (
+        "run.nucleus.landlock.tcp-connect",
+        "none|comma-separated ports or ranges (8000-8099)",
+    ),
+    ("run.nucleus.landlock.mode", "enforce|best-effort"),
 ];
 
 fn capabilities() -> Vec<String> {
@@ -37,6 +58,11 @@ pub fn value() -> Value {
     for (k, v) in ANNOTATIONS {
         ann.insert((*k).into(), (*v).into());
     }
+    // The kernel's Landlock ABI version (0: no Landlock).
+    ann.insert(
+        crate::landlock::STATE_ABI.into(),
+        crate::landlock::abi().to_string().into(),
+    );
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
@@ -66,6 +92,10 @@ mod tests {
     fn lists_our_annotations_and_kernel_caps() {
         let v = super::value();
         assert!(v["annotations"]["run.nucleus.seccomp.mode"].is_string());
+        assert_eq!(
+            v["annotations"]["run.nucleus.landlock.abi"],
+            crate::landlock::abi().to_string()
+        );
         let caps = v["linux"]["capabilities"].as_array().unwrap();
         assert_eq!(caps[0], "CAP_CHOWN");
         assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"));

@@ -7,6 +7,7 @@ pub(crate) mod cgroups;
 pub mod container;
 pub mod features;
 pub(crate) mod hooks;
+pub mod landlock;
 pub(crate) mod namespaces;
 pub mod process;
 pub(crate) mod procinfo;

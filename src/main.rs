@@ -105,9 +105,10 @@ struct RestoreArgs {
     disable_version_flag = true
 )]
 struct Cli {
-    /// Root directory for container state
-    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
-    root: PathBuf,
+    /// Root directory for container state [default: /run/nucleus; for a non-root user
+    /// with XDG_RUNTIME_DIR set, $XDG_RUNTIME_DIR/nucleus]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (default: stderr)
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -516,6 +517,17 @@ fn one_line(e: &anyhow::Error) -> String {
     msg
 }
 
+/// runc's rule for the state root: `$XDG_RUNTIME_DIR/nucleus` for a non-root user who has
+/// a runtime directory (root's /run is not theirs to write), else /run/nucleus.
+fn default_root() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(x) if !x.is_empty() && !nix::unistd::geteuid().is_root() => {
+            PathBuf::from(x).join("nucleus")
+        }
+        _ => PathBuf::from(DEFAULT_ROOT),
+    }
+}
+
 fn dispatch(cli: Cli) -> Result<u8> {
     if cli.version {
         print!("{}", version_text());
@@ -525,7 +537,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         anyhow::bail!("no command given; see nucleus --help");
     };
     let rt = Runtime {
-        root: Root::new(cli.root),
+        root: Root::new(cli.root.unwrap_or_else(default_root)),
         systemd_cgroup: cli.systemd_cgroup,
     };
     match cmd {
@@ -626,7 +638,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
             let profile = nucleus::seccomp::generate_profile(&text)?;
             println!("{}", serde_json::to_string_pretty(&profile)?);
         }
-        Cmd::Spec { bundle } => nucleus::spec::write_default(&bundle)?,
+        // `spec --rootless` (runc's flag of `spec`) reaches us as the global flag.
+        Cmd::Spec { bundle } => {
+            nucleus::spec::write_default(&bundle, cli.rootless.as_deref() == Some("true"))?
+        }
     }
     Ok(0)
 }

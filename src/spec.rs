@@ -613,8 +613,46 @@ pub const DEFAULT_CONFIG: &str = r#"{
 }
 "#;
 
-/// `nucleus spec`: write the default config into `bundle`, never over an existing one.
-pub fn write_default(bundle: &Path) -> Result<(), SpecError> {
+/// `nucleus spec --rootless`: the default config made runnable by the unprivileged user
+/// `uid`:`gid`, as runc's: a user namespace mapping that user (alone) to root, no network
+/// namespace (the user could not configure its interfaces), /sys bound from the host
+/// (sysfs cannot be mounted without a network namespace of one's own), no uid=/gid= mount
+/// options (those ids are not mapped), no cgroup settings (the user may have no cgroup).
+pub fn rootless_config(uid: u32, gid: u32) -> String {
+    use serde_json::json;
+    let mut v: serde_json::Value =
+        serde_json::from_str(DEFAULT_CONFIG).expect("the default config is JSON");
+    let linux = &mut v["linux"];
+    if let Some(ns) = linux["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "network" && n["type"] != "user");
+        ns.push(json!({"type": "user"}));
+    }
+    linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+    linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    if let Some(o) = linux.as_object_mut() {
+        o.remove("resources");
+    }
+    for m in v["mounts"].as_array_mut().into_iter().flatten() {
+        if m["destination"] == "/sys" {
+            *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+            continue;
+        }
+        if let Some(opts) = m["options"].as_array_mut() {
+            opts.retain(|o| {
+                o.as_str()
+                    .is_none_or(|s| !s.starts_with("uid=") && !s.starts_with("gid="))
+            });
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&v).expect("a JSON value serializes");
+    text.push('\n');
+    text
+}
+
+/// `nucleus spec [--rootless]`: write the default config (the rootless one for the calling
+/// user) into `bundle`, never over an existing one.
+pub fn write_default(bundle: &Path, rootless: bool) -> Result<(), SpecError> {
     use std::io::Write;
     let path = bundle.join(CONFIG_FILE);
     let mut f = std::fs::OpenOptions::new()
@@ -631,7 +669,15 @@ pub fn write_default(bundle: &Path) -> Result<(), SpecError> {
                 }
             }
         })?;
-    f.write_all(DEFAULT_CONFIG.as_bytes())
+    let text = if rootless {
+        rootless_config(
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    } else {
+        DEFAULT_CONFIG.to_string()
+    };
+    f.write_all(text.as_bytes())
         .map_err(|source| SpecError::Write { path, source })
 }
 
@@ -770,8 +816,28 @@ mod tests {
     #[test]
     fn spec_refuses_to_overwrite() {
         let d = tempfile::tempdir().unwrap();
-        write_default(d.path()).unwrap();
-        let e = write_default(d.path()).unwrap_err().to_string();
+        write_default(d.path(), false).unwrap();
+        let e = write_default(d.path(), true).unwrap_err().to_string();
         assert_eq!(e, "File config.json exists. Remove it first");
+    }
+
+    #[test]
+    fn rootless_config_maps_the_user_and_drops_what_needs_root() {
+        let v: serde_json::Value = serde_json::from_str(&rootless_config(1000, 1001)).unwrap();
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert!(ns.contains(&"user") && !ns.contains(&"network"), "{ns:?}");
+        assert_eq!(v["linux"]["uidMappings"][0]["hostID"], 1000);
+        assert_eq!(v["linux"]["gidMappings"][0]["hostID"], 1001);
+        assert_eq!(v["linux"]["gidMappings"][0]["size"], 1);
+        assert!(v["linux"].get("resources").is_none());
+        let text = v["mounts"].to_string();
+        assert!(!text.contains("gid=") && text.contains("rbind"), "{text}");
+        let spec: Spec = parse(CONFIG_FILE, rootless_config(0, 0).as_bytes()).unwrap();
+        validate(&spec).unwrap();
     }
 }

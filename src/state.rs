@@ -97,6 +97,13 @@ pub struct ContainerState {
     /// Without a mount namespace of its own: the rootfs bind made in the host's.
     #[serde(default)]
     pub host_rootfs_mount: Option<HostRootfsMount>,
+    /// The Landlock confinement of the container's processes while `create` makes it (not
+    /// saved: `exec` makes it again from the annotations and `landlock_ids`).
+    #[serde(skip)]
+    pub landlock: Option<crate::landlock::Plan>,
+    /// The identities (device, inode) of the paths the init's Landlock ruleset names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub landlock_ids: Vec<crate::landlock::Identity>,
 }
 
 /// The bind of the rootfs onto itself that a container without a mount namespace of its

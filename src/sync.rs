@@ -72,6 +72,8 @@ pub enum Msg {
     RunHooks,
     /// Runtime → init: hooks done.
     HooksDone,
+    /// Init → runtime: the identities of the paths its Landlock ruleset confines to.
+    Landlock(Vec<crate::landlock::Identity>),
     /// Init → runtime: set up; waiting for `Created` or `start`.
     Ready,
     /// Runtime → init: the create completed; wait for `start`. An init that gets EOF
@@ -342,9 +344,21 @@ impl Init<'_> {
             .serve(Msg::RunHooks, "hooks request", Msg::HooksDone, run)
     }
 
-    /// The init is set up, waiting for `created` or `start`.
-    pub fn ready(self) -> Result<(), SyncError> {
-        self.0.expect(Msg::Ready, "init ready")
+    /// The init is set up, waiting for `created` or `start`; with the identities of the
+    /// paths its Landlock ruleset names, when it has one.
+    pub fn ready(self) -> Result<Option<Vec<crate::landlock::Identity>>, SyncError> {
+        match self.0.recv()? {
+            Msg::Landlock(ids) => {
+                self.0.expect(Msg::Ready, "init ready")?;
+                Ok(Some(ids))
+            }
+            Msg::Ready => Ok(None),
+            Msg::Error(e) => Err(SyncError::Child(e)),
+            got => Err(SyncError::Unexpected {
+                got,
+                want: "init ready",
+            }),
+        }
     }
 }
 
@@ -406,8 +420,12 @@ impl ChildEnd {
         self.0.expect(Msg::HooksDone, "hooks done")
     }
 
-    /// Set up; waiting for `Created` or `start`.
-    pub fn ready(&self) -> Result<(), SyncError> {
+    /// Set up; waiting for `Created` or `start`. `landlock`: the identities of the paths
+    /// the init's ruleset names, which `exec` checks before it confines its process alike.
+    pub fn ready(&self, landlock: Option<Vec<crate::landlock::Identity>>) -> Result<(), SyncError> {
+        if let Some(ids) = landlock {
+            self.0.send(&Msg::Landlock(ids))?;
+        }
         self.0.send(&Msg::Ready)
     }
 
@@ -467,7 +485,7 @@ mod tests {
             child.init_pid(7).unwrap();
             assert_eq!(child.state().unwrap(), "{}");
             child.hooks().unwrap();
-            child.ready().unwrap();
+            child.ready(None).unwrap();
             assert!(child.created());
         });
         let steps = rt.setup();
@@ -487,7 +505,7 @@ mod tests {
             Ok::<_, SyncError>(())
         })
         .unwrap();
-        init.ready().unwrap();
+        assert_eq!(init.ready().unwrap(), None);
         rt.created().unwrap();
         t.join().unwrap();
         assert_eq!(done, ["maps", "hooks"]);

@@ -271,6 +271,81 @@ fn spec_output_runs_with_a_busybox_rootfs() {
 }
 
 #[test]
+fn spec_rootless_maps_the_caller_and_runs() {
+    let dir = host_tempdir("it-spec-rootless-");
+    let rt = runtime_path();
+    let d = dir.path().to_str().unwrap();
+    exec(
+        Command::new(&rt).args(["spec", "--rootless", "--bundle", d]),
+        CMD_TIMEOUT,
+    )
+    .ok();
+    let mut v: Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    // SAFETY: geteuid/getegid only read our credentials.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    assert_eq!(
+        v["linux"]["uidMappings"],
+        json!([{"containerID": 0, "hostID": uid, "size": 1}]),
+        "{v}"
+    );
+    assert_eq!(
+        v["linux"]["gidMappings"],
+        json!([{"containerID": 0, "hostID": gid, "size": 1}]),
+        "{v}"
+    );
+    let ns = v["linux"]["namespaces"].to_string();
+    assert!(
+        ns.contains("\"user\"") && !ns.contains("\"network\""),
+        "{ns}"
+    );
+    assert!(v["linux"].get("resources").is_none(), "{v}");
+    let mounts = v["mounts"].to_string();
+    assert!(
+        !mounts.contains("gid=") && !mounts.contains("sysfs") && mounts.contains("rbind"),
+        "{mounts}"
+    );
+    // It runs: the caller is root in the container's user namespace, mapped to itself.
+    let mut c = Container::new("spec-rootless");
+    v["process"]["terminal"] = json!(false);
+    v["process"]["args"] = json!(["cat", "/proc/self/uid_map"]);
+    *c.config() = v;
+    let out = c.run().ok();
+    let map: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(map, ["0", &uid.to_string(), "1"], "{out}");
+}
+
+#[test]
+fn default_root_is_xdg_runtime_dir_for_a_non_root_user() {
+    // $XDG_RUNTIME_DIR/nucleus made unreadable: `list` says so when it is the root used.
+    use std::os::unix::fs::PermissionsExt;
+    let xdg = host_tempdir("it-xdg-");
+    let root = xdg.path().join("nucleus");
+    fs::create_dir(&root).unwrap();
+    fs::set_permissions(xdg.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o000)).unwrap();
+    let list = |as_nobody: bool| {
+        let mut cmd = Command::new(runtime_path());
+        cmd.args(["list", "-q"]).env("XDG_RUNTIME_DIR", xdg.path());
+        if as_nobody {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(65534).gid(65534);
+        }
+        exec(&mut cmd, CMD_TIMEOUT)
+    };
+    // SAFETY: geteuid only reads our credentials.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test runs as root");
+    let out = list(true).fails();
+    assert!(
+        out.stderr
+            .contains(&format!("{}: Permission denied", root.display())),
+        "{out}"
+    );
+    // Root keeps /run/nucleus whatever XDG_RUNTIME_DIR says.
+    list(false).ok();
+}
+
+#[test]
 fn list_table_quiet_and_json() {
     let mut a = Container::new("list-a");
     a.args(&["sleep", "30"]);

@@ -383,6 +383,8 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
         config,
         monitor_pid: None,
         host_rootfs_mount: None,
+        landlock: None,
+        landlock_ids: Vec::new(),
     };
     let criu_root = dir.state_path().with_file_name("criu-root");
     let res = restore_into(&st, &criu, &criu_root);

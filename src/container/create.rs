@@ -50,7 +50,11 @@ pub(crate) fn create_with_console(
     spec::validate(&config)?;
     let rootfs = spec::rootfs_path(&config, &bundle)?;
     hooks::validate(&config)?;
-    let annotations = config.annotations().clone().unwrap_or_default();
+    let mut annotations = config.annotations().clone().unwrap_or_default();
+    let landlock = crate::landlock::Plan::prepare(&annotations)?;
+    if let Some(p) = &landlock {
+        annotations.extend(p.state_annotations());
+    }
     let seccomp_prog = SeccompSetup::prepare(&config, &annotations, &bundle)?;
     let terminal = config
         .process()
@@ -110,6 +114,8 @@ pub(crate) fn create_with_console(
         config,
         monitor_pid: None,
         host_rootfs_mount,
+        landlock,
+        landlock_ids: Vec::new(),
     };
     match setup(
         &dir,
@@ -160,6 +166,7 @@ fn setup(
         cgroup: Some(cg),
         seccomp: seccomp_prog.as_ref(),
         state_lock: Some(dir.lock_fd()),
+        landlock: st.landlock.as_ref(),
     };
     let st_ref = &*st;
     let state_for = |pid: i32| String::from_utf8(hook_state(pid, st_ref)).unwrap_or_default();
@@ -194,6 +201,10 @@ fn setup(
             .filter(|&id| id != m.below);
     }
     st.pid = pid;
+    if let Some(p) = st.landlock.as_mut() {
+        p.record(crate::landlock::take_reported())?;
+        st.landlock_ids = p.paths.iter().filter_map(|r| r.id).collect();
+    }
     st.pid_start = state::process_start_time(pid).unwrap_or(0);
     if let Some(f) = seccomp_prog.as_ref() {
         st.monitor_pid = f.start_monitor(pid, opts.foreground)?;

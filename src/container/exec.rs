@@ -153,6 +153,7 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
     let terminal = process.terminal().unwrap_or(false);
     let console = console::for_process(terminal, o.console_socket.as_deref(), None)?;
     let seccomp = SeccompSetup::prepare(&st.config, &st.annotations, &st.bundle)?;
+    let landlock = crate::landlock::Plan::from_state(&st.annotations, &st.landlock_ids)?;
     let state_json = serde_json::to_vec(&st.oci(status, false)).unwrap_or_default();
     let plan = Plan::from_spec(&st.config);
     // The lock is only needed to read a consistent state; a long-running exec must not
@@ -171,6 +172,7 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
         console,
         preserve_fds: o.preserve_fds,
         seccomp: seccomp.as_ref(),
+        landlock: landlock.as_ref(),
         state_json,
         foreground: !o.detach,
     })?;

@@ -53,6 +53,8 @@ pub enum ContainerError {
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error(transparent)]
     Rootfs(#[from] crate::rootfs::RootfsError),
+    #[error(transparent)]
+    Landlock(#[from] crate::landlock::LandlockError),
     #[error("{0}")]
     WrongState(String),
     #[error("container not running")]

@@ -29,6 +29,8 @@ pub struct ExecRequest<'a> {
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
     pub seccomp: Option<&'a SeccompSetup>,
+    /// The container's Landlock confinement, from its state.
+    pub landlock: Option<&'a crate::landlock::Plan>,
     /// The container's state, for the seccomp agent.
     pub state_json: Vec<u8>,
     /// The caller waits for the process (not `--detach`).
@@ -205,11 +207,13 @@ fn run_process(req: ExecRequest<'_>) -> InitError {
         // no_new_privs and the seccomp filter; effective at the execve. runc's exec writes
         // it later (after its user switch), which only changes what could refuse the write.
         super::lsm::Lsm::of(p).apply_on_exec()?;
+        let landlock = req.landlock.map(|p| p.build()).transpose()?;
         init::become_process(
             p,
             req.preserve_fds,
             req.plan,
             req.seccomp,
+            landlock.as_ref(),
             &req.state_json,
             &exe,
             &env,

@@ -39,6 +39,8 @@ pub enum InitError {
     Namespace(#[from] crate::namespaces::NamespaceError),
     #[error(transparent)]
     Lsm(#[from] lsm::LsmError),
+    #[error(transparent)]
+    Landlock(#[from] crate::landlock::LandlockError),
     #[error("{what}: {source}")]
     Sys {
         what: String,
@@ -64,6 +66,7 @@ pub struct InitConfig<'a> {
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
     pub seccomp: Option<&'a SeccompSetup>,
+    pub landlock: Option<&'a crate::landlock::Plan>,
 }
 
 /// Run the init; never returns. Setup errors go to the runtime over `chan`; once the
@@ -128,6 +131,7 @@ struct Prepared {
     /// The resolved executable and environment; None without a `process` (optional
     /// until `start`, which refuses such a container before it reaches the init).
     launch: Option<(PathBuf, Vec<String>)>,
+    landlock: Option<crate::landlock::Ruleset>,
 }
 
 fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError> {
@@ -180,8 +184,14 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
         Some(proc_) => Some(prepare_process(cfg, proc_)?),
         None => None,
     };
-    chan.ready()?;
-    Ok(Prepared { state_json, launch })
+    // Inside the container, its mounts all made: the ruleset's paths are the container's.
+    let landlock = cfg.landlock.map(|p| p.build()).transpose()?;
+    chan.ready(landlock.as_ref().map(|r| r.identities.clone()))?;
+    Ok(Prepared {
+        state_json,
+        launch,
+        landlock,
+    })
 }
 
 /// What `process` needs before Ready: the terminal, rlimits, personality, and every
@@ -282,6 +292,7 @@ fn finish_inner(cfg: &InitConfig<'_>, p: Prepared) -> Result<Never, InitError> {
         cfg.preserve_fds,
         cfg.plan,
         cfg.seccomp,
+        p.landlock.as_ref(),
         &p.state_json,
         exe,
         env,
@@ -289,20 +300,27 @@ fn finish_inner(cfg: &InitConfig<'_>, p: Prepared) -> Result<Never, InitError> {
 }
 
 /// The last steps shared by the init and `exec`: fds, capabilities, user, cwd, umask,
-/// no_new_privs, seccomp, execve.
+/// no_new_privs, Landlock, seccomp, execve.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn become_process(
     proc_: &Process,
     preserve_fds: i32,
     plan: &Plan,
     seccomp: Option<&SeccompSetup>,
+    landlock: Option<&crate::landlock::Ruleset>,
     state_json: &[u8],
     exe: &Path,
     env: &[String],
 ) -> Result<Never, InitError> {
     setup::cloexec_from(3 + preserve_fds)?;
     let nnp = proc_.no_new_privileges().unwrap_or(false);
-    // Without no_new_privs the filter must go in while we still hold CAP_SYS_ADMIN.
+    // Without no_new_privs the filter and the Landlock ruleset must go in while we still
+    // hold CAP_SYS_ADMIN. The ruleset first: a profile refusing the landlock syscalls
+    // cannot then prevent it.
     if !nnp {
+        if let Some(l) = landlock {
+            l.restrict_self()?;
+        }
         if let Some(f) = seccomp {
             f.install(state_json)?;
         }
@@ -332,6 +350,9 @@ pub(crate) fn become_process(
         // SAFETY: prctl with constant arguments; affects only this process.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(sys("set no_new_privs")(std::io::Error::last_os_error()));
+        }
+        if let Some(l) = landlock {
+            l.restrict_self()?;
         }
         if let Some(f) = seccomp {
             f.install(state_json)?;

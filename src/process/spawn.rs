@@ -78,6 +78,7 @@ pub struct SpawnRequest<'a> {
     pub seccomp: Option<&'a SeccompSetup>,
     /// The fd locking the container's state dir: must never reach a child.
     pub state_lock: Option<RawFd>,
+    pub landlock: Option<&'a crate::landlock::Plan>,
 }
 
 /// An init set up and recorded in the container's state, waiting for `start`. Until
@@ -286,7 +287,9 @@ fn drive(
     if init::needs_runtime_hooks(req.spec) {
         init.hooks(|| runtime_hooks(p).map_err(SpawnError::Hook))?;
     }
-    init.ready()?;
+    if let Some(ids) = init.ready()? {
+        crate::landlock::report(ids);
+    }
     Ok(())
 }
 
@@ -324,6 +327,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: ChildEnd) -> ! {
                 console: req.console,
                 preserve_fds: req.preserve_fds,
                 seccomp: req.seccomp,
+                landlock: req.landlock,
             };
             init::run(cfg, chan)
         }

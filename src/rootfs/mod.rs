@@ -23,7 +23,7 @@ mod error;
 mod mounts;
 pub mod options;
 pub mod procfs;
-mod resolve;
+pub(crate) mod resolve;
 pub(crate) mod syscall;
 
 #[cfg(test)]
