@@ -102,7 +102,10 @@ struct RestoreArgs {
 #[command(
     name = "nucleus",
     about = "An OCI runtime, a drop-in replacement for runc",
-    disable_version_flag = true
+    disable_version_flag = true,
+    // runc (Go's flag parsing) takes a repeated flag, the last one winning: callers that
+    // add their own global flags to a configured set rely on it.
+    args_override_self = true
 )]
 struct Cli {
     /// Root directory for container state [default: /run/nucleus; for a non-root user

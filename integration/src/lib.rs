@@ -396,8 +396,13 @@ impl Container {
             .expect("root tempdir");
         let id = unique_id(name);
         let mut bundle = Bundle::new();
-        // A cgroup path of our own, so host-side checks know where to look.
-        bundle.config["linux"]["cgroupsPath"] = json!(format!("/{id}"));
+        // A cgroup path of our own, so host-side checks know where to look (with the
+        // systemd driver, a scope of our own: `cgroups_path` says where it lands).
+        bundle.config["linux"]["cgroupsPath"] = if systemd_driver() {
+            json!(format!("system.slice:nucleus-it:{id}"))
+        } else {
+            json!(format!("/{id}"))
+        };
         Container {
             runtime: runtime.to_path_buf(),
             root,
@@ -442,10 +447,18 @@ impl Container {
         self
     }
 
-    /// A Command for the runtime with our --root and global flags.
+    /// A Command for the runtime with our --root and global flags (and `--systemd-cgroup`
+    /// where the config's cgroupsPath is systemd's `slice:prefix:name`).
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.runtime);
         c.arg("--root").arg(self.root.path());
+        let sd = "--systemd-cgroup";
+        let systemd_path = self.bundle.config["linux"]["cgroupsPath"]
+            .as_str()
+            .is_some_and(|p| !p.starts_with('/') && p.contains(':'));
+        if systemd_path && !self.global_args.iter().any(|a| a == sd) {
+            c.arg(sd);
+        }
         c.args(&self.global_args);
         c
     }
@@ -626,12 +639,44 @@ impl Container {
         (self.container_stdout(), self.container_stderr())
     }
 
-    /// The cgroupsPath in the config, if any.
+    /// The container's cgroup path below the cgroup root: the config's cgroupsPath, or
+    /// for systemd's `slice:prefix:name` the scope systemd makes for it.
     pub fn cgroups_path(&self) -> Option<String> {
-        self.bundle.config["linux"]["cgroupsPath"]
-            .as_str()
-            .map(str::to_string)
+        let p = self.bundle.config["linux"]["cgroupsPath"].as_str()?;
+        if p.starts_with('/') || !p.contains(':') {
+            return Some(p.to_string());
+        }
+        let mut parts = p.splitn(3, ':');
+        let (slice, prefix, name) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(format!("{}/{prefix}-{name}.scope", slice_path(slice)))
     }
+}
+
+/// Whether the suite runs containers with the systemd cgroup driver
+/// (`NUCLEUS_TEST_CGROUP_DRIVER=systemd`, e.g. `hack/test-vm --systemd-cgroup`: needs systemd
+/// as PID 1). Tests that set a cgroupsPath of their own still get the cgroupfs driver.
+pub fn systemd_driver() -> bool {
+    env::var("NUCLEUS_TEST_CGROUP_DRIVER").is_ok_and(|d| d == "systemd")
+}
+
+/// Where systemd puts a slice: `a-b.slice` is `/a.slice/a-b.slice`; `-.slice` (or none) the root.
+pub fn slice_path(slice: &str) -> String {
+    let Some(stem) = slice
+        .strip_suffix(".slice")
+        .filter(|s| !s.is_empty() && *s != "-")
+    else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let mut acc = String::new();
+    for part in stem.split('-') {
+        if !acc.is_empty() {
+            acc.push('-');
+        }
+        acc.push_str(part);
+        out.push_str(&format!("/{acc}.slice"));
+    }
+    out
 }
 
 /// cgroup directories on the host that hold `path` (v1 hierarchies and the v2 mount).

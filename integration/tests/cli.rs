@@ -554,3 +554,32 @@ fn systemd_cgroup_flag_is_accepted() {
     let c = Container::new("systemd-flag");
     c.cmd(&["--systemd-cgroup", "list", "-q"]).ok();
 }
+
+/// runc takes a repeated global flag, the last one winning (Go's flag parsing): callers that
+/// add their own flags to a configured set rely on it.
+#[test]
+fn repeated_global_flags_are_taken_as_runc_takes_them() {
+    let mut c = Container::new("repeat-flags");
+    c.args(&["sleep", "30"]);
+    c.create().ok();
+    let out = c
+        .command()
+        .args([
+            "--systemd-cgroup",
+            "--systemd-cgroup",
+            "--root",
+            "/nonexistent-first",
+            "--root",
+        ])
+        .arg(c.root())
+        .args(["list", "-q"])
+        .output()
+        .expect("run the runtime");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The last --root is the one used: it holds the container.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), c.id);
+}

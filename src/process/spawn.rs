@@ -174,6 +174,15 @@ pub fn spawn(
             // How they died is the message.
             None => Err(death_cause(&req, child, init_pid).unwrap_or(SpawnError::Sync(e))),
         },
+        // The cgroup is made while the intermediate joins namespaces. If that failed first,
+        // the cgroup step fails too (systemd cannot place a process that has exited), and
+        // the intermediate's queued error is the cause. No init exists yet: it is forked
+        // only after this step, so once the intermediate is gone the channel ends.
+        Err(e @ SpawnError::Cgroup(_)) if init_pid.is_none() => {
+            let _ = kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            Err(ours.child_error().map_or(e, SpawnError::Child))
+        }
         r => r,
     };
     if result.is_err() {
