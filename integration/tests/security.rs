@@ -129,27 +129,6 @@ fn console_is_never_bound_through_a_planted_symlink() {
 
 // ---- device nodes bound from the host in a user namespace ----
 
-fn user_ns(c: &mut Container) {
-    let mut ns = c.config()["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .clone();
-    ns.push(json!({"type": "user"}));
-    c.namespaces(json!(ns));
-    c.config()["linux"]["uidMappings"] =
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c.config()["linux"]["gidMappings"] =
-        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    let mounts: Vec<Value> = c.config()["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup")
-        .cloned()
-        .collect();
-    c.config()["mounts"] = json!(mounts);
-}
-
 #[test]
 fn host_device_binds_are_the_device_the_config_names() {
     if runtime_is_runc() {
@@ -157,7 +136,7 @@ fn host_device_binds_are_the_device_the_config_names() {
         return;
     }
     let mut c = Container::new("sec-devbind");
-    user_ns(&mut c);
+    c.user_namespace(100000, 200000);
     // The host's /dev/zero is 1:5: binding it where the config asks for 1:3 would hand
     // the container another device than the one its config allows.
     c.config()["linux"]["devices"] =
@@ -168,7 +147,7 @@ fn host_device_binds_are_the_device_the_config_names() {
 
     // A planted symlink at a device's path does not redirect the bind.
     let mut c = Container::new("sec-devlink");
-    user_ns(&mut c);
+    c.user_namespace(100000, 200000);
     without_dev_mounts(&mut c);
     let rootfs = c.bundle.rootfs();
     // The mapped root may create the other nodes' mount points.
@@ -223,7 +202,7 @@ fn sysctl_writes_are_not_redirected_by_mounts_over_proc() {
 
     // The private procfs also works in a user namespace, and the value is really set.
     let mut c = Container::new("sec-sysctl-userns");
-    user_ns(&mut c);
+    c.user_namespace(100000, 200000);
     c.config()["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
     c.sh("cat /proc/sys/net/ipv4/ip_forward");
     let out = c.run().ok();
@@ -254,7 +233,7 @@ fn oom_score_adj_is_not_redirected_by_mounts_over_proc() {
 
     // Written from outside, it reaches an init in a user namespace as well.
     let mut c = Container::new("sec-oom-userns");
-    user_ns(&mut c);
+    c.user_namespace(100000, 200000);
     c.config()["process"]["oomScoreAdj"] = json!(200);
     c.sh("cat /proc/self/oom_score_adj");
     assert_eq!(c.run().ok().stdout.trim(), "200");
