@@ -261,14 +261,8 @@ fn parse_ports(annotation: &str, value: &str) -> Result<Vec<u16>, LandlockError>
 impl Config {
     /// The `run.nucleus.landlock.*` annotations; None when there is nothing to confine.
     pub fn parse(annotations: &HashMap<String, String>) -> Result<Option<Config>, LandlockError> {
-        let mut ours: Vec<(&String, &String)> = annotations
-            .iter()
-            .filter(|(k, _)| k.starts_with(PREFIX))
-            .collect();
-        // In a fixed order: the first bad annotation is the same one every time.
-        ours.sort();
         let mut c = Config::default();
-        for (key, value) in ours {
+        for (key, value) in crate::annotation::under(annotations, PREFIX) {
             let (name, rights) = match key.as_str() {
                 READ => (READ, READ_ACCESS),
                 WRITE => (WRITE, WRITE_ACCESS),
@@ -282,11 +276,12 @@ impl Config {
                     continue;
                 }
                 MODE => {
-                    c.mode = match value.as_str() {
-                        "enforce" => Mode::Enforce,
-                        "best-effort" => Mode::BestEffort,
-                        _ => return Err(bad(key, value, "expected enforce or best-effort")),
-                    };
+                    let modes = [
+                        ("enforce", Mode::Enforce),
+                        ("best-effort", Mode::BestEffort),
+                    ];
+                    c.mode = crate::annotation::one_of(value, &modes)
+                        .map_err(|words| bad(key, value, format!("expected {words}")))?;
                     continue;
                 }
                 _ => return Err(LandlockError::UnknownAnnotation(key.clone())),
@@ -666,12 +661,7 @@ pub fn take_reported() -> Vec<Identity> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(kv: &[(&str, &str)]) -> HashMap<String, String> {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::annotation::map;
 
     fn parse(kv: &[(&str, &str)]) -> Result<Option<Config>, LandlockError> {
         Config::parse(&map(kv))

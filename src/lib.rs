@@ -3,6 +3,7 @@
 #[macro_use]
 pub mod logger;
 
+pub(crate) mod annotation;
 pub(crate) mod cgroups;
 pub mod container;
 pub mod features;

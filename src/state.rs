@@ -165,6 +165,34 @@ pub struct OciState<'a> {
 }
 
 impl ContainerState {
+    /// The state of a container that `create` or `restore` is making: no init yet, created
+    /// now, by the runtime's user.
+    pub fn creating(
+        id: String,
+        bundle: PathBuf,
+        rootfs: PathBuf,
+        config: oci_spec::runtime::Spec,
+        annotations: HashMap<String, String>,
+        cgroup: Cgroup,
+    ) -> Self {
+        ContainerState {
+            id,
+            pid: 0,
+            pid_start: 0,
+            bundle,
+            rootfs,
+            created: crate::logger::rfc3339_now(true),
+            owner: String::new(),
+            annotations,
+            cgroup: Some(cgroup),
+            config,
+            monitor_pid: None,
+            host_rootfs_mount: None,
+            landlock: None,
+            landlock_ids: Vec::new(),
+        }
+    }
+
     /// The OCI state for `status`; `full` adds the fields `nucleus state` prints beyond the
     /// spec's (rootfs, created, owner), as runc does.
     pub fn oci(&self, status: Status, full: bool) -> OciState<'_> {

@@ -447,6 +447,24 @@ impl Container {
         self
     }
 
+    /// Adds a new user namespace mapping container ids 0-65535 to host uids from `host_uid`
+    /// and host gids from `host_gid`, and drops the cgroup mounts (a cgroup v1 hierarchy
+    /// cannot be mounted from inside a user namespace).
+    pub fn user_namespace(&mut self, host_uid: u32, host_gid: u32) -> &mut Self {
+        let linux = &mut self.bundle.config["linux"];
+        linux["namespaces"]
+            .as_array_mut()
+            .expect("namespaces array")
+            .push(json!({"type": "user"}));
+        linux["uidMappings"] = json!([{"containerID": 0, "hostID": host_uid, "size": 65536}]);
+        linux["gidMappings"] = json!([{"containerID": 0, "hostID": host_gid, "size": 65536}]);
+        self.bundle.config["mounts"]
+            .as_array_mut()
+            .expect("mounts array")
+            .retain(|m| m["type"] != "cgroup");
+        self
+    }
+
     /// A Command for the runtime with our --root and global flags (and `--systemd-cgroup`
     /// where the config's cgroupsPath is systemd's `slice:prefix:name`).
     pub fn command(&self) -> Command {

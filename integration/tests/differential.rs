@@ -314,24 +314,7 @@ fn diff_user_namespace_view() {
     same(
         "userns",
         &|c| {
-            let mut ns = c.config()["linux"]["namespaces"]
-                .as_array()
-                .unwrap()
-                .clone();
-            ns.push(json!({"type": "user"}));
-            c.namespaces(json!(ns));
-            c.config()["linux"]["uidMappings"] =
-                json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
-            c.config()["linux"]["gidMappings"] =
-                json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
-            let mounts: Vec<_> = c.config()["mounts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|m| m["type"] != "cgroup")
-                .cloned()
-                .collect();
-            c.config()["mounts"] = json!(mounts);
+            c.user_namespace(300000, 300000);
             c.sh("cat /proc/self/uid_map /proc/self/gid_map; id; grep Cap /proc/self/status; ls -ln / | awk '{print $3, $4, $NF}'");
         },
         &ident,

@@ -11,7 +11,7 @@
 //! Refusals where the kernel lacks the LSM are badinput.rs's cases.
 
 use nucleus_integration::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -229,24 +229,7 @@ fn profile_applies_as_another_user_and_in_a_user_namespace() {
     assert_eq!(got, want, "uid 1000 with no_new_privs and seccomp");
     // A user namespace (root inside is host uid 100000).
     let mut c = container(&runtime_path(), "userns", Some(&p.name), PROBE);
-    let mut ns = c.config()["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .clone();
-    ns.push(json!({"type": "user"}));
-    c.namespaces(json!(ns));
-    c.config()["linux"]["uidMappings"] =
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c.config()["linux"]["gidMappings"] =
-        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    let mounts: Vec<Value> = c.config()["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup")
-        .cloned()
-        .collect();
-    c.config()["mounts"] = json!(mounts);
+    c.user_namespace(100000, 200000);
     let out = c.run().ok();
     let got: Vec<String> = out
         .stdout

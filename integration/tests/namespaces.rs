@@ -111,25 +111,7 @@ fn sysctl_outside_container_namespaces_is_rejected() {
 #[test]
 fn user_namespace_with_mappings() {
     let mut c = Container::new("userns");
-    let mut ns = c.config()["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .clone();
-    ns.push(json!({"type": "user"}));
-    c.namespaces(json!(ns));
-    c.config()["linux"]["uidMappings"] =
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c.config()["linux"]["gidMappings"] =
-        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    // cgroup v1 hierarchies cannot be mounted from inside a user namespace.
-    let mounts: Vec<_> = c.config()["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup")
-        .cloned()
-        .collect();
-    c.config()["mounts"] = json!(mounts);
+    c.user_namespace(100000, 200000);
     c.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; sleep 30");
     c.run_detached().ok();
     let pid = c.pid().to_string();

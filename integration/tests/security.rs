@@ -129,27 +129,6 @@ fn console_is_never_bound_through_a_planted_symlink() {
 
 // ---- device nodes bound from the host in a user namespace ----
 
-fn user_ns(c: &mut Container) {
-    let mut ns = c.config()["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .clone();
-    ns.push(json!({"type": "user"}));
-    c.namespaces(json!(ns));
-    c.config()["linux"]["uidMappings"] =
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c.config()["linux"]["gidMappings"] =
-        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    let mounts: Vec<Value> = c.config()["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup")
-        .cloned()
-        .collect();
-    c.config()["mounts"] = json!(mounts);
-}
-
 #[test]
 fn host_device_binds_are_the_device_the_config_names() {
     if runtime_is_runc() {
@@ -157,7 +136,7 @@ fn host_device_binds_are_the_device_the_config_names() {
         return;
     }
     let mut c = Container::new("sec-devbind");
-    user_ns(&mut c);
+    c.user_namespace(100000, 200000);
     // The host's /dev/zero is 1:5: binding it where the config asks for 1:3 would hand
     // the container another device than the one its config allows.
     c.config()["linux"]["devices"] =
@@ -168,7 +147,7 @@ fn host_device_binds_are_the_device_the_config_names() {
 
     // A planted symlink at a device's path does not redirect the bind.
     let mut c = Container::new("sec-devlink");
-    user_ns(&mut c);
+    c.user_namespace(100000, 200000);
     without_dev_mounts(&mut c);
     let rootfs = c.bundle.rootfs();
     // The mapped root may create the other nodes' mount points.
@@ -223,7 +202,7 @@ fn sysctl_writes_are_not_redirected_by_mounts_over_proc() {
 
     // The private procfs also works in a user namespace, and the value is really set.
     let mut c = Container::new("sec-sysctl-userns");
-    user_ns(&mut c);
+    c.user_namespace(100000, 200000);
     c.config()["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
     c.sh("cat /proc/sys/net/ipv4/ip_forward");
     let out = c.run().ok();
@@ -254,7 +233,7 @@ fn oom_score_adj_is_not_redirected_by_mounts_over_proc() {
 
     // Written from outside, it reaches an init in a user namespace as well.
     let mut c = Container::new("sec-oom-userns");
-    user_ns(&mut c);
+    c.user_namespace(100000, 200000);
     c.config()["process"]["oomScoreAdj"] = json!(200);
     c.sh("cat /proc/self/oom_score_adj");
     assert_eq!(c.run().ok().stdout.trim(), "200");
@@ -556,10 +535,12 @@ mod host_binary {
         }
     }
 
-    /// A mount namespace of its own with an empty tmpfs at /run/nucleus, kept by a sleeping
-    /// holder, and a wrapper that runs the runtime in it: what a host's /run/nucleus holds
-    /// (the persistent read-only binds of the binary) can be planted there without touching
-    /// the host's. The holder is killed on drop.
+    /// A mount namespace of its own (a private copy of the host's) with an empty tmpfs at
+    /// /run/nucleus, kept by a sleeping holder, and a wrapper that runs the runtime in it:
+    /// what the runtime leaves in its mount namespace is seen there alone (other tests and
+    /// programs on the host mount and unmount at the same time), and what older versions
+    /// left in /run/nucleus can be planted without touching the host's. The holder is killed
+    /// on drop.
     struct PrivateRun {
         holder: std::process::Child,
         dir: tempfile::TempDir,
@@ -645,8 +626,8 @@ mod host_binary {
         }
     }
 
-    /// The persistent bind's name: the binary's device (hex) and inode.
-    fn persistent_name() -> String {
+    /// The name earlier versions gave the persistent bind: the binary's device (hex) and inode.
+    fn legacy_name() -> String {
         let md = std::fs::metadata(runtime_path()).expect("stat the runtime");
         format!("{:x}-{}", md.dev(), md.ino())
     }
@@ -655,11 +636,7 @@ mod host_binary {
     /// host binary's inode, on a read-only mount (opening it for writing fails while it runs
     /// in any case, with ETXTBSY: the mount's flags are what matters once it has exited).
     #[track_caller]
-    fn assert_init_exe_readonly(ns: &PrivateRun, what: &str) {
-        let mut c = Container::new("sec-persist");
-        c.runtime = ns.wrapper();
-        c.args(&["sleep", "100"]);
-        c.create().ok();
+    fn assert_init_exe_readonly(c: &Container, what: &str) {
         let exe = format!("/proc/{}/exe", c.pid());
         let md = std::fs::metadata(&exe).expect("stat the init's exe");
         assert_eq!(
@@ -677,67 +654,104 @@ mod host_binary {
             vfs.f_flag & libc::ST_RDONLY != 0,
             "{what}: the init's exe is on a writable mount"
         );
-        c.delete_force().ok();
     }
 
-    /// Create/run/exec re-execute from one persistent read-only bind per binary, made once
-    /// and reused; an entry planted at its name is used only when it checks out (the same
-    /// inode on a read-only mount), and a directory others may write is not used at all.
+    /// The protected copy the runtime re-executes from is in no mount table: the mount
+    /// namespace it runs in (a private copy of the host's, from a fresh state: no
+    /// /run/nucleus/@exe) has the same mountinfo before and after a create refused at
+    /// validation, a create that fails once the container's namespaces exist, a
+    /// create/start/delete, a run and an exec; and the init's exe is read-only all the same.
     #[test]
-    fn persistent_bind_is_reused_and_planted_entries_are_not_trusted() {
-        let name = persistent_name();
+    fn the_protected_binary_leaves_no_mount_behind() {
+        let ns = PrivateRun::new();
+        let mountinfo = || ns.sh("cat /proc/self/mountinfo");
+        let before = mountinfo();
+        assert!(!before.contains("/run/nucleus/@exe"), "{before}");
+
+        let mut c = Container::new("sec-nomount-bad");
+        c.runtime = ns.wrapper();
+        c.config()["annotations"] = json!({"run.nucleus.seccomp.mode": "bogus"});
+        c.create().fails();
+        assert_eq!(mountinfo(), before, "after a create refused at validation");
+
+        let mut c = Container::new("sec-nomount-late");
+        c.runtime = ns.wrapper();
+        c.args(&["/no/such/program"]);
+        c.create().fails();
+        assert_eq!(mountinfo(), before, "after a create that failed late");
+
+        let mut c = Container::new("sec-nomount");
+        c.runtime = ns.wrapper();
+        c.args(&["sleep", "100"]);
+        c.create().ok();
+        assert_init_exe_readonly(&c, "created");
+        assert_eq!(mountinfo(), before, "while created");
+        c.start().ok();
+        c.cmd(&["exec", &c.id, "true"]).ok();
+        c.delete_force().ok();
+        assert_eq!(mountinfo(), before, "after create/start/exec/delete");
+
+        let mut c = Container::new("sec-nomount-run");
+        c.runtime = ns.wrapper();
+        c.run().ok();
+        assert_eq!(mountinfo(), before, "after a run");
+        let left = ns.sh("ls -A /run/nucleus");
+        assert_eq!(left.trim(), "", "nothing made in /run/nucleus");
+    }
+
+    /// The persistent binds earlier versions kept in /run/nucleus/@exe are taken off and
+    /// removed by the next create, whatever is mounted there (a read-only bind, a writable
+    /// bind of the binary itself); never used: the init's exe is read-only all the same. A
+    /// directory others may write is not the runtime's: left alone.
+    #[test]
+    fn binds_left_by_earlier_versions_are_removed_not_used() {
+        let name = legacy_name();
         let dir = "/run/nucleus/@exe";
-
-        let ns = PrivateRun::new();
-        assert_init_exe_readonly(&ns, "first run");
-        let mounts = ns.exe_mounts();
-        assert_eq!(mounts.len(), 1, "one bind: {mounts:?}");
-        assert_eq!(mounts[0].0, format!("{dir}/{name}"));
-        assert!(mounts[0].1.split(',').any(|o| o == "ro"), "{mounts:?}");
-        let mode = ns.sh(&format!("stat -c %a:%u {dir}"));
-        assert_eq!(mode.trim(), "700:0");
-        for _ in 0..3 {
-            let mut c = Container::new("sec-persist-run");
-            c.runtime = ns.wrapper();
-            c.run().ok();
-        }
-        assert_init_exe_readonly(&ns, "later runs");
-        assert_eq!(
-            ns.exe_mounts(),
-            mounts,
-            "the bind is reused, not made again"
-        );
-
-        // A writable bind of the binary itself at the name.
-        let ns = PrivateRun::new();
         let rt = runtime_path();
+        for (what, plant) in [
+            (
+                "read-only bind",
+                format!(
+                    "mount --bind {0} {dir}/{name} && mount -o remount,bind,ro {dir}/{name}",
+                    rt.display()
+                ),
+            ),
+            (
+                "writable bind",
+                format!("mount --bind {} {dir}/{name}", rt.display()),
+            ),
+        ] {
+            let ns = PrivateRun::new();
+            ns.sh(&format!(
+                "mkdir -m 700 {dir} && touch {dir}/{name} {dir}/other && {plant}"
+            ));
+            assert_eq!(ns.exe_mounts().len(), 1, "{what} planted");
+            let mut c = Container::new("sec-legacy");
+            c.runtime = ns.wrapper();
+            c.args(&["sleep", "100"]);
+            c.create().ok();
+            assert_init_exe_readonly(&c, what);
+            c.delete_force().ok();
+            assert_eq!(ns.exe_mounts(), vec![], "{what}: unmounted");
+            let gone = ns.sh(&format!("[ -e {dir} ] || echo gone"));
+            assert_eq!(gone.trim(), "gone", "{what}: the directory is removed");
+        }
+
+        let ns = PrivateRun::new();
         ns.sh(&format!(
-            "mkdir -m 700 {dir} && touch {dir}/{name} && mount --bind {} {dir}/{name}",
+            "mkdir -m 777 {dir} && touch {dir}/{name} && mount --bind {} {dir}/{name}",
             rt.display()
         ));
-        assert_init_exe_readonly(&ns, "planted writable bind");
-
-        // A symlink at the name to a writable copy.
-        let ns = PrivateRun::new();
-        let copy = ns.dir.path().join("copy");
-        std::fs::copy(&rt, &copy).unwrap();
-        ns.sh(&format!(
-            "mkdir -m 700 {dir} && ln -s {} {dir}/{name}",
-            copy.display()
-        ));
-        assert_init_exe_readonly(&ns, "planted symlink");
-        let mounts = ns.exe_mounts();
-        assert_eq!(mounts.len(), 1, "{mounts:?}");
-        assert!(mounts[0].1.split(',').any(|o| o == "ro"), "{mounts:?}");
-
-        // A directory anyone may write: not used (the detached bind is).
-        let ns = PrivateRun::new();
-        ns.sh(&format!("mkdir -m 777 {dir}"));
-        assert_init_exe_readonly(&ns, "world-writable directory");
+        let mut c = Container::new("sec-legacy-777");
+        c.runtime = ns.wrapper();
+        c.args(&["sleep", "100"]);
+        c.create().ok();
+        assert_init_exe_readonly(&c, "world-writable directory");
+        c.delete_force().ok();
         assert_eq!(
-            ns.exe_mounts(),
-            vec![],
-            "nothing mounted in a directory others may write"
+            ns.exe_mounts().len(),
+            1,
+            "a directory others may write is left alone"
         );
     }
 

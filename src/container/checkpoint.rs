@@ -370,22 +370,15 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
         let _ = dir.remove();
         return Err(e.into());
     }
-    let mut st = ContainerState {
-        id: opts.id.clone(),
-        pid: 0,
-        pid_start: 0,
-        bundle: bundle.clone(),
-        rootfs: rootfs.clone(),
-        created: crate::logger::rfc3339_now(true),
-        owner: String::new(),
-        annotations: config.annotations().clone().unwrap_or_default(),
-        cgroup: Some(cgroup),
+    let annotations = config.annotations().clone().unwrap_or_default();
+    let mut st = ContainerState::creating(
+        opts.id.clone(),
+        bundle.clone(),
+        rootfs.clone(),
         config,
-        monitor_pid: None,
-        host_rootfs_mount: None,
-        landlock: None,
-        landlock_ids: Vec::new(),
-    };
+        annotations,
+        cgroup,
+    );
     let criu_root = dir.state_path().with_file_name("criu-root");
     let res = restore_into(&st, &criu, &criu_root);
     // CRIU's mount namespace holds its own copy of the root: ours is no longer needed.

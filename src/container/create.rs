@@ -102,20 +102,16 @@ pub(crate) fn create_with_console(
         return Err(e.into());
     }
     let mut st = ContainerState {
-        id: opts.id.clone(),
-        pid: 0,
-        pid_start: 0,
-        bundle: bundle.clone(),
-        rootfs: rootfs.clone(),
-        created: crate::logger::rfc3339_now(true),
-        owner: String::new(),
-        annotations,
-        cgroup: Some(cgroup),
-        config,
-        monitor_pid: None,
         host_rootfs_mount,
         landlock,
-        landlock_ids: Vec::new(),
+        ..ContainerState::creating(
+            opts.id.clone(),
+            bundle.clone(),
+            rootfs.clone(),
+            config,
+            annotations,
+            cgroup,
+        )
     };
     match setup(
         &dir,

@@ -8,17 +8,18 @@
 //! host's binary.
 //!
 //! Before a verb that puts processes into a container, the runtime re-executes itself once
-//! from a copy nobody can write. In order of preference:
-//! - a persistent read-only bind mount of its own binary in [`PERSISTENT_DIR`], one per
-//!   binary (named by device and inode), made by the first such verb and reused by every
-//!   later one. Before each use it is checked on the fd: the same inode as the running
-//!   binary, on a read-only mount. Reusing it spares every run the teardown of a detached
-//!   mount, which waits for an (expedited) RCU grace period in the exec: milliseconds on a
-//!   busy machine;
-//! - a detached, read-only bind mount (open_tree + mount_setattr, no copy; it lives only as
-//!   long as processes run from it), where the directory cannot be used;
-//! - where mounts are refused (no CAP_SYS_ADMIN over the mount namespace), a sealed memfd
-//!   copy.
+//! from a copy nobody can write:
+//! - a detached, read-only bind mount of its own binary (open_tree + mount_setattr, no
+//!   copy). It is in no mount table: it lives only as long as processes run from it and
+//!   leaves nothing on the host. Its teardown (when the re-exec closes the tree's fd) waits
+//!   for an expedited RCU grace period: nothing on an idle machine, up to ~20 ms of
+//!   uninterruptible sleep on a busy one (README, *Performance*);
+//! - where mounts are refused (no CAP_SYS_ADMIN over the mount namespace, e.g. rootless), a
+//!   sealed memfd copy: no wait, but the copy costs ~3-4 ms of CPU and the binary's size in
+//!   memory for as long as the runtime (or an init not yet started) runs from it.
+//!
+//! Earlier versions kept a persistent bind per binary in [`LEGACY_DIR`], forever in the
+//! host's mount table; those are unmounted and removed by the next such verb.
 //!
 //! Any later open of that exe for writing gets EROFS or, for the memfd, write/mmap are
 //! refused by the seals. Undoing either needs CAP_SYS_ADMIN over the host's mount
@@ -30,7 +31,7 @@
 //! also made non-dumpable until their execve (see `spawn` and `exec`), which keeps their
 //! /proc entries (fds, maps, environ, exe) closed to the container's processes.
 
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::{CString, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
@@ -48,10 +49,9 @@ const REEXEC_MARK: &str = "_NUCLEUS_SEALED_EXE";
 /// linux/memfd.h.
 const MFD_EXEC: libc::c_uint = 0x0010;
 
-/// Where the persistent read-only binds of the runtime's binary live (a name no container
-/// id can take, in the default state root). The directory is the runtime user's, mode 0700;
-/// one that is not (another owner, writable by others, not a directory) is not used.
-pub const PERSISTENT_DIR: &str = "/run/nucleus/@exe";
+/// Where nucleus versions before this one kept a persistent read-only bind of each binary
+/// they ran (named DEV-INODE), in the default state root.
+pub const LEGACY_DIR: &str = "/run/nucleus/@exe";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -97,13 +97,11 @@ pub fn ensure() -> Result<Protection, SealError> {
     if marked {
         return Err(SealError::StillWritable);
     }
-    let copy = match persistent_bind(Path::new(PERSISTENT_DIR), exe.as_fd()) {
+    sweep_legacy(Path::new(LEGACY_DIR));
+    let copy = match readonly_bind(exe.as_fd()) {
         Ok(fd) => fd,
-        Err(_) => match readonly_bind(exe.as_fd()) {
-            Ok(fd) => fd,
-            // No CAP_SYS_ADMIN over this mount namespace (e.g. rootless): copy into a memfd.
-            Err(_) => sealed_memfd(exe.as_fd())?,
-        },
+        // No CAP_SYS_ADMIN over this mount namespace (e.g. rootless): copy into a memfd.
+        Err(_) => sealed_memfd(exe.as_fd())?,
     };
     drop(exe);
     Err(reexec(copy.as_fd()))
@@ -143,122 +141,28 @@ fn readonly_bind(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     Ok(tree)
 }
 
-/// The persistent read-only bind of the binary behind `exe` in `dir`, as an O_PATH fd of
-/// the file: the existing one when it checks out, else one made now (under the directory's
-/// lock, so concurrent first runs make one mount between them). Mounts there of binaries
-/// that have since been deleted or replaced are unmounted when a new one is made.
-pub fn persistent_bind(dir: &Path, exe: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
-    let want = nix::sys::stat::fstat(exe)?;
-    let name = CString::new(format!("{:x}-{}", want.st_dev, want.st_ino))
-        .expect("no NUL in a formatted number");
-    let dirfd = private_dir(dir)?;
-    if let Some(fd) = verified(dirfd.as_fd(), &name, &want)? {
-        return Ok(fd);
-    }
-    // SAFETY: flock on a live fd; the lock goes with the fd.
-    Errno::result(unsafe { libc::flock(dirfd.as_raw_fd(), libc::LOCK_EX) })?;
-    if let Some(fd) = verified(dirfd.as_fd(), &name, &want)? {
-        return Ok(fd);
-    }
-    sweep(dir, dirfd.as_fd(), &name);
-    // Whatever is mounted at the name in this namespace is not a usable bind: take it off.
-    // A regular file stays (it may be another mount namespace's mount point); anything else
-    // (a symlink, a directory) is removed.
-    let path = dir.join(name.to_str().expect("ASCII name"));
-    for _ in 0..8 {
-        if nix::mount::umount2(&path, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW).is_err() {
-            break;
-        }
-    }
-    let point = match open_at(dirfd.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW) {
-        Ok(fd) if is_regular(fd.as_fd())? => fd,
-        other => {
-            if other.is_ok() {
-                unlink_any(dirfd.as_fd(), &name)?;
-            }
-            let flags = libc::O_RDONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-            drop(open_at(dirfd.as_fd(), &name, flags)?);
-            open_at(dirfd.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW)?
-        }
+/// Unmounts and removes the persistent binds earlier versions left in `dir` (see
+/// [`LEGACY_DIR`]), then the directory. Only a directory of this user that no one else may
+/// write is touched; where there is none (the usual case) this costs one failed open. Best
+/// effort: a bind that stays costs only its mount. A process still running from one keeps
+/// it until it exits (lazy unmount).
+fn sweep_legacy(dir: &Path) {
+    let Ok(c) = CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return;
     };
-    let tree = readonly_bind(exe)?;
-    // Its own peer group would tie it to its copies in other namespaces: keep it private.
-    Kernel.setattr(
-        tree.as_fd(),
-        false,
-        AttrChange::default(),
-        MsFlags::MS_PRIVATE,
-    )?;
-    Kernel.attach(tree.as_fd(), point.as_fd())?;
-    drop(tree);
-    verified(dirfd.as_fd(), &name, &want)?.ok_or(Errno::EIO)
-}
-
-/// `dir` opened (made if missing, with its parent) when it is a directory of this user that
-/// no one else may write.
-fn private_dir(dir: &Path) -> Result<OwnedFd, Errno> {
-    let open = || {
-        let c = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        // SAFETY: a NUL-terminated path; the result is a new fd we own.
-        let fd = unsafe { libc::open(c.as_ptr(), flags) };
-        Errno::result(fd)?;
-        // SAFETY: open returned a new fd that nothing else owns.
-        Ok::<_, Errno>(unsafe { OwnedFd::from_raw_fd(fd) })
-    };
-    let fd = match open() {
-        Err(Errno::ENOENT) => {
-            if let Some(parent) = dir.parent() {
-                match nix::unistd::mkdir(parent, nix::sys::stat::Mode::from_bits_truncate(0o711)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            match nix::unistd::mkdir(dir, nix::sys::stat::Mode::from_bits_truncate(0o700)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(e),
-            }
-            open()?
-        }
-        other => other?,
-    };
-    let st = nix::sys::stat::fstat(fd.as_fd())?;
-    let mode = st.st_mode;
-    if mode & libc::S_IFMT != libc::S_IFDIR
-        || st.st_uid != nix::unistd::geteuid().as_raw()
-        || mode & 0o022 != 0
-    {
-        return Err(Errno::EPERM);
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: a NUL-terminated path; the result is a new fd we own.
+    let raw = unsafe { libc::open(c.as_ptr(), flags) };
+    if raw < 0 {
+        return;
     }
-    Ok(fd)
-}
-
-/// The entry `name` of `dir` as an O_PATH fd when it is the binary `want` on a read-only
-/// mount: what may be executed in place of the running binary.
-fn verified(dir: BorrowedFd<'_>, name: &CStr, want: &libc::stat) -> Result<Option<OwnedFd>, Errno> {
-    let fd = match open_at(dir, name, libc::O_PATH | libc::O_NOFOLLOW) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let st = nix::sys::stat::fstat(fd.as_fd())?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG
-        || st.st_dev != want.st_dev
-        || st.st_ino != want.st_ino
-    {
-        return Ok(None);
+    // SAFETY: open returned a new fd that nothing else owns.
+    let dirfd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let ours = nix::sys::stat::fstat(dirfd.as_fd())
+        .is_ok_and(|st| st.st_uid == nix::unistd::geteuid().as_raw() && st.st_mode & 0o022 == 0);
+    if !ours {
+        return;
     }
-    let vfs = nix::sys::statvfs::fstatvfs(&fd)?;
-    if !vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
-        return Ok(None);
-    }
-    Ok(Some(fd))
-}
-
-/// Unmounts and removes the binds in `dir` (other than `keep`) whose binary is gone (no
-/// link left: deleted or replaced by a new file). Best effort: a bind left behind costs
-/// only its mount.
-fn sweep(dir: &Path, dirfd: BorrowedFd<'_>, keep: &CStr) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -266,54 +170,22 @@ fn sweep(dir: &Path, dirfd: BorrowedFd<'_>, keep: &CStr) {
         let Ok(name) = CString::new(e.file_name().into_vec()) else {
             continue;
         };
-        if name.as_c_str() == keep {
-            continue;
-        }
-        let Ok(fd) = open_at(dirfd, &name, libc::O_PATH | libc::O_NOFOLLOW) else {
-            continue;
-        };
-        let gone = nix::sys::stat::fstat(fd.as_fd())
-            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_nlink == 0);
-        drop(fd);
-        if gone {
+        // Stacked binds come off one by one; a bounded number of tries.
+        for _ in 0..8 {
             let flags = MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW;
-            while nix::mount::umount2(&e.path(), flags).is_ok() {}
-            let _ = unlink_any(dirfd, &name);
+            if nix::mount::umount2(&e.path(), flags).is_err() {
+                break;
+            }
+        }
+        for flag in [0, libc::AT_REMOVEDIR] {
+            // SAFETY: a live directory fd and a NUL-terminated name.
+            if unsafe { libc::unlinkat(dirfd.as_raw_fd(), name.as_ptr(), flag) } == 0 {
+                break;
+            }
         }
     }
-}
-
-fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> Result<OwnedFd, Errno> {
-    // SAFETY: a live directory fd and a NUL-terminated name; the result is a new fd we own.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            flags | libc::O_CLOEXEC,
-            0o400,
-        )
-    };
-    Errno::result(fd)?;
-    // SAFETY: openat returned a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn is_regular(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
-    Ok(nix::sys::stat::fstat(fd)?.st_mode & libc::S_IFMT == libc::S_IFREG)
-}
-
-/// Removes `name` from `dir`, whether a file, a symlink or an (empty) directory.
-fn unlink_any(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
-    // SAFETY: a live directory fd and a NUL-terminated name.
-    let r = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
-    match Errno::result(r) {
-        Err(Errno::EISDIR) => {
-            // SAFETY: as above.
-            let r = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
-            Errno::result(r).map(drop)
-        }
-        r => r.map(drop),
-    }
+    drop(dirfd);
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// A memfd holding a copy of the file behind `fd`, sealed against any change.

@@ -3,6 +3,7 @@
 use super::builtin_filters::BuiltinFilters;
 use super::trace_file::TraceFile;
 use super::SeccompError;
+use crate::annotation::{one_of, under};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -55,17 +56,11 @@ impl Annotations {
 
     pub fn parse(annotations: &HashMap<String, String>) -> Result<Self, SeccompError> {
         let mut out = Annotations::default();
-        for (key, value) in annotations {
-            if !key.starts_with(ANNOTATION_PREFIX) {
-                continue;
-            }
+        for (key, value) in under(annotations, ANNOTATION_PREFIX) {
             match key.as_str() {
                 MODE => {
-                    out.mode = match value.as_str() {
-                        "enforce" => Mode::Enforce,
-                        "trace" => Mode::Trace,
-                        _ => return Err(bad(key, value, "enforce or trace")),
-                    }
+                    let modes = [("enforce", Mode::Enforce), ("trace", Mode::Trace)];
+                    out.mode = one_of(value, &modes).map_err(|e| bad(key, value, &e))?;
                 }
                 TRACE_FILE => {
                     if value.is_empty() {
@@ -74,11 +69,8 @@ impl Annotations {
                     out.trace_file = Some(PathBuf::from(value));
                 }
                 LOG_DENIED => {
-                    out.log_denied = match value.as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(bad(key, value, "true or false")),
-                    }
+                    let flags = [("true", true), ("false", false)];
+                    out.log_denied = one_of(value, &flags).map_err(|e| bad(key, value, &e))?;
                 }
                 BUILTIN_FILTERS => {
                     out.builtin = BuiltinFilters::parse(value).map_err(|_| {
@@ -103,12 +95,7 @@ impl Annotations {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(kv: &[(&str, &str)]) -> HashMap<String, String> {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::annotation::map;
 
     #[test]
     fn defaults_and_values() {

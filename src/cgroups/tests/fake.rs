@@ -202,18 +202,8 @@ fn v2_writes_converted_values() {
     r.set_block_io(Some(
         LinuxBlockIoBuilder::default()
             .weight(500u16)
-            .throttle_read_bps_device(vec![LinuxThrottleDeviceBuilder::default()
-                .major(8)
-                .minor(0)
-                .rate(1048576u64)
-                .build()
-                .unwrap()])
-            .throttle_write_iops_device(vec![LinuxThrottleDeviceBuilder::default()
-                .major(8)
-                .minor(16)
-                .rate(300u64)
-                .build()
-                .unwrap()])
+            .throttle_read_bps_device(vec![throttle(8, 0, 1048576)])
+            .throttle_write_iops_device(vec![throttle(8, 16, 300)])
             .build()
             .unwrap(),
     ));

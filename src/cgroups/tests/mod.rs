@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{
     LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType,
     LinuxHugepageLimitBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources,
-    LinuxResourcesBuilder, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder,
+    LinuxResourcesBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
+    LinuxWeightDeviceBuilder,
 };
 
 use super::files::take_writes;
@@ -163,6 +164,16 @@ fn writes_to(all: &[(PathBuf, String)], file: &str) -> Vec<String> {
         .collect()
 }
 
+/// A blkio throttle of `rate` (bytes or operations a second) on device `major`:`minor`.
+fn throttle(major: i64, minor: i64, rate: u64) -> LinuxThrottleDevice {
+    LinuxThrottleDeviceBuilder::default()
+        .major(major)
+        .minor(minor)
+        .rate(rate)
+        .build()
+        .unwrap()
+}
+
 fn full_resources() -> LinuxResources {
     LinuxResourcesBuilder::default()
         .memory(
@@ -198,18 +209,8 @@ fn full_resources() -> LinuxResources {
                     .leaf_weight(100u16)
                     .build()
                     .unwrap()])
-                .throttle_read_bps_device(vec![LinuxThrottleDeviceBuilder::default()
-                    .major(8)
-                    .minor(0)
-                    .rate(1048576u64)
-                    .build()
-                    .unwrap()])
-                .throttle_write_iops_device(vec![LinuxThrottleDeviceBuilder::default()
-                    .major(8)
-                    .minor(16)
-                    .rate(300u64)
-                    .build()
-                    .unwrap()])
+                .throttle_read_bps_device(vec![throttle(8, 0, 1048576)])
+                .throttle_write_iops_device(vec![throttle(8, 16, 300)])
                 .build()
                 .unwrap(),
         )
