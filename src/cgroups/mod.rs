@@ -341,6 +341,12 @@ impl Cgroup {
         Ok(paths)
     }
 
+    /// Whether a cgroup directory lists the container's processes: false for a rootless
+    /// container whose directories were all left out.
+    pub fn tracks_processes(&self) -> bool {
+        self.procs_dir().is_some()
+    }
+
     /// Whether this cgroup is managed as runc's rootless manager does.
     pub fn is_rootless(&self) -> bool {
         self.rootless
