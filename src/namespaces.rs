@@ -337,4 +337,29 @@ mod tests {
                 .unwrap();
         assert_eq!(map_text(&m), "0 1000 10\n");
     }
+
+    #[test]
+    fn only_a_single_own_id_is_a_map_the_user_writes_itself() {
+        let m =
+            |v: serde_json::Value| -> Vec<LinuxIdMapping> { serde_json::from_value(v).unwrap() };
+        assert!(maps_only(
+            &m(serde_json::json!([{"containerID":0,"hostID":1000,"size":1}])),
+            1000
+        ));
+        assert!(!maps_only(
+            &m(serde_json::json!([{"containerID":0,"hostID":1000,"size":2}])),
+            1000
+        ));
+        assert!(!maps_only(
+            &m(serde_json::json!([{"containerID":0,"hostID":1001,"size":1}])),
+            1000
+        ));
+        assert!(!maps_only(
+            &m(serde_json::json!([
+                {"containerID":0,"hostID":1000,"size":1},
+                {"containerID":1,"hostID":100000,"size":65536}
+            ])),
+            1000
+        ));
+    }
 }
