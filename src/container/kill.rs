@@ -26,9 +26,24 @@ pub fn kill(rt: &Runtime, id: &str, sig: Signal, all: bool) -> Result<(), Contai
         return Err(ContainerError::NotRunning);
     }
     if all {
-        if let Some(cg) = st.cgroup.as_ref() {
-            cg.kill_all(sig)?;
-            return Ok(());
+        match st.cgroup.as_ref() {
+            Some(cg) if cg.tracks_processes() => {
+                cg.kill_all(sig)?;
+                return Ok(());
+            }
+            // Rootless without a cgroup: the processes of its pid namespace.
+            Some(_) if status != Status::Stopped => {
+                for pid in super::pid_namespace_members(st.pid) {
+                    match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
+                        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                        Err(e) => {
+                            return Err(super::io_err(format!("kill {pid} with {sig}"))(e.into()))
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            _ => {}
         }
     }
     nix::sys::signal::kill(Pid::from_raw(st.pid), sig)

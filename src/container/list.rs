@@ -36,8 +36,31 @@ pub fn list(rt: &Runtime) -> Result<Vec<ListEntry>, ContainerError> {
             bundle: st.bundle.display().to_string(),
             rootfs: st.rootfs.display().to_string(),
             created: st.created.clone(),
-            owner: st.owner.clone(),
+            owner: if st.owner.is_empty() {
+                dir_owner(&dir.path)
+            } else {
+                st.owner.clone()
+            },
         });
     }
     Ok(out)
+}
+
+/// runc's OWNER: the user owning the container's state directory (a rootless user's own
+/// root holds theirs), by name from the host's /etc/passwd, else `#UID`.
+fn dir_owner(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
+        return String::new();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
 }

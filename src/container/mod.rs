@@ -101,6 +101,30 @@ pub fn check_preserved_fds(n: i32) -> Result<(), ContainerError> {
 pub struct Runtime {
     pub root: Root,
     pub systemd_cgroup: bool,
+    /// runc's rootless cgroup manager (`--rootless`, by default when run by a non-root
+    /// user): cgroups the user has no permission for are left out, not an error.
+    pub rootless_cgroups: bool,
+}
+
+/// The processes of a live container whose cgroup lists none (rootless, no cgroup the user
+/// may use): every process in the init's pid namespace when it has one of its own, else
+/// the init alone. Processes of other users are not visible to a rootless runtime anyway.
+pub(crate) fn pid_namespace_members(init: i32) -> Vec<i32> {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let Some(theirs) = ns(&init.to_string()) else {
+        return Vec::new();
+    };
+    if ns("self").as_ref() == Some(&theirs) {
+        return vec![init];
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![init];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| ns(&p.to_string()).as_ref() == Some(&theirs))
+        .collect()
 }
 
 /// The live status of a container, derived from its init process, exec fifo and freezer.

@@ -56,11 +56,12 @@ pub fn ps(
     ps_args: &[String],
     out: &mut dyn Write,
 ) -> Result<(), ContainerError> {
-    let (dir, st, _status) = open(rt, id)?;
+    let (dir, st, status) = open(rt, id)?;
     drop(dir);
     let mut pids = match st.cgroup.as_ref() {
-        Some(cg) => cg.pids()?,
-        None => Vec::new(),
+        Some(cg) if cg.tracks_processes() => cg.pids()?,
+        _ if status != crate::state::Status::Stopped => super::pid_namespace_members(st.pid),
+        _ => Vec::new(),
     };
     pids.sort_unstable();
     let text = match format {

@@ -85,7 +85,15 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
         .map(open_cgroup_dir)
         .transpose()?;
     let forked = match &unified {
-        Some(dir) => fork::fork_child_into(dir, req.cgroup),
+        Some(dir) => match fork::fork_child_into(dir, req.cgroup) {
+            // Rootless, a cgroup the user may not move processes into is not joined, as
+            // runc's rootless manager ignores that error.
+            Err(fork::ForkError::IntoCgroup {
+                source: nix::errno::Errno::EACCES | nix::errno::Errno::EPERM,
+                ..
+            }) if req.cgroup.is_some_and(Cgroup::is_rootless) => fork::fork_child(),
+            r => r,
+        },
         None => fork::fork_child(),
     };
     drop(unified);

@@ -413,3 +413,75 @@ fn v2_stats_from_files() {
         ])
     );
 }
+
+/// Rootless (runc's rootless manager): a hierarchy left out at create fails a limit that
+/// needs it, naming it; the others still take theirs; device rules are not written.
+#[test]
+fn rootless_left_out_hierarchy_fails_its_limits_and_skips_devices() {
+    let t = FakeTree::new();
+    let mut cg = t.cgroup(CgroupMode::V1, None);
+    // Writable to root: nothing is left out, an explicit path never leaves anything out.
+    assert!(cg.drop_inaccessible(false, None).unwrap().is_empty());
+    assert!(cg.drop_inaccessible(true, None).unwrap().is_empty());
+    assert!(cg.is_rootless());
+    let mem = cg.dirs.remove("memory").unwrap();
+    cg.inaccessible.insert("memory".into(), mem.clone());
+    cg.create().unwrap();
+    take_writes();
+    let devices_only = LinuxResourcesBuilder::default()
+        .devices(vec![LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()
+            .unwrap()])
+        .build()
+        .unwrap();
+    cg.apply(&devices_only).unwrap();
+    let w = take_writes();
+    assert!(
+        w.iter()
+            .all(|(p, _)| !p.to_string_lossy().contains("devices")),
+        "{w:?}"
+    );
+    let e = cg.apply(&full_resources()).unwrap_err().to_string();
+    assert!(
+        e.starts_with("cannot set memory limit") && e.contains(&mem.path.display().to_string()),
+        "{e}"
+    );
+}
+
+#[test]
+fn rootless_v2_without_its_directory_takes_no_limits() {
+    let t = FakeTree::new();
+    let mut cg = t.cgroup(CgroupMode::V2, None);
+    cg.rootless = true;
+    let dir = cg.dirs.remove("").unwrap();
+    cg.inaccessible.insert(String::new(), dir);
+    assert!(!cg.tracks_processes());
+    cg.apply(&LinuxResources::default()).unwrap();
+    let e = cg.apply(&full_resources()).unwrap_err().to_string();
+    assert!(e.starts_with("rootless needs no limits"), "{e}");
+    assert!(cg
+        .freeze()
+        .unwrap_err()
+        .to_string()
+        .starts_with("cannot toggle freezer"));
+    assert!(!cg.is_frozen().unwrap());
+    assert!(cg.pids().unwrap().is_empty());
+}
+
+#[test]
+fn v2_needs_controllers_only_for_limits() {
+    assert!(!v2::needs_controllers(&LinuxResources::default()));
+    let empty_memory = LinuxResourcesBuilder::default()
+        .memory(LinuxMemoryBuilder::default().build().unwrap())
+        .build()
+        .unwrap();
+    assert!(!v2::needs_controllers(&empty_memory));
+    assert!(v2::needs_controllers(&full_resources()));
+    let pids = LinuxResourcesBuilder::default()
+        .pids(LinuxPidsBuilder::default().limit(5).build().unwrap())
+        .build()
+        .unwrap();
+    assert!(v2::needs_controllers(&pids));
+}
