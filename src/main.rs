@@ -431,6 +431,21 @@ fn main() -> ExitCode {
         None
     };
     let cli = Cli::parse();
+    if matches!(
+        cli.cmd,
+        Some(
+            Cmd::State { .. }
+                | Cmd::List { .. }
+                | Cmd::Ps { .. }
+                | Cmd::Features
+                | Cmd::Events { .. }
+        )
+    ) {
+        // A verb that only prints ends quietly when its reader goes away (`nucleus list |
+        // head`), as runc does, instead of panicking on the EPIPE Rust's default turns it into.
+        // SAFETY: resetting one signal's disposition to its default; no handler is involved.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let format: Format = match cli.log_format.parse() {
         Ok(f) => f,
         Err(e) => {

@@ -355,3 +355,68 @@ fn stdio_fds_only() {
     // ls itself opens one fd for the directory.
     assert!(fds.len() <= 4 && fds[..3] == [0, 1, 2], "fds: {:?}", fds);
 }
+
+/// The runtime itself ignores SIGPIPE (Rust's start-up code), and an ignored signal survives
+/// execve: the init and `exec`'d processes must start with every signal at its default, as
+/// under runc, or a writer into a closed pipe never dies (`yes | head` would not end).
+#[test]
+fn signals_start_at_their_default_in_init_and_exec() {
+    // The runtime's caller ignores SIGHUP and SIGUSR1 too (as under nohup).
+    // SAFETY: the test process only sets dispositions to SIG_IGN; the children inherit them.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
+    }
+    let mut c = Container::new("sigdfl");
+    c.sh("grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -n 1; sleep 30");
+    c.run_detached().ok();
+    let id = c.id.clone();
+    let first = c.wait_stdout(|s| s.contains("y\n"), CMD_TIMEOUT);
+    assert!(first.contains("SigIgn:\t0000000000000000"), "init: {first}");
+    assert!(first.contains("SigBlk:\t0000000000000000"), "init: {first}");
+    let out = c
+        .cmd(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -n 1",
+        ])
+        .ok();
+    assert!(
+        out.stdout.contains("SigIgn:\t0000000000000000"),
+        "exec: {out}"
+    );
+    assert!(out.stdout.ends_with("y\n"), "exec: {out}");
+}
+
+/// A verb that only prints, read by a consumer that stops early, ends quietly (runc dies of
+/// SIGPIPE too), instead of panicking on the broken pipe.
+#[test]
+fn printing_verbs_end_quietly_when_the_reader_goes_away() {
+    let mut c = Container::new("sigpipe");
+    c.args(&["sleep", "30"]);
+    c.run_detached().ok();
+    let id = c.id.clone();
+    for verb in [vec!["state", id.as_str()], vec!["list"], vec!["features"]] {
+        let mut cmd = c.command();
+        cmd.args(&verb)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // Close the read end before the runtime writes: its write gets EPIPE/SIGPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{verb:?}: {stderr}"
+        );
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{verb:?}: {:?} {stderr}",
+            out.status
+        );
+    }
+}

@@ -315,6 +315,38 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, SetupError> {
         .collect()
 }
 
+/// Every signal back to its default disposition. An ignored signal stays ignored across
+/// execve: Rust's start-up code makes the runtime ignore SIGPIPE, and the runtime's caller may
+/// have ignored others (nohup: SIGHUP). Without this a container process would inherit them
+/// (`yes | head` would never end); under runc every signal starts at its default. Handled
+/// signals are reset by execve itself. The raw syscall reaches glibc's internal real-time
+/// signals too, which the process is about to leave behind with the execve.
+fn reset_ignored_signals() {
+    let default = libc::sigaction {
+        sa_sigaction: libc::SIG_DFL,
+        // SAFETY: sigset_t is a plain bit set; all-zero is the empty set.
+        sa_mask: unsafe { std::mem::zeroed() },
+        sa_flags: 0,
+        sa_restorer: None,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid struct and the kernel's sigset size (8 bytes);
+        // SIG_DFL installs no handler. A failure leaves that one signal as it was.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const libc::sigaction,
+                std::ptr::null_mut::<libc::sigaction>(),
+                8usize,
+            )
+        };
+    }
+}
+
 /// execve; returns only on failure.
 pub fn exec(path: &Path, args: &[String], env: &[String]) -> SetupError {
     let p = match CString::new(path.as_os_str().as_bytes()) {
@@ -325,6 +357,7 @@ pub fn exec(path: &Path, args: &[String], env: &[String]) -> SetupError {
         (Ok(a), Ok(e)) => (a, e),
         (Err(x), _) | (_, Err(x)) => return x,
     };
+    reset_ignored_signals();
     match nix::unistd::execve(&p, &a, &e) {
         Err(source) => SetupError::Exec {
             path: path.display().to_string(),
