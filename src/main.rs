@@ -124,7 +124,8 @@ struct Cli {
     /// Use the systemd cgroup driver
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Accepted for runc compatibility; rootless mode is detected, not forced
+    /// Rootless cgroup management: cgroups the user may not use are left out [default: auto,
+    /// true when not run by root]
     #[arg(long, global = true, value_name = "true|false|auto", num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
     /// Print version information
@@ -531,6 +532,27 @@ fn default_root() -> PathBuf {
     }
 }
 
+/// runc's `--rootless` (true, false or auto, the default): whether cgroups are managed as
+/// for an unprivileged user (those the user may not use are left out). Auto: when not run
+/// by root, or run by root of a user namespace (which may not own the host's cgroups).
+fn rootless_cgroups(flag: Option<&str>) -> Result<bool> {
+    match flag {
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        None | Some("auto") => Ok(!nix::unistd::geteuid().is_root() || in_user_namespace()),
+        Some(other) => {
+            anyhow::bail!("invalid --rootless value {other:?}: want true, false or auto")
+        }
+    }
+}
+
+/// Whether this process runs in a user namespace other than the initial one (whose
+/// uid_map maps every id onto itself).
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
 fn dispatch(cli: Cli) -> Result<u8> {
     if cli.version {
         print!("{}", version_text());
@@ -542,6 +564,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
     let rt = Runtime {
         root: Root::new(cli.root.unwrap_or_else(default_root)),
         systemd_cgroup: cli.systemd_cgroup,
+        rootless_cgroups: rootless_cgroups(cli.rootless.as_deref())?,
     };
     match cmd {
         Cmd::Create(a) => {

@@ -31,6 +31,8 @@ pub enum NamespaceError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{tool} (for the id mappings of a user namespace as an unprivileged user): {msg}")]
+    MapTool { tool: &'static str, msg: String },
     #[error("linux.timeOffsets: unknown clock {0:?} (want monotonic or boottime)")]
     Clock(String),
     #[error("bring up the loopback interface of the new network namespace: {0}")]
@@ -188,26 +190,101 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-/// Write uid/gid maps for `pid`, which has just unshared its user namespace.
+/// Write uid/gid maps for `pid`, which has just unshared its user namespace, as runc
+/// does: directly when the kernel lets the caller (root; an unprivileged user mapping only
+/// itself, once setgroups is denied as the kernel requires for such a gid_map), else, for
+/// an unprivileged user (subordinate id ranges), through the setuid `newuidmap` and
+/// `newgidmap` (Debian's uidmap), which check /etc/subuid and /etc/subgid and handle
+/// setgroups themselves.
 pub fn write_id_maps(pid: i32, spec: &Spec) -> Result<(), NamespaceError> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    let write = |file: &str, text: String| -> Result<(), NamespaceError> {
-        if text.is_empty() {
-            return Ok(());
+    let uids = linux.uid_mappings().as_deref().unwrap_or(&[]);
+    let gids = linux.gid_mappings().as_deref().unwrap_or(&[]);
+    let unprivileged = !nix::unistd::geteuid().is_root();
+    if unprivileged && maps_only(gids, nix::unistd::getegid().as_raw()) {
+        let path = format!("/proc/{pid}/setgroups");
+        match std::fs::write(&path, "deny") {
+            // A kernel older than 3.19 has no such file, and no such rule.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(NamespaceError::Map { path, source: e })
+            }
+            _ => {}
         }
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, text).map_err(|source| NamespaceError::Map { path, source })
-    };
-    write(
-        "uid_map",
-        map_text(linux.uid_mappings().as_deref().unwrap_or(&[])),
-    )?;
-    write(
-        "gid_map",
-        map_text(linux.gid_mappings().as_deref().unwrap_or(&[])),
-    )
+    }
+    write_map(pid, "uid_map", "newuidmap", uids, unprivileged)?;
+    write_map(pid, "gid_map", "newgidmap", gids, unprivileged)
+}
+
+/// Whether `maps` is the single mapping of host id `id` (to any one container id).
+fn maps_only(maps: &[LinuxIdMapping], id: u32) -> bool {
+    matches!(maps, [m] if m.host_id() == id && m.size() == 1)
+}
+
+fn write_map(
+    pid: i32,
+    file: &str,
+    tool: &'static str,
+    maps: &[LinuxIdMapping],
+    unprivileged: bool,
+) -> Result<(), NamespaceError> {
+    if maps.is_empty() {
+        return Ok(());
+    }
+    let path = format!("/proc/{pid}/{file}");
+    match std::fs::write(&path, map_text(maps)) {
+        Ok(()) => Ok(()),
+        Err(e) if unprivileged && e.raw_os_error() == Some(libc::EPERM) => {
+            run_map_tool(tool, pid, maps)
+        }
+        Err(source) => Err(NamespaceError::Map { path, source }),
+    }
+}
+
+/// `newuidmap PID ID HOSTID SIZE...` (or newgidmap), found in PATH as runc finds it.
+fn run_map_tool(
+    tool: &'static str,
+    pid: i32,
+    maps: &[LinuxIdMapping],
+) -> Result<(), NamespaceError> {
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(tool);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| NamespaceError::MapTool {
+            tool,
+            msg: if e.kind() == std::io::ErrorKind::NotFound {
+                "not found in PATH (install the uidmap package)".into()
+            } else {
+                e.to_string()
+            },
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let msg = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(NamespaceError::MapTool {
+        tool,
+        msg: format!("{}: {msg}", out.status),
+    })
 }
 
 /// Clock offsets for a new time namespace; must be written before any process enters it.

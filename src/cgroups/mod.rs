@@ -112,6 +112,16 @@ pub enum CgroupError {
     },
     #[error("invalid device cgroup rule {rule}: {reason}")]
     DeviceRule { rule: String, reason: String },
+    #[error("cannot set {controller} limit ({field}): container could not join or create cgroup (rootless, no permission on {path})")]
+    RootlessLimit {
+        field: String,
+        controller: String,
+        path: PathBuf,
+    },
+    #[error("rootless needs no limits and no cgroupsPath when no permission is granted for cgroups: cannot create {path}")]
+    RootlessNoPermission { path: PathBuf },
+    #[error("cannot toggle freezer: the container has no freezer cgroup (rootless, no permission on {path})")]
+    RootlessNoFreezer { path: PathBuf },
 }
 
 /// Which cgroup layout the host uses.
@@ -143,6 +153,14 @@ pub struct Cgroup {
     /// Who makes and removes the cgroup; chosen once at create.
     #[serde(default)]
     driver: Driver,
+    /// runc's rootless cgroup manager: the runtime runs unprivileged, so joining fails
+    /// quietly and device rules (which need privilege) are not applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    rootless: bool,
+    /// The directories, keyed as `dirs`, a rootless create had no permission to make or
+    /// join (see [`Cgroup::drop_inaccessible`]): a limit for one of them fails naming it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    inaccessible: BTreeMap<String, CgroupDir>,
 }
 
 /// The cgroup manager behind a [`Cgroup`], as crun's manager table: cgroupfs (nucleus makes
@@ -280,7 +298,71 @@ impl Cgroup {
             mode,
             dirs,
             driver: Driver::Cgroupfs,
+            rootless: false,
+            inaccessible: BTreeMap::new(),
         })
+    }
+
+    /// runc's rootless cgroup manager, for a runtime run by an unprivileged user: when
+    /// `linux.cgroupsPath` is unset (`explicit_path` false), the hierarchies whose container
+    /// directory the user may not make or join (no delegation: the usual case on cgroup v1
+    /// and without systemd) are left out instead of failing the create, as runc ignores
+    /// EPERM/EACCES/EROFS there; a limit that needs one of them then fails (see
+    /// [`Cgroup::apply`]). With an explicit path nothing is left out: a permission error
+    /// fails the create as runc's does. Returns the directories left out.
+    pub fn drop_inaccessible(
+        &mut self,
+        explicit_path: bool,
+        r: Option<&oci_spec::runtime::LinuxResources>,
+    ) -> Result<Vec<PathBuf>, CgroupError> {
+        self.rootless = true;
+        if explicit_path || !matches!(self.driver, Driver::Cgroupfs) {
+            return Ok(Vec::new());
+        }
+        let denied: Vec<(String, CgroupDir)> = self
+            .dirs
+            .iter()
+            .filter(|(_, d)| !may_make_or_join(&d.path))
+            .map(|(k, d)| (k.clone(), d.clone()))
+            .collect();
+        for (key, dir) in &denied {
+            self.dirs.remove(key);
+            self.inaccessible.insert(key.clone(), dir.clone());
+        }
+        if self.mode == CgroupMode::V2 {
+            if let (Some(dir), Some(r)) = (self.inaccessible.get(""), r) {
+                if v2::needs_controllers(r) {
+                    return Err(CgroupError::RootlessNoPermission {
+                        path: dir.path.clone(),
+                    });
+                }
+            }
+        }
+        let mut paths: Vec<PathBuf> = denied.into_iter().map(|(_, d)| d.path).collect();
+        paths.dedup();
+        Ok(paths)
+    }
+
+    /// Whether this cgroup is managed as runc's rootless manager does.
+    pub fn is_rootless(&self) -> bool {
+        self.rootless
+    }
+
+    /// A rootless error for what needs `controller` when its directory was left out.
+    fn rootless_error(&self, e: CgroupError) -> CgroupError {
+        match e {
+            CgroupError::ControllerMissing { field, controller } if self.rootless => {
+                match self.inaccessible.get(controller) {
+                    Some(d) => CgroupError::RootlessLimit {
+                        field,
+                        controller: controller.to_string(),
+                        path: d.path.clone(),
+                    },
+                    None => CgroupError::ControllerMissing { field, controller },
+                }
+            }
+            e => e,
+        }
     }
 
     /// The host layout this cgroup lives in.
@@ -352,12 +434,31 @@ impl Cgroup {
     }
 
     /// Move `pid` into the cgroup in every hierarchy.
+    /// Rootless, a directory the user may not join is skipped, as runc's rootless manager
+    /// ignores that error.
     pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
         let value = pid.to_string();
         for (_, dir) in self.unique_dirs() {
-            write_file(&dir.path, "cgroup.procs", &value)?;
+            let res = write_file(&dir.path, "cgroup.procs", &value);
+            self.unless_rootless_denied(res)?;
         }
         Ok(())
+    }
+
+    /// `res`, with a permission error ignored when rootless.
+    fn unless_rootless_denied(&self, res: Result<(), CgroupError>) -> Result<(), CgroupError> {
+        match res {
+            Err(CgroupError::Write { source, .. })
+                if self.rootless
+                    && matches!(
+                        source.raw_os_error(),
+                        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+                    ) =>
+            {
+                Ok(())
+            }
+            res => res,
+        }
     }
 
     /// Move the calling process, which must be single-threaded, into the cgroup without
@@ -371,7 +472,7 @@ impl Cgroup {
             if key.is_empty() {
                 unified = Some(dir.path.as_path());
             } else {
-                write_file(&dir.path, "tasks", "0")?;
+                self.unless_rootless_denied(write_file(&dir.path, "tasks", "0"))?;
             }
         }
         Ok(unified)
@@ -394,11 +495,24 @@ impl Cgroup {
     }
 
     /// Write `r` to the cgroup files (both drivers).
+    /// Rootless, device rules are not applied (they need privilege: runc ignores their
+    /// errors), and a limit whose directory was left out fails naming it.
     fn apply_files(&self, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
-        match self.mode {
-            CgroupMode::V1 | CgroupMode::Hybrid => v1::apply(&self.dirs, r),
-            CgroupMode::V2 => v2::apply(self.unified()?, r, true),
-        }
+        let res = match self.mode {
+            CgroupMode::V1 | CgroupMode::Hybrid => v1::apply(&self.dirs, r, !self.rootless),
+            CgroupMode::V2 => match self.path("") {
+                Some(dir) => v2::apply(dir, r, !self.rootless),
+                // Left out at create, with no limit needing it (drop_inaccessible).
+                None if self.rootless && !v2::needs_controllers(r) => Ok(()),
+                None => match self.inaccessible.get("") {
+                    Some(d) => Err(CgroupError::RootlessNoPermission {
+                        path: d.path.clone(),
+                    }),
+                    None => Err(CgroupError::NoUnifiedDir),
+                },
+            },
+        };
+        res.map_err(|e| self.rootless_error(e))
     }
 
     /// The directory whose cgroup.procs files list the container's processes.
@@ -431,6 +545,16 @@ impl Cgroup {
 
     /// The freezer directory and whether it is v1 (`freezer.state`) or v2 (`cgroup.freeze`).
     fn freezer(&self) -> Result<(&Path, bool), CgroupError> {
+        let key = if self.mode == CgroupMode::V2 {
+            ""
+        } else {
+            "freezer"
+        };
+        if let Some(d) = self.inaccessible.get(key) {
+            return Err(CgroupError::RootlessNoFreezer {
+                path: d.path.clone(),
+            });
+        }
         match self.mode {
             CgroupMode::V2 => {
                 let p = self.unified()?;
@@ -513,9 +637,10 @@ impl Cgroup {
     /// signal is SIGKILL (which must be able to take effect).
     pub fn kill_all(&self, sig: Signal) -> Result<(), CgroupError> {
         if self.mode == CgroupMode::V2 && sig == Signal::SIGKILL {
-            let dir = self.unified()?;
-            if dir.join("cgroup.kill").exists() {
-                return write_file(dir, "cgroup.kill", "1");
+            if let Some(dir) = self.path("") {
+                if dir.join("cgroup.kill").exists() {
+                    return write_file(dir, "cgroup.kill", "1");
+                }
             }
         }
         let can_freeze = self.freezer().map(|(d, _)| d.exists()).unwrap_or(false);
@@ -606,6 +731,37 @@ impl Cgroup {
         let content = read_file(dir, file)?;
         Ok(files::keyed_value(&content, "oom_kill").unwrap_or(0))
     }
+}
+
+/// Whether the caller may make `dir` (write and search access on its nearest existing
+/// ancestor) or, when it exists, join it (write access to its cgroup.procs). access(2)
+/// answers as mkdir(2) and open(2) would: EACCES, or EROFS on a read-only cgroupfs.
+fn may_make_or_join(dir: &Path) -> bool {
+    use nix::unistd::{faccessat, AccessFlags};
+    let eaccess = nix::fcntl::AtFlags::AT_EACCESS;
+    if dir.is_dir() {
+        return faccessat(
+            nix::fcntl::AT_FDCWD,
+            &dir.join("cgroup.procs"),
+            AccessFlags::W_OK,
+            eaccess,
+        )
+        .is_ok();
+    }
+    let mut anc = dir.parent();
+    while let Some(a) = anc {
+        if a.is_dir() {
+            return faccessat(
+                nix::fcntl::AT_FDCWD,
+                a,
+                AccessFlags::W_OK | AccessFlags::X_OK,
+                eaccess,
+            )
+            .is_ok();
+        }
+        anc = a.parent();
+    }
+    false
 }
 
 /// The hierarchy-relative path of the container cgroup.

@@ -26,7 +26,12 @@ fn need<'a>(
         })
 }
 
-pub fn apply(dirs: &BTreeMap<String, CgroupDir>, r: &LinuxResources) -> Result<(), CgroupError> {
+/// `device_rules` false (rootless) leaves the devices controller alone.
+pub fn apply(
+    dirs: &BTreeMap<String, CgroupDir>,
+    r: &LinuxResources,
+    device_rules: bool,
+) -> Result<(), CgroupError> {
     if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         return Err(CgroupError::Unsupported {
             field: "linux.resources.unified".into(),
@@ -38,10 +43,12 @@ pub fn apply(dirs: &BTreeMap<String, CgroupDir>, r: &LinuxResources) -> Result<(
         cpuset(dirs, cpu)?;
     }
     let rules = devices::rules_from_spec(r.devices().as_ref())?;
-    let dev_dir = dirs
-        .get("devices")
-        .ok_or(CgroupError::DevicesControllerMissing)?;
-    devices::apply_v1(&dev_dir.path, &rules)?;
+    if device_rules {
+        let dev_dir = dirs
+            .get("devices")
+            .ok_or(CgroupError::DevicesControllerMissing)?;
+        devices::apply_v1(&dev_dir.path, &rules)?;
+    }
     if let Some(m) = r.memory() {
         memory(dirs, m)?;
     }

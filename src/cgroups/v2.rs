@@ -117,7 +117,30 @@ fn num_to_str(v: i64) -> Option<String> {
     }
 }
 
-/// `device_filter` is false only for fake trees, which cannot take a BPF program.
+/// Whether `r` sets anything that needs a cgroup2 controller (runc's needAnyControllers):
+/// what a rootless container without a cgroup of its own cannot have. Device rules are no
+/// controller (a BPF program) and network classes have no cgroup2 file.
+pub fn needs_controllers(r: &LinuxResources) -> bool {
+    fn set<T: serde::Serialize>(v: &Option<T>) -> bool {
+        // Any field present: an empty section (`"memory": {}`) asks for nothing.
+        match v.as_ref().map(serde_json::to_value) {
+            Some(Ok(serde_json::Value::Object(m))) => m.values().any(|x| !x.is_null()),
+            Some(Ok(serde_json::Value::Array(a))) => !a.is_empty(),
+            Some(Ok(serde_json::Value::Null)) | None => false,
+            Some(_) => true,
+        }
+    }
+    set(r.cpu())
+        || set(r.memory())
+        || set(r.pids())
+        || set(r.block_io())
+        || set(r.hugepage_limits())
+        || r.rdma().as_ref().is_some_and(|m| !m.is_empty())
+        || r.unified().as_ref().is_some_and(|m| !m.is_empty())
+}
+
+/// `device_filter` is false for fake trees, which cannot take a BPF program, and rootless
+/// (loading one needs privilege).
 pub fn apply(dir: &Path, r: &LinuxResources, device_filter: bool) -> Result<(), CgroupError> {
     if let Some(cpu) = r.cpu() {
         cpuset(dir, cpu)?;

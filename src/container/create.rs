@@ -65,16 +65,15 @@ pub(crate) fn create_with_console(
     if rt.systemd_cgroup {
         Cgroup::check_systemd_annotations(&annotations)?;
     }
-    let cgroup = Cgroup::new(
-        config
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_ref())
-            .map(|p| p.to_string_lossy().into_owned())
-            .as_deref(),
-        &opts.id,
-        rt.systemd_cgroup,
-    )?;
+    let cgroups_path = config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned());
+    let mut cgroup = Cgroup::new(cgroups_path.as_deref(), &opts.id, rt.systemd_cgroup)?;
+    if rt.rootless_cgroups {
+        rootless_cgroup(&mut cgroup, &config, cgroups_path.is_some())?;
+    }
     // Without a mount namespace of its own, the init binds the rootfs in the host's:
     // what is mounted there now tells that bind apart from what was there before.
     let host_rootfs_mount = if crate::rootfs::shares_runtime_mount_ns(&config) {
@@ -132,6 +131,47 @@ pub(crate) fn create_with_console(
             Err(e)
         }
     }
+}
+
+/// runc's rootless cgroup manager: the hierarchies the user may not use are left out (an
+/// error only when a limit needs one); device rules are not applied, with a warning when
+/// the config has its own. Without a pid namespace of its own and without a cgroup, the
+/// container's processes cannot all be found again: runc warns about that too.
+fn rootless_cgroup(
+    cgroup: &mut Cgroup,
+    config: &oci_spec::runtime::Spec,
+    explicit_path: bool,
+) -> Result<(), ContainerError> {
+    let linux = config.linux().as_ref();
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    let left_out = cgroup.drop_inaccessible(explicit_path, resources)?;
+    for p in &left_out {
+        crate::debug!(
+            "rootless: no permission on cgroup {}, not used",
+            p.display()
+        );
+    }
+    if resources
+        .and_then(|r| r.devices().as_ref())
+        .is_some_and(|d| !d.is_empty())
+    {
+        crate::warn!(
+            "rootless: linux.resources.devices not applied (device cgroup rules need privilege; the user namespace limits device access)"
+        );
+    }
+    let own_pid_ns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+            })
+        });
+    if !left_out.is_empty() && !own_pid_ns {
+        crate::warn!(
+            "rootless container with no cgroup and no pid namespace of its own: its processes cannot all be found to be killed"
+        );
+    }
+    Ok(())
 }
 
 fn setup(

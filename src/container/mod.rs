@@ -101,6 +101,9 @@ pub fn check_preserved_fds(n: i32) -> Result<(), ContainerError> {
 pub struct Runtime {
     pub root: Root,
     pub systemd_cgroup: bool,
+    /// runc's rootless cgroup manager (`--rootless`, by default when run by a non-root
+    /// user): cgroups the user has no permission for are left out, not an error.
+    pub rootless_cgroups: bool,
 }
 
 /// The live status of a container, derived from its init process, exec fifo and freezer.
