@@ -109,7 +109,7 @@ struct RestoreArgs {
 )]
 struct Cli {
     /// Root directory for container state [default: /run/nucleus; for a non-root user
-    /// with XDG_RUNTIME_DIR set, $XDG_RUNTIME_DIR/nucleus]
+    /// (or root of a user namespace) with XDG_RUNTIME_DIR set, $XDG_RUNTIME_DIR/nucleus]
     #[arg(long, global = true)]
     root: Option<PathBuf>,
     /// Log file (default: stderr)
@@ -537,12 +537,13 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 /// runc's rule for the state root: `$XDG_RUNTIME_DIR/nucleus` for a non-root user who has
-/// a runtime directory (root's /run is not theirs to write), else /run/nucleus.
+/// a runtime directory (root's /run is not theirs to write), and for root of a user namespace
+/// (rootless Podman's) unless `$USER` says root; else /run/nucleus.
 fn default_root() -> PathBuf {
+    let honor_xdg = !nix::unistd::geteuid().is_root()
+        || (in_user_namespace() && std::env::var("USER").map_or(true, |u| u != "root"));
     match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(x) if !x.is_empty() && !nix::unistd::geteuid().is_root() => {
-            PathBuf::from(x).join("nucleus")
-        }
+        Some(x) if !x.is_empty() && honor_xdg => PathBuf::from(x).join("nucleus"),
         _ => PathBuf::from(DEFAULT_ROOT),
     }
 }

@@ -1,7 +1,9 @@
 //! A small D-Bus client: enough of the wire protocol to call methods on systemd's manager.
 //!
-//! Transport is a unix stream socket (systemd's private socket or the system bus), auth is
-//! SASL EXTERNAL with the caller's uid, messages are little-endian. Values carry their own
+//! Transport is a unix stream socket (systemd's private socket, the system bus or a user's
+//! session bus), auth is SASL EXTERNAL with the caller's uid as the bus daemon sees it (the
+//! host uid: a runtime in a rootless caller's user namespace is uid 0 there, but the kernel
+//! gives the daemon the uid it maps to), messages are little-endian. Values carry their own
 //! type ([`Value`]); the body of a message is marshalled with the alignment rules of the
 //! specification (each value aligned to its type's natural boundary, measured from the start
 //! of the message; the header is padded to 8 so the body starts aligned).
@@ -464,6 +466,32 @@ pub fn decode_message(buf: &[u8]) -> Result<Message, DbusError> {
     Ok(m)
 }
 
+/// `uid` of the caller's user namespace as the initial namespace sees it (what a bus daemon
+/// gets from SO_PEERCRED): mapped through /proc/self/uid_map.
+pub fn host_uid(uid: u32) -> Result<u32, DbusError> {
+    let map = std::fs::read_to_string("/proc/self/uid_map")?;
+    map_id(&map, uid).ok_or_else(|| {
+        DbusError::Auth(format!(
+            "uid {uid} has no mapping in /proc/self/uid_map, so no host uid to authenticate as"
+        ))
+    })
+}
+
+/// `id` through an id map in /proc's text form (`inside outside count` lines).
+pub fn map_id(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|line| {
+        let mut f = line.split_whitespace().map(str::parse::<u64>);
+        let (Some(Ok(inside)), Some(Ok(outside)), Some(Ok(count))) = (f.next(), f.next(), f.next())
+        else {
+            return None;
+        };
+        let id = u64::from(id);
+        (id >= inside && id - inside < count)
+            .then(|| u32::try_from(outside + (id - inside)).ok())
+            .flatten()
+    })
+}
+
 /// A connection to a bus or to a peer (systemd's private socket).
 pub struct Connection {
     sock: UnixStream,
@@ -501,8 +529,9 @@ impl Connection {
     }
 
     fn auth(&mut self) -> Result<(), DbusError> {
-        // SAFETY: getuid cannot fail and touches no memory.
-        let uid = unsafe { libc::getuid() };
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let euid = unsafe { libc::geteuid() };
+        let uid = host_uid(euid)?;
         let hex: String = uid
             .to_string()
             .bytes()
@@ -733,6 +762,26 @@ mod tests {
         let parsed = decode_message(&m).unwrap();
         assert_eq!(&m[8..12], &7u32.to_le_bytes());
         assert_eq!(parsed.body, [Value::str("x.scope"), Value::str("replace")]);
+    }
+
+    #[test]
+    fn ids_map_to_the_host() {
+        let initial = "         0          0 4294967295\n";
+        assert_eq!(map_id(initial, 0), Some(0));
+        assert_eq!(map_id(initial, 1000), Some(1000));
+        // A rootless caller's namespace: itself as root, then its subordinate range.
+        let rootless = "         0        999          1\n         1     100000      65536\n";
+        assert_eq!(map_id(rootless, 0), Some(999));
+        assert_eq!(map_id(rootless, 1), Some(100000));
+        assert_eq!(map_id(rootless, 65536), Some(165535));
+        assert_eq!(map_id(rootless, 65537), None);
+        assert_eq!(map_id("", 0), None);
+        assert_eq!(map_id("garbage\n", 0), None);
+        // This process: outside any user namespace the tests run in the initial one.
+        let own = std::fs::read_to_string("/proc/self/uid_map").unwrap();
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(host_uid(euid).unwrap(), map_id(&own, euid).unwrap());
     }
 
     /// The client against a real bus: a private dbus-daemon (hack/deps installs it).

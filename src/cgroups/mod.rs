@@ -187,8 +187,10 @@ impl Cgroup {
         systemd: bool,
     ) -> Result<Self, CgroupError> {
         if systemd {
-            let unit = Unit::from_cgroups_path(cgroups_path, container_id)?;
+            // The path's form is checked before anything is asked of systemd.
+            Unit::from_cgroups_path(cgroups_path, container_id)?;
             check_systemd()?;
+            let unit = Unit::for_caller(cgroups_path, container_id)?;
             let hier = Hierarchies::from_host()?;
             let mut cg = Self::from_hierarchies(&hier, &unit.path)?;
             cg.driver = Driver::Systemd(unit);
@@ -229,7 +231,7 @@ impl Cgroup {
         if let Driver::Systemd(unit) = &self.driver {
             let mut props = systemd::resource_properties(r, self.mode)?;
             props.extend(systemd::annotation_properties(annotations)?);
-            Systemd::connect()?.start(unit, pid, props)?;
+            Systemd::connect_for(unit)?.start(unit, pid, props)?;
             systemd::check_placement(pid, unit)?;
         }
         self.create()?;
@@ -493,7 +495,7 @@ impl Cgroup {
     pub fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
         if let Driver::Systemd(unit) = &self.driver {
             let props = systemd::resource_properties(r, self.mode)?;
-            Systemd::connect()?.set(unit, props)?;
+            Systemd::connect_for(unit)?.set(unit, props)?;
         }
         self.apply_files(r)
     }
@@ -679,7 +681,7 @@ impl Cgroup {
         if let Driver::Systemd(unit) = &self.driver {
             // What systemd leaves (sub-cgroups the container made, v1 directories nucleus
             // made itself) is removed below either way.
-            if let Err(e) = Systemd::connect().and_then(|mut s| s.stop(unit)) {
+            if let Err(e) = Systemd::connect_for(unit).and_then(|mut s| s.stop(unit)) {
                 first_err = Some(CgroupError::Systemd(e));
             }
         }

@@ -4,6 +4,11 @@
 //! systemd drivers do. Later commands (pause, kill --all, ps, events) work on the scope's
 //! directories like on any other cgroup; `update` goes through SetUnitProperties and the
 //! files; `delete` stops the unit.
+//!
+//! A rootless runtime (its uid is not root on the host, as in a rootless Podman's user
+//! namespace) talks to the user's own manager instead (user@UID.service, over the session bus
+//! at `$DBUS_SESSION_BUS_ADDRESS` or `$XDG_RUNTIME_DIR/bus`, as runc does): the scope lands in
+//! the subtree systemd delegated to the user, below the manager's own cgroup.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +17,7 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
-use super::dbus::{Call, Connection, DbusError, Value};
+use super::dbus::{self, Call, Connection, DbusError, Value};
 use super::devices::{self, DevType, Effective};
 use super::{v2, CgroupError, CgroupMode};
 
@@ -59,10 +64,15 @@ pub struct Unit {
     pub path: PathBuf,
     /// Description property.
     pub description: String,
+    /// Made by the user's own manager (a rootless runtime), not by the system's.
+    #[serde(default)]
+    pub user: bool,
 }
 
 /// Default parent slice of a root-run container, as runc.
 const DEFAULT_SLICE: &str = "system.slice";
+/// Default parent slice of a rootless container (in the user's manager), as runc.
+const DEFAULT_USER_SLICE: &str = "user.slice";
 /// Default unit prefix when cgroupsPath is empty: the runtime's name, as runc uses "runc".
 const DEFAULT_PREFIX: &str = "nucleus";
 /// How long to wait for systemd's jobs.
@@ -100,8 +110,35 @@ impl Unit {
         cgroups_path: Option<&str>,
         container_id: &str,
     ) -> Result<Unit, CgroupError> {
+        Self::parse(cgroups_path, container_id, DEFAULT_SLICE)
+    }
+
+    /// The unit for cgroupsPath as the calling runtime gets it: from the system's manager
+    /// when it is root on the host, else from the user's manager, whose own cgroup (asked over
+    /// its bus) is the root of the unit's path and whose default slice is `user.slice`.
+    pub fn for_caller(cgroups_path: Option<&str>, container_id: &str) -> Result<Unit, CgroupError> {
+        if !caller_is_rootless()? {
+            return Self::from_cgroups_path(cgroups_path, container_id);
+        }
+        let mut unit = Self::parse(cgroups_path, container_id, DEFAULT_USER_SLICE)?;
+        unit.user = true;
+        let root = Systemd::connect_user()?.manager_cgroup()?;
+        let rel = unit
+            .path
+            .strip_prefix("/")
+            .unwrap_or(&unit.path)
+            .to_path_buf();
+        unit.path = Path::new(&root).join(rel);
+        Ok(unit)
+    }
+
+    fn parse(
+        cgroups_path: Option<&str>,
+        container_id: &str,
+        default_slice: &'static str,
+    ) -> Result<Unit, CgroupError> {
         let (slice, prefix, name) = match cgroups_path.filter(|p| !p.is_empty()) {
-            None => (DEFAULT_SLICE, DEFAULT_PREFIX, container_id),
+            None => (default_slice, DEFAULT_PREFIX, container_id),
             Some(p) => {
                 let parts: Vec<&str> = p.split(':').collect();
                 let [slice, prefix, name] = parts[..] else {
@@ -111,7 +148,7 @@ impl Unit {
                 };
                 (
                     if slice.is_empty() {
-                        DEFAULT_SLICE
+                        default_slice
                     } else {
                         slice
                     },
@@ -133,6 +170,7 @@ impl Unit {
             slice: slice.to_string(),
             path,
             description: format!("nucleus container {name}"),
+            user: false,
         })
     }
 
@@ -619,12 +657,101 @@ const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const DEST: &str = "org.freedesktop.systemd1";
 
+/// Whether the runtime runs rootless: its effective uid is not root on the host (a non-root
+/// user, or root in a user namespace such as rootless Podman's).
+pub fn caller_is_rootless() -> Result<bool, SystemdError> {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let euid = unsafe { libc::geteuid() };
+    let uid = dbus::host_uid(euid).map_err(|source| SystemdError::Connect {
+        tried: "the host uid of the caller".into(),
+        source,
+    })?;
+    Ok(uid != 0)
+}
+
+/// The unix socket path of the user's session bus: `$DBUS_SESSION_BUS_ADDRESS` (its
+/// `unix:path=` form), else `$XDG_RUNTIME_DIR/bus`, else `/run/user/<host uid>/bus`.
+pub fn user_bus_path(
+    session_address: Option<&str>,
+    runtime_dir: Option<&str>,
+    host_uid: u32,
+) -> PathBuf {
+    let from_address = session_address.and_then(|a| {
+        a.split(';').find_map(|one| {
+            let params = one.strip_prefix("unix:")?;
+            params
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("path="))
+                .map(PathBuf::from)
+        })
+    });
+    from_address
+        .or_else(|| {
+            runtime_dir
+                .filter(|d| !d.is_empty())
+                .map(|d| Path::new(d).join("bus"))
+        })
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{host_uid}/bus")))
+}
+
 /// A D-Bus connection to systemd's manager.
 pub struct Systemd {
     conn: Connection,
 }
 
 impl Systemd {
+    /// The manager that made (or makes) `unit`: the user's for a rootless one.
+    pub fn connect_for(unit: &Unit) -> Result<Self, SystemdError> {
+        if unit.user {
+            Self::connect_user()
+        } else {
+            Self::connect()
+        }
+    }
+
+    /// The user's own manager over the user's session bus.
+    pub fn connect_user() -> Result<Self, SystemdError> {
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let euid = unsafe { libc::geteuid() };
+        let uid = dbus::host_uid(euid).map_err(|source| SystemdError::Connect {
+            tried: "the user's session bus".into(),
+            source,
+        })?;
+        let path = user_bus_path(
+            std::env::var("DBUS_SESSION_BUS_ADDRESS").ok().as_deref(),
+            std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
+            uid,
+        );
+        let conn =
+            Connection::open(&path, true, JOB_TIMEOUT).map_err(|source| SystemdError::Connect {
+                tried: format!("the user's session bus {}", path.display()),
+                source,
+            })?;
+        Ok(Systemd { conn })
+    }
+
+    /// The manager's own cgroup (`/user.slice/user-UID.slice/user@UID.service` for a user's
+    /// manager): the root of the paths of the units it makes.
+    pub fn manager_cgroup(&mut self) -> Result<String, SystemdError> {
+        let reply = self.call(
+            "Get",
+            "the manager",
+            MANAGER_PATH,
+            "org.freedesktop.DBus.Properties",
+            vec![Value::str(MANAGER), Value::str("ControlGroup")],
+        )?;
+        match reply.first() {
+            Some(Value::Variant(v)) if v.as_str().is_some_and(|p| p.starts_with('/')) => {
+                Ok(v.as_str().unwrap_or("/").to_string())
+            }
+            other => Err(SystemdError::Call {
+                op: "Get",
+                unit: "the manager's ControlGroup".into(),
+                source: DbusError::Malformed(format!("not a cgroup path: {other:?}")),
+            }),
+        }
+    }
+
     /// The system bus (as runc, through dbus-daemon), else systemd's private socket (root,
     /// early boot or no bus daemon).
     pub fn connect() -> Result<Self, SystemdError> {
@@ -893,6 +1020,45 @@ mod tests {
         for bad in ["a--b.slice", "-a.slice", "a.scope", "a/b.slice", ".slic"] {
             assert!(expand_slice(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn user_bus_paths() {
+        let p = |a, d| user_bus_path(a, d, 999);
+        assert_eq!(
+            p(Some("unix:path=/run/user/999/bus"), None),
+            Path::new("/run/user/999/bus")
+        );
+        assert_eq!(
+            p(Some("unix:path=/tmp/b,guid=0123abcd"), Some("/x")),
+            Path::new("/tmp/b")
+        );
+        assert_eq!(
+            p(Some("tcp:host=h,port=1;unix:path=/s"), None),
+            Path::new("/s")
+        );
+        // An abstract or unknown address: the runtime dir's bus.
+        assert_eq!(
+            p(Some("unix:abstract=/tmp/dbus-x"), Some("/run/user/5")),
+            Path::new("/run/user/5/bus")
+        );
+        assert_eq!(p(None, Some("/tmp/rt")), Path::new("/tmp/rt/bus"));
+        assert_eq!(p(None, Some("")), Path::new("/run/user/999/bus"));
+        assert_eq!(p(None, None), Path::new("/run/user/999/bus"));
+    }
+
+    #[test]
+    fn user_units_default_to_user_slice() {
+        let u = Unit::parse(None, "c1", DEFAULT_USER_SLICE).unwrap();
+        assert_eq!(u.path, Path::new("/user.slice/nucleus-c1.scope"));
+        let u = Unit::parse(Some(":libpod:abc"), "c1", DEFAULT_USER_SLICE).unwrap();
+        assert_eq!(u.path, Path::new("/user.slice/libpod-abc.scope"));
+        let u = Unit::parse(Some("user.slice:libpod:abc"), "c1", DEFAULT_USER_SLICE).unwrap();
+        assert_eq!(u.name, "libpod-abc.scope");
+        assert!(!u.user);
+        // A state written before the field existed reads as a system unit.
+        let old = r#"{"name":"a.scope","slice":"system.slice","path":"/system.slice/a.scope","description":"d"}"#;
+        assert!(!serde_json::from_str::<Unit>(old).unwrap().user);
     }
 
     #[test]
