@@ -374,7 +374,7 @@ impl ContainerDir {
 
     pub fn load(&self) -> Result<ContainerState, StateError> {
         let p = self.state_path();
-        let data = fs::read(&p).map_err(|e| {
+        let data = crate::procinfo::read(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 StateError::NotExist
             } else {
@@ -400,7 +400,7 @@ impl ContainerDir {
     /// The record a create left, if it wrote one (an unreadable one counts as none: it
     /// is only ever replaced whole, so it can only be missing).
     pub fn load_creating(&self) -> Option<CreatingRecord> {
-        let data = fs::read(self.path.join(CREATING_FILE)).ok()?;
+        let data = crate::procinfo::read(self.path.join(CREATING_FILE)).ok()?;
         serde_json::from_slice(&data).ok()
     }
 
@@ -432,6 +432,17 @@ impl ContainerDir {
 
     /// Remove the directory and everything in it.
     pub fn remove(self) -> Result<(), StateError> {
+        // What a finished container leaves is its two records: unlinked by name, the
+        // directory is then empty, which saves remove_dir_all's stat, open and listing.
+        // Anything else in it (a FIFO of a container never started) takes the long way.
+        for name in [STATE_FILE, CREATING_FILE] {
+            let _ = fs::remove_file(self.path.join(name));
+        }
+        match fs::remove_dir(&self.path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {}
+        }
         match fs::remove_dir_all(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -442,7 +453,7 @@ impl ContainerDir {
 
 /// Start time of a process in clock ticks since boot, or None if it is gone.
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::procinfo::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let mut fields = rest.split(' ');

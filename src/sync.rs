@@ -162,18 +162,48 @@ impl Channel {
         }
     }
 
-    /// One datagram; EOF is an error.
+    /// One datagram; EOF is an error. Usually one recv into a static buffer that fits the
+    /// largest datagram (a chunk and its flag byte): it lives in .bss, so only the pages a
+    /// datagram fills are ever touched (the init runs under the container's memory limit,
+    /// where a large heap scratch buffer would be charged to it), and no MSG_PEEK
+    /// round-trip is needed to learn the size first. While another thread of this process
+    /// is receiving into it, the datagram is sized first and read into its own buffer.
     fn recv_datagram(&self) -> Result<Vec<u8>, SyncError> {
-        // Sized to the datagram: the init runs under the container's memory limit, where a
-        // large scratch buffer would be charged to it.
-        let mut buf = vec![0u8; self.next_len()?];
+        static SCRATCH: std::sync::Mutex<[u8; CHUNK + 1]> = std::sync::Mutex::new([0; CHUNK + 1]);
+        let mut guard = match SCRATCH.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let mut buf = vec![0u8; self.next_len()?];
+                let n = self.recv_into(&mut buf)?;
+                buf.truncate(n);
+                return Ok(buf);
+            }
+        };
+        let n = self.recv_into(&mut guard[..])?;
+        Ok(guard[..n].to_vec())
+    }
+
+    /// One recv into `buf`; the datagram's length, EMSGSIZE if it did not fit.
+    fn recv_into(&self, buf: &mut [u8]) -> Result<usize, SyncError> {
         loop {
             // SAFETY: reading into a buffer we own, bounded by its length.
-            let r =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let r = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_TRUNC,
+                )
+            };
             if r > 0 {
-                buf.truncate(r as usize);
-                return Ok(buf);
+                let n = usize::try_from(r).unwrap_or(usize::MAX);
+                if n > buf.len() {
+                    return Err(SyncError::Recv(std::io::Error::from_raw_os_error(
+                        libc::EMSGSIZE,
+                    )));
+                }
+                return Ok(n);
             }
             if r == 0 {
                 return Err(SyncError::Eof);

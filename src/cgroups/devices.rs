@@ -254,7 +254,19 @@ pub fn apply_v1(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
             return Ok(());
         }
     }
-    write_file(dir, "devices.deny", "a")?;
+    // Start from deny-all, unless the first rule is that very write (a spec's usual
+    // `{"allow": false, "access": "rwm"}`): writing it twice costs an open, a write and a
+    // close.
+    let deny_all = Rule {
+        allow: false,
+        typ: DevType::All,
+        major: None,
+        minor: None,
+        access: ACC_ALL,
+    };
+    if rules.first() != Some(&deny_all) {
+        write_file(dir, "devices.deny", "a")?;
+    }
     for r in rules {
         let file = if r.allow {
             "devices.allow"

@@ -27,7 +27,7 @@ pub fn write_file(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError
 /// The content of `dir/file` without surrounding whitespace.
 pub fn read_file(dir: &Path, file: &str) -> Result<String, CgroupError> {
     let path = dir.join(file);
-    match std::fs::read_to_string(&path) {
+    match crate::procinfo::read_to_string(&path) {
         Ok(s) => Ok(s.trim().to_string()),
         Err(source) => Err(CgroupError::Read { path, source }),
     }

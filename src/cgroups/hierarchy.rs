@@ -153,7 +153,7 @@ impl Hierarchies {
 }
 
 fn read_proc(path: &str) -> Result<String, CgroupError> {
-    std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
+    crate::procinfo::read_to_string(path).map_err(|source| CgroupError::Read {
         path: PathBuf::from(path),
         source,
     })

@@ -651,6 +651,14 @@ impl Cgroup {
         }
         let can_freeze = self.freezer().map(|(d, _)| d.exists()).unwrap_or(false);
         let was_frozen = can_freeze && self.is_frozen()?;
+        // No process left (the common case at `delete`): nothing can fork, so there is
+        // nothing to freeze, signal or thaw.
+        if matches!(self.pids().as_deref(), Ok([])) {
+            if was_frozen && sig == Signal::SIGKILL {
+                self.thaw()?;
+            }
+            return Ok(());
+        }
         let froze = can_freeze && !was_frozen && self.freeze().is_ok();
         let signalled = self.pids().and_then(|pids| {
             let mut first_err = None;
@@ -788,25 +796,35 @@ fn check_systemd() -> Result<(), CgroupError> {
 }
 
 /// `mkdir -p`, recording each directory it made in `created` (parents first).
+/// The directory itself is tried first (usually only it is missing); its parents only when
+/// that fails for want of them.
 fn mkdir_all(path: &Path, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
-    let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.exists()).collect();
-    for dir in missing.into_iter().rev() {
-        match std::fs::create_dir(dir) {
-            Ok(()) => created.push(dir.to_path_buf()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+    let mut parents_done = false;
+    loop {
+        match std::fs::create_dir(path) {
+            Ok(()) => {
+                created.push(path.to_path_buf());
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !parents_done => {
+                if let Some(parent) = path.parent() {
+                    mkdir_all(parent, created)?;
+                }
+                parents_done = true;
+            }
             Err(source) => {
                 return Err(CgroupError::Mkdir {
-                    path: dir.to_path_buf(),
+                    path: path.to_path_buf(),
                     source,
                 })
             }
         }
     }
-    Ok(())
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), CgroupError> {
-    let content = match std::fs::read_to_string(dir.join("cgroup.procs")) {
+    let content = match crate::procinfo::read_to_string(dir.join("cgroup.procs")) {
         Ok(c) => c,
         // The cgroup (or a child) went away while walking it.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -853,6 +871,13 @@ fn sub_cgroups(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
 }
 
 fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    // Usually the container made no sub-cgroups and its tasks are gone: one rmdir. Else
+    // (EBUSY: children or tasks left) the children go first, then rmdir is retried.
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     for child in sub_cgroups(dir)? {
         remove_tree(&child)?;
     }

@@ -27,16 +27,18 @@ pub struct CreateOptions {
 /// `nucleus create`: set the container up with its init blocked until `start`. On error
 /// nothing is left behind: no state dir, cgroup or process.
 pub fn create(rt: &Runtime, opts: &CreateOptions) -> Result<ContainerState, ContainerError> {
-    create_with_console(rt, opts, None, true).map(|(st, _)| st)
+    create_with_console(rt, opts, None, None, true).map(|(st, _)| st)
 }
 
 /// `create` where the caller (foreground `run`) supplies its own end of a console socket
 /// pair when the config asks for a terminal and no `--console-socket` was given. With
 /// `commit` the init is told the create completed; without, the init exits if the returned
-/// handle is dropped before `start` (`run` keeps it until then).
+/// handle is dropped before `start` (`run` keeps it until then). `loaded`: the bundle's
+/// config when the caller has read it already (`run`), so it is parsed once.
 pub(crate) fn create_with_console(
     rt: &Runtime,
     opts: &CreateOptions,
+    loaded: Option<oci_spec::runtime::Spec>,
     own_console: Option<std::os::fd::OwnedFd>,
     commit: bool,
 ) -> Result<(ContainerState, Option<spawn::Spawned>), ContainerError> {
@@ -46,7 +48,10 @@ pub(crate) fn create_with_console(
     state::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(super::io_err(format!("bundle {}", opts.bundle.display())))?;
-    let config = spec::load(&bundle)?;
+    let config = match loaded {
+        Some(config) => config,
+        None => spec::load(&bundle)?,
+    };
     spec::validate(&config)?;
     let rootfs = spec::rootfs_path(&config, &bundle)?;
     hooks::validate(&config)?;

@@ -4,14 +4,17 @@ use super::{create, delete, start, tty, ContainerError, CreateOptions, Runtime};
 /// wait for it, delete it and return its exit code (128+signal if killed).
 pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, ContainerError> {
     if detach {
-        let (_, spawned) = create::create_with_console(rt, opts, None, false)?;
+        let (_, spawned) = create::create_with_console(rt, opts, None, None, false)?;
         start_or_destroy(rt, &opts.id)?;
         // Started: the init goes on whatever becomes of the handle.
         drop(spawned);
         return Ok(0);
     }
     let forward = super::exec::foreground()?;
-    let terminal = opts.console_socket.is_none() && wants_terminal(opts);
+    // Read once here (for run's own pty) and handed to create; a config that does not load
+    // is left to create to report, after its own checks.
+    let loaded = crate::spec::load(&opts.bundle).ok();
+    let terminal = opts.console_socket.is_none() && wants_terminal(loaded.as_ref());
     let (ours, theirs) = if terminal {
         let (a, b) = tty::socket_pair()?;
         (Some(a), Some(b))
@@ -19,7 +22,7 @@ pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, Cont
         (None, None)
     };
     // The handle lives until `start`: were we killed before, the init would exit.
-    let (st, spawned) = create::create_with_console(rt, opts, theirs, false)?;
+    let (st, spawned) = create::create_with_console(rt, opts, loaded, theirs, false)?;
     let master = match ours.as_ref().map(tty::recv_master).transpose() {
         Ok(m) => m,
         Err(e) => {
@@ -40,10 +43,9 @@ pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, Cont
     Ok(code)
 }
 
-/// Whether the bundle asks for a terminal (read again here only for `run`'s own pty).
-fn wants_terminal(opts: &CreateOptions) -> bool {
-    crate::spec::load(&opts.bundle)
-        .ok()
+/// Whether the bundle asks for a terminal (for `run`'s own pty).
+fn wants_terminal(config: Option<&oci_spec::runtime::Spec>) -> bool {
+    config
         .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
         .unwrap_or(false)
 }

@@ -81,7 +81,20 @@ pub fn check_sets(c: &LinuxCapabilities) -> Result<(), CapsError> {
     let read = |set: CapSet, name: &'static str| {
         caps::read(None, set).map_err(|source| CapsError::Read { set: name, source })
     };
-    let bounding = read(CapSet::Bounding, "bounding")?;
+    // The bounding set is read one capability at a time (PR_CAPBSET_READ): only those
+    // asked for, each once, rather than all 41.
+    let mut in_bounding: std::collections::HashMap<Capability, bool> = Default::default();
+    let mut bounding_has = |cap: Capability| -> Result<bool, CapsError> {
+        if let Some(&b) = in_bounding.get(&cap) {
+            return Ok(b);
+        }
+        let b = caps::has_cap(None, CapSet::Bounding, cap).map_err(|source| CapsError::Read {
+            set: "bounding",
+            source,
+        })?;
+        in_bounding.insert(cap, b);
+        Ok(b)
+    };
     let own_permitted = read(CapSet::Permitted, "permitted")?;
     let permitted = to_set(c.permitted(), last);
     for (set, list) in [
@@ -92,7 +105,7 @@ pub fn check_sets(c: &LinuxCapabilities) -> Result<(), CapsError> {
         let mut sorted: Vec<Capability> = list.iter().copied().collect();
         sorted.sort_by_key(|c| c.index());
         for cap in sorted {
-            if !bounding.contains(&cap) {
+            if !bounding_has(cap)? {
                 return Err(CapsError::Unavailable {
                     set,
                     cap,

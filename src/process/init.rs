@@ -367,5 +367,5 @@ fn setgroups_allowed(plan: &Plan) -> bool {
     if !plan.has(LinuxNamespaceType::User) {
         return true;
     }
-    std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
+    crate::procinfo::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
 }

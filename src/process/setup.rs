@@ -114,7 +114,7 @@ struct PasswdEntry {
 }
 
 fn passwd_entry(uid: u32) -> Option<PasswdEntry> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    let text = crate::procinfo::read_to_string("/etc/passwd").ok()?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| PasswdEntry {
@@ -126,7 +126,7 @@ fn passwd_entry(uid: u32) -> Option<PasswdEntry> {
 
 /// Groups of the container's /etc/group that list `name` as a member.
 fn member_groups(name: &str) -> Vec<u32> {
-    let Ok(text) = std::fs::read_to_string("/etc/group") else {
+    let Ok(text) = crate::procinfo::read_to_string("/etc/group") else {
         return Vec::new();
     };
     text.lines()
@@ -191,7 +191,7 @@ pub fn check_user(
     setgroups_allowed: bool,
 ) -> Result<(), SetupError> {
     if setgroups_allowed {
-        let max: usize = std::fs::read_to_string("/proc/sys/kernel/ngroups_max")
+        let max: usize = crate::procinfo::read_to_string("/proc/sys/kernel/ngroups_max")
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(65536);
@@ -204,7 +204,7 @@ pub fn check_user(
         return Ok(());
     }
     let mapped = |file: &str, id: u32| {
-        std::fs::read_to_string(file).map_or(true, |text| id_mapped(&text, id))
+        crate::procinfo::read_to_string(file).map_or(true, |text| id_mapped(&text, id))
     };
     if !mapped("/proc/self/uid_map", user.uid()) {
         return Err(SetupError::Unmapped {

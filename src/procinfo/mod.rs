@@ -4,7 +4,38 @@
 
 pub mod mountinfo;
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The whole of a small file (procfs, cgroupfs, a config or state file): one open, reads
+/// into a page-sized buffer that doubles as needed, one close. `std::fs::read` first
+/// stats the file for its size, which procfs and cgroupfs report as 0, and then reads
+/// them 32, 32, 64, 128... bytes at a time: a dozen syscalls for a mountinfo.
+pub fn read(path: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// [`read`] as UTF-8 text (`InvalidData` if it is not).
+pub fn read_to_string(path: impl AsRef<Path>) -> std::io::Result<String> {
+    String::from_utf8(read(path)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
 
 /// One line of /proc/PID/cgroup: a hierarchy and the process's cgroup in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,11 +68,15 @@ pub fn parse_cgroup(text: &str) -> Vec<CgroupEntry> {
 
 /// The highest capability the running kernel knows (40, CAP_CHECKPOINT_RESTORE, when
 /// /proc/sys/kernel/cap_last_cap cannot be read).
+/// Read once per process (and inherited by its forks).
 pub fn cap_last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+    static LAST: OnceLock<u8> = OnceLock::new();
+    *LAST.get_or_init(|| {
+        read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+    })
 }
 
 #[cfg(test)]
@@ -57,6 +92,25 @@ mod tests {
         assert_eq!(e[1].controllers, ["name=systemd"]);
         assert!(e[2].controllers.is_empty());
         assert_eq!(e[2].path, PathBuf::from("/d:e"));
+    }
+
+    #[test]
+    fn read_gets_whole_files_of_any_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        for size in [0usize, 1, 4095, 4096, 4097, 100_000] {
+            let data: Vec<u8> = (0..size).map(|i| u8::try_from(i % 251).unwrap()).collect();
+            let f = tmp.path().join(format!("f{size}"));
+            std::fs::write(&f, &data).unwrap();
+            assert_eq!(read(&f).unwrap(), data, "size {size}");
+        }
+        let maps = read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(maps.lines().any(|l| l.contains(" / / ")), "{maps}");
+        assert!(read(tmp.path().join("missing")).is_err());
+        std::fs::write(tmp.path().join("bad"), [0xff, 0xfe]).unwrap();
+        assert_eq!(
+            read_to_string(tmp.path().join("bad")).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
     }
 
     #[test]

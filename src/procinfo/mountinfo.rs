@@ -81,7 +81,9 @@ fn parse_line(line: &str) -> Option<MountInfo> {
 
 /// Reads the calling process's mount table.
 pub fn read_self() -> std::io::Result<Vec<MountInfo>> {
-    Ok(parse(&std::fs::read_to_string("/proc/self/mountinfo")?))
+    Ok(parse(&crate::procinfo::read_to_string(
+        "/proc/self/mountinfo",
+    )?))
 }
 
 #[cfg(test)]

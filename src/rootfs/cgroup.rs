@@ -108,11 +108,12 @@ pub fn mount_cgroup<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result
         path: "/proc/self/mountinfo".into(),
         source,
     })?;
-    let self_cg =
-        std::fs::read_to_string("/proc/self/cgroup").map_err(|source| RootfsError::HostInfo {
+    let self_cg = crate::procinfo::read_to_string("/proc/self/cgroup").map_err(|source| {
+        RootfsError::HostInfo {
             path: "/proc/self/cgroup".into(),
             source,
-        })?;
+        }
+    })?;
     let list = hierarchies(&info, &self_cg);
     if list.is_empty() {
         return Err(cg_err(

@@ -1,6 +1,6 @@
 //! Device nodes and the standard /dev symlinks inside the rootfs.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -127,11 +127,13 @@ pub fn create<M: MountApi>(
     devices: &[DeviceNode],
 ) -> Result<(), RootfsError> {
     let _guard = UmaskGuard(umask(Mode::empty()));
+    // Most nodes share their directory (/dev): it is resolved once for all of them.
+    let mut parent = None;
     for d in devices {
         if mnt.user_ns {
             bind_from_host(mnt, d)?;
         } else {
-            make_node(mnt, d)?;
+            make_node(mnt, d, &mut parent)?;
         }
     }
     Ok(())
@@ -185,10 +187,19 @@ fn kind_name(kind: SFlag) -> &'static str {
     }
 }
 
-fn make_node<M: MountApi>(mnt: &Mounter<'_, M>, d: &DeviceNode) -> Result<(), RootfsError> {
+/// `cached`: the last parent directory resolved (its path inside the root and an O_PATH fd).
+fn make_node<M: MountApi>(
+    mnt: &Mounter<'_, M>,
+    d: &DeviceNode,
+    cached: &mut Option<(PathBuf, OwnedFd)>,
+) -> Result<(), RootfsError> {
     let (parent, name) = resolve::split(&d.path).map_err(dev_err(&d.path, "path"))?;
-    let dir = resolve::mkdir_all(mnt.root, parent, Mode::from_bits_truncate(0o755))
-        .map_err(dev_err(&d.path, "create parent directory"))?;
+    let dir = match cached.take() {
+        Some((path, fd)) if path == parent => fd,
+        _ => resolve::mkdir_all(mnt.root, parent, Mode::from_bits_truncate(0o755))
+            .map_err(dev_err(&d.path, "create parent directory"))?,
+    };
+    let dir = &cached.insert((parent.to_path_buf(), dir)).1;
     let dev = if d.kind == SFlag::S_IFIFO {
         0
     } else {

@@ -410,8 +410,16 @@ impl<M: MountApi> Mounter<'_, M> {
             }
             Err(errno) => return Err(mount_err(e, errno)),
         }
+        let mqueue_label = self.mount_label.filter(|_| e.fstype == "mqueue");
+        if mqueue_label.is_none() && e.opts.recursive.is_empty() && e.opts.propagation.is_empty() {
+            // Nothing to apply on the new mount: no need to look it up.
+            if let Some(covered) = covered {
+                self.copy_up(e, covered)?;
+            }
+            return Ok(());
+        }
         let mounted = resolve::open_path(self.root, &e.dest).map_err(resolve_err(&e.dest))?;
-        if let Some(l) = self.mount_label.filter(|_| e.fstype == "mqueue") {
+        if let Some(l) = mqueue_label {
             // runc labels the mqueue root (label.SetFileLabel) instead of passing context=.
             set_selinux_label(&mounted, l).map_err(|errno| RootfsError::MountAttr {
                 dest: e.dest.clone(),
@@ -420,21 +428,28 @@ impl<M: MountApi> Mounter<'_, M> {
             })?;
         }
         if let Some(covered) = covered {
-            let fresh = resolve::open(self.root, &e.dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-                .map_err(resolve_err(&e.dest))?;
-            super::copyup::copy_dir(covered.as_fd(), fresh.as_fd()).map_err(|errno| {
-                RootfsError::MountAttr {
-                    dest: e.dest.clone(),
-                    what: "tmpcopyup copy",
-                    errno,
-                }
-            })?;
-            if e.opts.flags.contains(MsFlags::MS_RDONLY) && e.dest != Path::new("/dev") {
-                self.remount_readonly(&e.dest)?;
-            }
+            self.copy_up(e, covered)?;
         }
         self.set_recursive(e, mounted.as_fd())?;
         self.set_propagation(e, mounted.as_fd())
+    }
+
+    /// tmpcopyup: what the new tmpfs at `e.dest` covers (`covered`) is copied into it, then
+    /// the mount is made read-only if asked.
+    fn copy_up(&self, e: &MountEntry, covered: OwnedFd) -> Result<(), RootfsError> {
+        let fresh = resolve::open(self.root, &e.dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+            .map_err(resolve_err(&e.dest))?;
+        super::copyup::copy_dir(covered.as_fd(), fresh.as_fd()).map_err(|errno| {
+            RootfsError::MountAttr {
+                dest: e.dest.clone(),
+                what: "tmpcopyup copy",
+                errno,
+            }
+        })?;
+        if e.opts.flags.contains(MsFlags::MS_RDONLY) && e.dest != Path::new("/dev") {
+            self.remount_readonly(&e.dest)?;
+        }
+        Ok(())
     }
 
     /// Makes the mount at `dest` read-only (keeping its other flags).

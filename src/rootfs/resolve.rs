@@ -83,36 +83,47 @@ fn mkdir_all_depth(
         return Err(Errno::ELOOP);
     }
     let dir = OFlag::O_PATH | OFlag::O_DIRECTORY;
-    let mut prefix = PathBuf::new();
-    let mut current = openat2(root, ".", how(dir))?;
-    for comp in rel.components() {
-        let name: &OsStr = match comp {
-            Component::Normal(n) => n,
-            Component::ParentDir => OsStr::new(".."),
-            _ => continue,
-        };
-        prefix.push(name);
-        match openat2(root, &prefix, how(dir)) {
-            Ok(fd) => current = fd,
-            Err(Errno::ENOENT) => match mkdirat(current.as_fd(), name, mode) {
-                Ok(()) => current = openat2(root, &prefix, how(dir))?,
-                Err(Errno::EEXIST) => {
-                    // A dangling symlink: create its target, still inside the root.
-                    let target = PathBuf::from(readlinkat(current.as_fd(), name)?);
-                    let base = prefix.parent().unwrap_or(Path::new(""));
-                    let joined = if target.is_absolute() {
-                        relative(&target)
-                    } else {
-                        base.join(target)
-                    };
-                    current = mkdir_all_depth(root, &joined, mode, depth + 1)?;
-                }
-                Err(e) => return Err(e),
-            },
-            Err(e) => return Err(e),
-        }
+    // Most targets exist (or all but their last components do): one lookup of the whole
+    // path, then of ever shorter prefixes only where it is missing, rather than opening
+    // every prefix from the root.
+    match openat2(root, rel, how(dir)) {
+        Err(Errno::ENOENT) => {}
+        other => return other,
     }
-    Ok(current)
+    let Some(last) = rel.components().next_back() else {
+        return Err(Errno::ENOENT);
+    };
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    let parent_rel = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let parent_fd = mkdir_all_depth(root, parent_rel, mode, depth)?;
+    let name: &OsStr = match last {
+        Component::Normal(n) => n,
+        // "p/.." (or "p/."): `p` now exists, so this one resolves, or fails for what it is.
+        _ => return openat2(root, rel, how(dir)),
+    };
+    match mkdirat(parent_fd.as_fd(), name, mode) {
+        Ok(()) => openat2(root, rel, how(dir)),
+        Err(Errno::EEXIST) => {
+            // A dangling symlink (or a directory made meanwhile): create its target, still
+            // inside the root.
+            let target = match readlinkat(parent_fd.as_fd(), name) {
+                Ok(t) => PathBuf::from(t),
+                Err(Errno::EINVAL) => return openat2(root, rel, how(dir)),
+                Err(e) => return Err(e),
+            };
+            let joined = if target.is_absolute() {
+                relative(&target)
+            } else {
+                parent.join(target)
+            };
+            mkdir_all_depth(root, &joined, mode, depth + 1)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Makes sure `path` exists inside the root as a non-directory (creating parents and an

@@ -51,8 +51,9 @@ fn v1_writes_every_resource_like_runc() {
         content(&blk.join("blkio.throttle.write_iops_device")),
         "8:16 300"
     );
-    // Deny-all, the spec's rule, then runc's default list.
-    assert_eq!(writes_to(&w, "devices.deny"), ["a", "a *:* rwm"]);
+    // The spec's deny-all rule (no separate "a" first: it is the same write), then runc's
+    // default list.
+    assert_eq!(writes_to(&w, "devices.deny"), ["a *:* rwm"]);
     let allows = writes_to(&w, "devices.allow");
     assert_eq!(allows.len(), devices::DEFAULT_ALLOWED.len());
     assert_eq!(allows[0], "c *:* m");
