@@ -40,11 +40,23 @@ pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, Cont
     Ok(code)
 }
 
-/// Whether the bundle asks for a terminal (read again here only for `run`'s own pty).
+/// Whether the bundle asks for a terminal (read again here only for `run`'s own pty). Only
+/// `process.terminal` is parsed: the rest of a config (megabytes of mounts, env and
+/// annotations in some) is skipped, not built twice; `create` reads it whole.
 fn wants_terminal(opts: &CreateOptions) -> bool {
-    crate::spec::load(&opts.bundle)
+    #[derive(serde::Deserialize)]
+    struct Process {
+        terminal: Option<bool>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Config {
+        process: Option<Process>,
+    }
+    let path = opts.bundle.join(crate::spec::CONFIG_FILE);
+    crate::spec::read_regular(&path, crate::spec::MAX_CONFIG_BYTES)
         .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .and_then(|data| serde_json::from_slice::<Config>(&data).ok())
+        .and_then(|c| c.process?.terminal)
         .unwrap_or(false)
 }
 
