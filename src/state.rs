@@ -214,6 +214,45 @@ impl ContainerState {
     }
 }
 
+/// What `list`, `state` and `ps` read of a state file: everything but the copy of
+/// the bundle's config, which is most of the file (a whole config.json) and is skipped
+/// unparsed, so reading the state of N containers does not cost N config parses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Summary {
+    pub id: String,
+    pub pid: i32,
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    pub cgroup: Option<Cgroup>,
+}
+
+impl Summary {
+    /// As [`ContainerState::oci`].
+    pub fn oci(&self, status: Status, full: bool) -> OciState<'_> {
+        OciState {
+            oci_version: OCI_VERSION,
+            id: &self.id,
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status,
+            bundle: &self.bundle,
+            rootfs: full.then_some(self.rootfs.as_path()),
+            created: full.then_some(self.created.as_str()),
+            owner: full.then_some(self.owner.as_str()),
+            annotations: &self.annotations,
+        }
+    }
+}
+
 /// runc's rule for ids: `^[\w+-\.]+$`, and never `.` or `..`, so an id is always one plain
 /// path component under the state root.
 pub fn validate_id(id: &str) -> Result<(), StateError> {
@@ -373,18 +412,30 @@ impl ContainerDir {
     }
 
     pub fn load(&self) -> Result<ContainerState, StateError> {
-        let p = self.state_path();
-        let data = crate::procinfo::read(&p).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                StateError::NotExist
-            } else {
-                io("read", &p)(e)
-            }
-        })?;
+        let (p, data) = self.read_state()?;
         crate::spec::parse(STATE_FILE, &data).map_err(|e| StateError::Corrupt {
             path: p,
             msg: e.to_string(),
         })
+    }
+
+    /// The state without its config (see [`Summary`]): parsed straight from the text, not
+    /// through a `Value` (as `spec::parse` does), so the config is skipped, never built.
+    pub fn load_summary(&self) -> Result<Summary, StateError> {
+        let (p, data) = self.read_state()?;
+        serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
+            path: p,
+            msg: e.to_string(),
+        })
+    }
+
+    fn read_state(&self) -> Result<(PathBuf, Vec<u8>), StateError> {
+        let p = self.state_path();
+        match crate::procinfo::read(&p) {
+            Ok(data) => Ok((p, data)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StateError::NotExist),
+            Err(e) => Err(io("read", &p)(e)),
+        }
     }
 
     /// Write state.json through a temporary file and rename, so a reader never sees half.
@@ -490,6 +541,52 @@ mod tests {
         // No state file yet: still "does not exist" to other commands.
         assert!(matches!(root.open("x"), Err(StateError::NotExist)));
         assert!(root.list().unwrap().is_empty());
+    }
+
+    /// `list`, `state` and `ps` read the summary: the same fields as the full
+    /// state, from a file whose config (here with many annotations) they skip.
+    #[test]
+    fn summary_reads_the_state_without_its_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::new(tmp.path().join("r"));
+        let d = root.create("x").unwrap();
+        let mut config = oci_spec::runtime::Spec::default();
+        let many: HashMap<String, String> = (0..2000)
+            .map(|i| (format!("org.example.a{i}"), "v".repeat(100)))
+            .collect();
+        config.set_annotations(Some(many));
+        let st = ContainerState {
+            id: "x".into(),
+            pid: 42,
+            pid_start: 7,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: "2026-11-30T00:00:00Z".into(),
+            owner: "root".into(),
+            annotations: HashMap::from([("k".to_string(), "v".to_string())]),
+            cgroup: None,
+            config,
+            monitor_pid: Some(9),
+            host_rootfs_mount: None,
+            landlock: None,
+            landlock_ids: Vec::new(),
+        };
+        d.save(&st).unwrap();
+        let full = d.load().unwrap();
+        let sum = d.load_summary().unwrap();
+        assert_eq!(
+            full.config.annotations().as_ref().map(HashMap::len),
+            Some(2000)
+        );
+        for status in [Status::Running, Status::Stopped] {
+            assert_eq!(
+                serde_json::to_value(sum.oci(status, true)).unwrap(),
+                serde_json::to_value(full.oci(status, true)).unwrap()
+            );
+        }
+        assert_eq!((sum.pid, sum.pid_start), (42, 7));
+        std::fs::write(d.state_path(), b"{\"id\":").unwrap();
+        assert!(matches!(d.load_summary(), Err(StateError::Corrupt { .. })));
     }
 
     #[test]

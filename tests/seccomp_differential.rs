@@ -254,6 +254,43 @@ fn made_up_profiles() -> Vec<serde_json::Value> {
     ]
 }
 
+/// Every x86_64 syscall with an argument rule (hack/bench-scale's largest profile): rules
+/// that end alike share their code, so the program fits the kernel's 4096 instructions as
+/// libseccomp's does, and decides as libseccomp's.
+#[test]
+fn argument_rules_on_every_syscall_fit_as_libseccomps() {
+    use nucleus::seccomp::syscall_table::Arch;
+    let rules: Vec<serde_json::Value> = (0..=Arch::X86_64.max_nr())
+        .filter_map(|nr| Arch::X86_64.name_of(nr).map(|n| (nr, n)))
+        .map(|(nr, name)| {
+            serde_json::json!({"names": [name], "action": "SCMP_ACT_ERRNO", "errnoRet": 38,
+                "args": [{"index": 0, "value": 0x5_ca1e_0000u64 + 64 * u64::from(nr), "op": "SCMP_CMP_EQ"},
+                         {"index": 1, "value": 1, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]})
+        })
+        .collect();
+    assert!(rules.len() > 350, "{} syscalls", rules.len());
+    let profile = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"], "syscalls": rules});
+    let (theirs, _) = libseccomp_or_refusal(&profile);
+    let theirs = theirs.expect("libseccomp takes the profile").0.len();
+    let spec: LinuxSeccomp = serde_json::from_value(profile.clone()).unwrap();
+    for layout in [Layout::CachePrefixBitmap, Layout::Bitmap] {
+        let opts = CompileOptions {
+            layout,
+            ..no_extras()
+        };
+        let ours = compile(&spec, &opts)
+            .unwrap_or_else(|e| panic!("{layout:?}: {e} (libseccomp: {theirs} instructions)"))
+            .instructions
+            .len();
+        assert!(
+            ours * 2 <= theirs * 3,
+            "{layout:?}: {ours} instructions, libseccomp {theirs}"
+        );
+    }
+    check_against_libseccomp(profile);
+}
+
 #[test]
 fn made_up_profiles_match_libseccomp() {
     for p in made_up_profiles() {

@@ -234,6 +234,19 @@ pub(crate) fn needs_runtime_hooks(spec: &Spec) -> bool {
         || !hooks::of(spec, hooks::Kind::CreateRuntime).is_empty()
 }
 
+/// Whether the init uses the container state `spawn` sends it (createContainer and
+/// startContainer hooks, a seccomp agent); without, `spawn` sends an empty one: the state
+/// carries every annotation, and a large config's would be copied to the init for nothing.
+pub(crate) fn needs_state(spec: &Spec) -> bool {
+    !hooks::of(spec, hooks::Kind::CreateContainer).is_empty()
+        || !hooks::of(spec, hooks::Kind::StartContainer).is_empty()
+        || spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .is_some_and(|s| s.listener_path().is_some())
+}
+
 fn set_domainname(d: &str) -> Result<(), InitError> {
     // SAFETY: setdomainname reads exactly len bytes from the slice.
     let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };

@@ -292,7 +292,11 @@ fn drive(
     let (p, state) = steps.init_pid()?;
     *init_pid = Some(p);
     record(p)?;
-    let init = state.send(state_json(p))?;
+    let init = state.send(if init::needs_state(req.spec) {
+        state_json(p)
+    } else {
+        String::new()
+    })?;
     if init::needs_runtime_hooks(req.spec) {
         init.hooks(|| runtime_hooks(p).map_err(SpawnError::Hook))?;
     }

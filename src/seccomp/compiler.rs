@@ -47,7 +47,14 @@ struct Gen {
     /// Argument tests of rule trees by entry label: (offset, mask) the entry loads A with,
     /// and the label of the test itself (to jump past the load when A already holds it).
     loaded: HashMap<Label, (u32, u32, Label)>,
+    /// Rule-tree tests already emitted, by what they do: (offset, mask, op, datum, jt, jf).
+    /// Syscalls whose rules end alike (the same argument test leading to the same verdicts)
+    /// share that code, as libseccomp's generator does; without it a profile with argument
+    /// rules on every syscall outgrows the kernel's 4096 instructions where libseccomp's fits.
+    nodes: HashMap<NodeKey, Target>,
 }
+
+type NodeKey = (u32, u32, u8, u32, Target, Target);
 
 impl Gen {
     /// A label returning `action`, reusing a nearby one. Only called right before pushing the
@@ -293,17 +300,22 @@ impl Gen {
             r => r,
         };
         let (jt, jf) = (skip(self, jt), skip(self, jf));
-        let cond = match n.op {
-            NodeOp::Eq | NodeOp::MaskedEq => Cond::Eq,
-            NodeOp::Gt => Cond::Gt,
-            NodeOp::Ge => Cond::Ge,
+        let (cond, op) = match n.op {
+            NodeOp::Eq | NodeOp::MaskedEq => (Cond::Eq, 0),
+            NodeOp::Gt => (Cond::Gt, 1),
+            NodeOp::Ge => (Cond::Ge, 2),
         };
+        let key = (off, n.mask, op, n.datum, jt, jf);
+        if let Some(&done) = self.nodes.get(&key) {
+            return done;
+        }
         let test = self.jump(cond, n.datum, jt, jf);
         if n.mask != u32::MAX {
             self.asm.stmt(BPF_ALU | BPF_AND | BPF_K, n.mask);
         }
         let entry = self.asm.load_abs(off);
         self.loaded.insert(entry, (off, n.mask, test));
+        self.nodes.insert(key, Target::At(entry));
         Target::At(entry)
     }
 
@@ -542,6 +554,7 @@ pub fn generate(
         asm: Assembler::new(),
         rets: HashMap::default(),
         loaded: HashMap::new(),
+        nodes: HashMap::new(),
     };
     let bad = Target::Ret(BAD_ARCH_ACTION);
     let has = |a: Arch| policy.arches.contains(&a);
