@@ -337,9 +337,7 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
         ));
     }
     if rt.systemd_cgroup {
-        return Err(ContainerError::Other(
-            "restore with the systemd cgroup driver is not supported: use cgroupfs".into(),
-        ));
+        Cgroup::check_systemd_annotations(&config.annotations().clone().unwrap_or_default())?;
     }
     let cgroup = Cgroup::new(
         config
@@ -349,7 +347,7 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
             .map(|p| p.to_string_lossy().into_owned())
             .as_deref(),
         &opts.id,
-        false,
+        rt.systemd_cgroup,
     )?;
     let forward = if opts.detach {
         None
@@ -422,15 +420,37 @@ fn restore_into(
     criu_root: &Path,
 ) -> Result<i32, ContainerError> {
     let cg = st.cgroup.as_ref().expect("cgroup set at restore");
-    cg.create()?;
-    if let Some(r) = st
+    let resources = st
         .config
         .linux()
         .as_ref()
-        .and_then(|l| l.resources().as_ref())
-    {
-        cg.apply(r)?;
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    // systemd makes a scope only around a process: this one, which CRIU (its child) and
+    // so the restored processes inherit, as runc places CRIU; it leaves once CRIU is done.
+    let own = if cg.systemd_unit().is_some() {
+        let own = crate::cgroups::OwnCgroups::current()?;
+        cg.setup(nix::unistd::getpid().as_raw(), &resources, &st.annotations)?;
+        Some(own)
+    } else {
+        cg.create()?;
+        cg.apply(&resources)?;
+        None
+    };
+    let res = run_restore(st, criu, criu_root, cg);
+    if let Some(own) = own {
+        own.rejoin()?;
     }
+    res
+}
+
+fn run_restore(
+    st: &ContainerState,
+    criu: &CriuOptions,
+    criu_root: &Path,
+    cg: &Cgroup,
+) -> Result<i32, ContainerError> {
+    crate::rootfs::create_restore_mountpoints(&st.config, &st.rootfs, &st.bundle)?;
     make_dir(criu_root)?;
     mount(
         Some(&st.rootfs),
