@@ -331,6 +331,8 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
             criu.image_path.display()
         )));
     }
+    // As runc: the work directory (CRIU's log) is made when missing.
+    make_dir(criu.work_dir())?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(super::io_err(format!("bundle {}", opts.bundle.display())))?;
     let config = spec::load(&bundle)?;
