@@ -49,6 +49,9 @@ fn capabilities() -> Vec<String> {
     all.iter().map(|c| c.to_string()).collect()
 }
 
+/// `features` annotation: "true" when `checkpoint` and `restore` can run (CRIU installed).
+pub const CHECKPOINT_ENABLED: &str = "run.nucleus.checkpoint.enabled";
+
 pub fn value() -> Value {
     let mut ann = serde_json::Map::new();
     ann.insert(
@@ -62,6 +65,12 @@ pub fn value() -> Value {
     ann.insert(
         crate::landlock::STATE_ABI.into(),
         crate::landlock::abi().to_string().into(),
+    );
+    // `checkpoint`/`restore` are built in and run CRIU: enabled where it is installed
+    // (runc's annotation of the same meaning: org.opencontainers.runc.checkpoint.enabled).
+    ann.insert(
+        CHECKPOINT_ENABLED.into(),
+        crate::container::criu_available().to_string().into(),
     );
     json!({
         "ociVersionMin": "1.0.0",

@@ -95,6 +95,18 @@ struct RestoreArgs {
     /// Do not become the subreaper of the restored processes
     #[arg(long = "no-subreaper")]
     no_subreaper: bool,
+    /// AF_UNIX socket to receive the restored terminal's master (terminal containers)
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Accepted as runc accepts it: CRIU, not a pivot_root of nucleus, sets the restored root
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// LSM profile for the restored processes, TYPE:NAME (apparmor:P, selinux:LABEL)
+    #[arg(long = "lsm-profile")]
+    lsm_profile: Option<String>,
+    /// SELinux mount context for the restored mounts
+    #[arg(long = "lsm-mount-context")]
+    lsm_mount_context: Option<String>,
     id: String,
 }
 
@@ -669,7 +681,11 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 detach: a.detach,
                 pid_file: a.pid_file,
                 no_subreaper: a.no_subreaper,
+                console_socket: a.console_socket,
+                lsm_profile: a.lsm_profile,
+                lsm_mount_context: a.lsm_mount_context,
             };
+            let _ = a.no_pivot;
             let code = container::restore(&rt, &o)?;
             return Ok(code.clamp(0, 255) as u8);
         }

@@ -65,9 +65,8 @@ impl Lines {
     }
 }
 
-/// A counter printing 1, 2, 3... to stdout. Its stdio are pipes to the test, as a shim's or
-/// conmon's are (CRIU cannot dump files on mounts outside the container, such as the host's
-/// /dev/null).
+/// A counter printing 1, 2, 3... to stdout. Its stdio are pipes to the test, as a shim's
+/// are (conmon's stdin is /dev/null: see `restore_as_podman_does`).
 fn counter(name: &str) -> Container {
     let mut c = Container::new(name);
     c.sh("i=0; while :; do i=$((i+1)); echo $i; sleep 0.2; done");
@@ -78,9 +77,15 @@ fn counter(name: &str) -> Container {
 /// exit and returns it with the pipes still open.
 #[track_caller]
 fn spawn_piped(c: &Container, args: &[&str]) -> (Child, Lines) {
+    spawn_io(c, args, Stdio::piped())
+}
+
+/// `spawn_piped` with `stdin` as the runtime's (and so the container's) stdin.
+#[track_caller]
+fn spawn_io(c: &Container, args: &[&str], stdin: Stdio) -> (Child, Lines) {
     let mut cmd: Command = c.command();
     cmd.args(args)
-        .stdin(Stdio::piped())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn runtime");
@@ -349,4 +354,90 @@ fn restore_bad_input_fails_in_one_line_and_leaves_nothing() {
     assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
     assert_eq!(c.pid(), pid, "the running container was disturbed");
     assert_eq!(c.status(), "running");
+}
+
+/// What Podman's checkpoint/restore does through conmon: the container's stdin is the
+/// host's /dev/null (the init gets its own), restore gets --work-path, --pid-file and
+/// --no-pivot, and the rootfs of a container imported under a new name lacks the mount
+/// points `create` made (a file bind here): restore makes them, and the bind is back.
+#[test]
+#[ignore = "needs a kernel CRIU 3.17 supports: run in the hack/vm guest"]
+fn restore_as_podman_does() {
+    let mut c = counter("cr-podman");
+    let src = c.root().join("bound-file");
+    std::fs::write(&src, "bound-content\n").unwrap();
+    c.add_mount(serde_json::json!({
+        "destination": "/etc/bound", "type": "bind",
+        "source": src.to_string_lossy(), "options": ["bind", "ro"]
+    }));
+    c.bundle.write_config();
+    let b = c.bundle.path().to_string_lossy().into_owned();
+    let id = c.id.clone();
+    let (_run, before) = spawn_io(&c, &["run", "--detach", "--bundle", &b, &id], Stdio::null());
+    before.wait_for(2);
+    let images = c.root().join("images");
+    let img = images.to_string_lossy().into_owned();
+    criu_cmd(&c, &["checkpoint", "--image-path", &img, &id]).ok();
+    let last = *before.numbers().last().expect("numbers before");
+    let point = c.bundle.rootfs().join("etc/bound");
+    std::fs::remove_file(&point).expect("the file bind's mount point was made by create");
+
+    let work = c.root().join("work");
+    let pid_file = c.root().join("restored.pid");
+    let (w, p) = (
+        work.to_string_lossy().into_owned(),
+        pid_file.to_string_lossy().into_owned(),
+    );
+    let new_id = format!("{id}-2");
+    let (_restore, after) = restore_as(
+        &mut c,
+        &images,
+        &new_id,
+        &["--work-path", &w, "--pid-file", &p, "--no-pivot"],
+    );
+    let nums = after.wait_for(2);
+    assert!(nums[0] > last, "restarted at {} after {last}", nums[0]);
+    let pid = pid_of(&c, &new_id);
+    assert_eq!(
+        std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .trim(),
+        pid.to_string()
+    );
+    assert!(
+        work.join("restore.log").is_file(),
+        "CRIU's log not in --work-path"
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/root/etc/bound")).unwrap_or_default(),
+        "bound-content\n"
+    );
+    // Its stdin is the container's /dev/null, not the host's.
+    use std::os::unix::fs::MetadataExt;
+    let fd0 = std::fs::metadata(format!("/proc/{pid}/fd/0")).expect("stat the init's stdin");
+    let host = std::fs::metadata("/dev/null").unwrap();
+    assert_eq!(fd0.rdev(), host.rdev());
+    assert_ne!((fd0.dev(), fd0.ino()), (host.dev(), host.ino()));
+
+    // A terminal's pty through --console-socket is refused in one line, leaving nothing.
+    let out = criu_cmd(
+        &c,
+        &[
+            "restore",
+            "--detach",
+            "--image-path",
+            &img,
+            "--bundle",
+            &b,
+            "--console-socket",
+            "/nonexistent.sock",
+            &format!("{id}-3"),
+        ],
+    )
+    .fails();
+    assert!(out.stderr.contains("--console-socket"), "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    let listed = c.cmd(&["list", "-q"]).ok().stdout;
+    assert_eq!(listed.trim(), new_id, "{listed}");
+    c.cmd(&["delete", "--force", &new_id]).ok();
 }

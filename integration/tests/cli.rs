@@ -583,3 +583,19 @@ fn repeated_global_flags_are_taken_as_runc_takes_them() {
     // The last --root is the one used: it holds the container.
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), c.id);
 }
+
+/// `features` says checkpoint/restore can run: CRIU is installed here (hack/deps), and
+/// `checkpoint --help` (Podman's probe for support) answers.
+#[test]
+fn features_report_checkpoint_restore() {
+    let c = Container::new("feat-ckpt");
+    assert!(
+        std::path::Path::new("/usr/sbin/criu").is_file(),
+        "criu is missing: run hack/deps"
+    );
+    let f = c.cmd(&["features"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&f.stdout).expect("features is JSON");
+    assert_eq!(v["annotations"]["run.nucleus.checkpoint.enabled"], "true");
+    c.cmd(&["checkpoint", "--help"]).ok();
+    c.cmd(&["restore", "--help"]).ok();
+}

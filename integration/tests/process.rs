@@ -419,4 +419,21 @@ fn printing_verbs_end_quietly_when_the_reader_goes_away() {
             out.status
         );
     }
+
+/// Stdin on the caller's /dev/null (a detached caller's, conmon's) is the container's own
+/// /dev/null once it runs, as runc makes it: no fd of the init on a mount outside the
+/// container (CRIU refuses to checkpoint such a file). Stdout, a file, is left as it is.
+#[test]
+fn stdio_on_host_dev_null_becomes_the_containers_own() {
+    use std::os::unix::fs::MetadataExt;
+    let mut c = Container::new("devnull");
+    c.sh("stat -L -c '%d:%i' /proc/self/fd/0 /dev/null /proc/self/fd/1");
+    let out = c.run().ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "stat output: {:?}", out.stdout);
+    let host = std::fs::metadata("/dev/null").expect("stat the host's /dev/null");
+    let host_null = format!("{}:{}", host.dev(), host.ino());
+    assert_eq!(lines[0], lines[1], "stdin is not the container's /dev/null");
+    assert_ne!(lines[0], host_null, "stdin is still the host's /dev/null");
+    assert_ne!(lines[2], lines[1], "stdout (a file) was replaced");
 }

@@ -786,6 +786,45 @@ fn inner_path(cgroups_path: Option<&str>, container_id: &str) -> Result<PathBuf,
     }
 }
 
+/// The calling process's own cgroup directory in each hierarchy: where it goes back to
+/// after a stay in a container's cgroup (`restore` under the systemd driver places itself
+/// in the new unit so that CRIU, its child, restores the processes there).
+#[derive(Debug, Clone)]
+pub struct OwnCgroups(Vec<PathBuf>);
+
+impl OwnCgroups {
+    pub fn current() -> Result<Self, CgroupError> {
+        let hier = Hierarchies::from_host()?;
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mounts = hier
+            .v1
+            .iter()
+            .map(|(k, m)| (k.as_str(), m))
+            .chain(hier.unified.iter().map(|m| ("", m)));
+        for (key, m) in mounts {
+            let Some(own) = hier.own.get(key) else {
+                continue;
+            };
+            let rel = own.strip_prefix(&m.root).unwrap_or(own);
+            let rel = rel.strip_prefix("/").unwrap_or(rel);
+            let dir = m.mount_point.join(rel);
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        Ok(OwnCgroups(dirs))
+    }
+
+    /// Move the calling process back into these cgroups.
+    pub fn rejoin(&self) -> Result<(), CgroupError> {
+        let pid = std::process::id().to_string();
+        for d in &self.0 {
+            write_file(d, "cgroup.procs", &pid)?;
+        }
+        Ok(())
+    }
+}
+
 /// The systemd driver needs systemd as the host's init.
 fn check_systemd() -> Result<(), CgroupError> {
     // systemd's own test for "booted with systemd" (sd_booted).

@@ -86,6 +86,17 @@ pub struct RestoreOptions {
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub no_subreaper: bool,
+    /// Where a terminal container's restored pty master would go (refused: see `restore`).
+    pub console_socket: Option<PathBuf>,
+    /// CRIU's --lsm-profile (TYPE:NAME) for the restored processes.
+    pub lsm_profile: Option<String>,
+    /// CRIU's --lsm-mount-context for the restored mounts.
+    pub lsm_mount_context: Option<String>,
+}
+
+/// Whether CRIU, which `checkpoint` and `restore` run, is installed (`features` reports it).
+pub fn criu_available() -> bool {
+    criu_binary().is_ok()
 }
 
 fn criu_binary() -> Result<PathBuf, ContainerError> {
@@ -320,11 +331,20 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
             criu.image_path.display()
         )));
     }
+    // As runc: the work directory (CRIU's log) is made when missing.
+    make_dir(criu.work_dir())?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(super::io_err(format!("bundle {}", opts.bundle.display())))?;
     let config = spec::load(&bundle)?;
     spec::validate(&config)?;
     let rootfs = spec::rootfs_path(&config, &bundle)?;
+    if let Some(sock) = opts.console_socket.as_deref() {
+        return Err(ContainerError::Other(format!(
+            "restore --console-socket {} is not supported: CRIU hands the restored pty master \
+             only over its RPC socket, which nucleus does not use; restore with --shell-job",
+            sock.display()
+        )));
+    }
     if config
         .process()
         .as_ref()
@@ -337,9 +357,7 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
         ));
     }
     if rt.systemd_cgroup {
-        return Err(ContainerError::Other(
-            "restore with the systemd cgroup driver is not supported: use cgroupfs".into(),
-        ));
+        Cgroup::check_systemd_annotations(&config.annotations().clone().unwrap_or_default())?;
     }
     let cgroup = Cgroup::new(
         config
@@ -349,7 +367,7 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
             .map(|p| p.to_string_lossy().into_owned())
             .as_deref(),
         &opts.id,
-        false,
+        rt.systemd_cgroup,
     )?;
     let forward = if opts.detach {
         None
@@ -380,7 +398,11 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
         cgroup,
     );
     let criu_root = dir.state_path().with_file_name("criu-root");
-    let res = restore_into(&st, &criu, &criu_root);
+    let lsm = (
+        opts.lsm_profile.as_deref(),
+        opts.lsm_mount_context.as_deref(),
+    );
+    let res = restore_into(&st, &criu, &criu_root, lsm);
     // CRIU's mount namespace holds its own copy of the root: ours is no longer needed.
     let _ = umount2(&criu_root, MntFlags::MNT_DETACH);
     let _ = std::fs::remove_dir(&criu_root);
@@ -413,17 +435,41 @@ fn restore_into(
     st: &ContainerState,
     criu: &CriuOptions,
     criu_root: &Path,
+    lsm: (Option<&str>, Option<&str>),
 ) -> Result<i32, ContainerError> {
     let cg = st.cgroup.as_ref().expect("cgroup set at restore");
-    cg.create()?;
-    if let Some(r) = st
+    let resources = st
         .config
         .linux()
         .as_ref()
-        .and_then(|l| l.resources().as_ref())
-    {
-        cg.apply(r)?;
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    // systemd makes a scope only around a process: this one, which CRIU (its child) and
+    // so the restored processes inherit, as runc places CRIU; it leaves once CRIU is done.
+    let own = if cg.systemd_unit().is_some() {
+        let own = crate::cgroups::OwnCgroups::current()?;
+        cg.setup(nix::unistd::getpid().as_raw(), &resources, &st.annotations)?;
+        Some(own)
+    } else {
+        cg.create()?;
+        cg.apply(&resources)?;
+        None
+    };
+    let res = run_restore(st, criu, criu_root, cg, lsm);
+    if let Some(own) = own {
+        own.rejoin()?;
     }
+    res
+}
+
+fn run_restore(
+    st: &ContainerState,
+    criu: &CriuOptions,
+    criu_root: &Path,
+    cg: &Cgroup,
+    lsm: (Option<&str>, Option<&str>),
+) -> Result<i32, ContainerError> {
+    crate::rootfs::create_restore_mountpoints(&st.config, &st.rootfs, &st.bundle)?;
     make_dir(criu_root)?;
     mount(
         Some(&st.rootfs),
@@ -459,6 +505,12 @@ fn restore_into(
         .and_then(|(p, m)| p.strip_prefix(m).ok().map(Path::to_path_buf))
     {
         args.extend(["--cgroup-root".into(), Path::new("/").join(rel).into()]);
+    }
+    if let Some(p) = lsm.0 {
+        args.extend(["--lsm-profile".into(), p.into()]);
+    }
+    if let Some(c) = lsm.1 {
+        args.extend(["--lsm-mount-context".into(), c.into()]);
     }
     args.extend(inherit_stdio(&criu.image_path)?);
     for (dest, src) in bind_mounts(&st.config, &st.bundle) {

@@ -16,7 +16,8 @@ mod tty;
 mod update;
 
 pub use checkpoint::{
-    checkpoint, restore, CgroupsMode, CheckpointOptions, CriuOptions, RestoreOptions,
+    checkpoint, criu_available, restore, CgroupsMode, CheckpointOptions, CriuOptions,
+    RestoreOptions,
 };
 pub use create::{create, CreateOptions};
 pub use delete::{delete, destroy};

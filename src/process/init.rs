@@ -167,6 +167,7 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
     }
     hooks::run_all(spec, hooks::Kind::CreateContainer, &state_json)?;
     rootfs.pivot()?;
+    rootfs.reopen_stdio_dev_null()?;
     write_sysctls(spec)?;
     // The AppArmor profile and SELinux label for the execve, where runc's init sets the
     // profile: the rootfs is built, and the process is still root with every capability,

@@ -79,6 +79,8 @@ pub enum RootfsError {
     Cgroup { dest: PathBuf, reason: String },
     #[error("cannot detach the rootfs bind at {path} from the host's mount namespace: {errno}")]
     Detach { path: PathBuf, errno: Errno },
+    #[error("cannot give the container's stdio its own /dev/null: {reason}")]
+    StdioDevNull { reason: String },
     #[error("cannot read {path}: {source}")]
     HostInfo {
         path: PathBuf,

@@ -29,7 +29,7 @@ pub(crate) mod syscall;
 #[cfg(test)]
 mod root_tests;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -281,6 +281,55 @@ impl RootfsSetup<'_> {
         chdir("/").map_err(err("chdir to /"))
     }
 
+    /// After pivot: stdio on the host's /dev/null (a detached caller's, conmon's) is
+    /// reopened on the container's own, as runc does, so that no fd of the init points
+    /// outside its mounts (CRIU cannot dump a file on a mount the container does not see).
+    /// Only where nucleus made /dev: a bind-mounted /dev, or no mount namespace of the
+    /// container's, has the host's node already.
+    pub fn reopen_stdio_dev_null(&self) -> Result<(), RootfsError> {
+        if self.in_host_mount_ns() || !Self::needs_dev_setup(&self.entries()?) {
+            return Ok(());
+        }
+        let null_dev = nix::sys::stat::makedev(1, 3);
+        let on_null = |fd: i32| {
+            // SAFETY: fds 0-2 stay open for the duration of the fstat.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            fstat(fd).is_ok_and(|st| {
+                SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFCHR
+                    && st.st_rdev == null_dev
+            })
+        };
+        let targets: Vec<i32> = (0..3).filter(|&fd| on_null(fd)).collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let fail = |reason: String| RootfsError::StdioDevNull { reason };
+        let root = open_dir(Path::new("/"), OFlag::O_PATH).map_err(|e| fail(e.to_string()))?;
+        // The node nucleus made in its /dev, opened without following any link and then
+        // checked to be the null device before it replaces anything.
+        let how = nix::fcntl::OpenHow::new()
+            .flags(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+            .resolve(
+                nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT
+                    | nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+            );
+        let null = resolve::openat2(root.as_fd(), "dev/null", how)
+            .map_err(|e| fail(format!("open /dev/null: {e}")))?;
+        if !on_null(null.as_raw_fd()) {
+            return Err(fail("/dev/null is not the null device".into()));
+        }
+        for fd in targets {
+            // dup3 without O_CLOEXEC: the container's stdio is kept across its execve.
+            // SAFETY: dup3 onto one of our own stdio fds; `null` stays open for the call.
+            if unsafe { libc::dup3(null.as_raw_fd(), fd, 0) } < 0 {
+                let e = Errno::last();
+                return Err(fail(format!("dup onto fd {fd}: {e}")));
+            }
+        }
+        Ok(())
+    }
+
     /// Without pivot_root the old root stays under the chroot; as runc, detach every mount
     /// that is neither the rootfs, below it, nor above it (those hold the rootfs), so that
     /// escaping the chroot finds as little as possible. Best effort by design: a mount
@@ -387,6 +436,56 @@ impl RootfsSetup<'_> {
         }
         Ok(())
     }
+}
+
+/// Before a CRIU restore into `rootfs`: the mount points of the spec's mounts, made as
+/// `create` makes them (a directory, or a file for a bind of a non-directory), so that CRIU
+/// finds them in a rootfs that never ran the container (a checkpoint restored under a new
+/// id, from an exported archive). cgroup mounts are skipped (their point is in /sys), and
+/// so is every destination below another mount of the spec: CRIU restores that mount's
+/// content itself (a tmpfs) or it is the kernel's (proc, sysfs) or a bind source's.
+pub fn create_restore_mountpoints(
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+) -> Result<(), RootfsError> {
+    let entries: Vec<MountEntry> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(MountEntry::from_spec)
+        .collect::<Result<_, _>>()?;
+    let root = open_dir(rootfs, OFlag::O_PATH).map_err(|errno| RootfsError::OpenRootfs {
+        path: rootfs.to_path_buf(),
+        errno,
+    })?;
+    for e in &entries {
+        let below_another = entries
+            .iter()
+            .any(|o| o.dest != e.dest && e.dest.starts_with(&o.dest));
+        if e.fstype == "cgroup" || below_another {
+            continue;
+        }
+        let is_file_bind = e.is_bind()
+            && e.source.as_ref().is_some_and(|src| {
+                let src = if src.is_absolute() {
+                    src.clone()
+                } else {
+                    bundle.join(src)
+                };
+                std::fs::metadata(src).is_ok_and(|m| !m.is_dir())
+            });
+        let made = if is_file_bind {
+            resolve::create_file(root.as_fd(), &e.dest, Mode::from_bits_truncate(0o644))
+        } else {
+            resolve::mkdir_all(root.as_fd(), &e.dest, Mode::from_bits_truncate(0o755))
+        };
+        made.map_err(|errno| RootfsError::Resolve {
+            path: e.dest.clone(),
+            errno,
+        })?;
+    }
+    Ok(())
 }
 
 /// Whether a container of `spec` has no mount namespace of its own (none in
