@@ -448,11 +448,9 @@ fn argument_filtered_syscalls_come_right_after_the_arch_check() {
                 }
                 let ioctl = arch.resolve("ioctl").unwrap();
                 let (steps, insn) = dispatch_path(&prog, arch.audit_arch(), ioctl);
-                assert_eq!(
-                    (steps, insn.k),
-                    (arch_check + 2, 24),
-                    "{builtin:?} {arch:?}"
-                );
+                // ld nr and one test, perhaps a `ja` to a far chain; then its request.
+                assert!(steps <= arch_check + 3, "{builtin:?} {arch:?}: {steps}");
+                assert_eq!(insn.k, 24, "{builtin:?} {arch:?}");
             }
         }
     }
