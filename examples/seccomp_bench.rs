@@ -4,8 +4,9 @@
 //!   both layouts, and per probe syscall the BPF instructions each program executes and
 //!   whether the kernel's action cache can skip the filter.
 //! - `seccomp_bench exec FILTER SOURCE PROGRAM [ARGS...]`: installs a filter and execs PROGRAM
-//!   (the syscall-loop probe). FILTER is `prefix`, `bitmap` or `prefix-no-builtins` (SOURCE: an
-//!   OCI profile compiled by nucleus) or `bpf` (SOURCE: a raw program, e.g. libseccomp's).
+//!   (the syscall-loop probe). FILTER is `prefix` or `bitmap` (the default built-in filters),
+//!   `prefix-strict` (every built-in at its strictest) or `prefix-no-builtins` (SOURCE: an OCI
+//!   profile compiled by nucleus), or `bpf` (SOURCE: a raw program, e.g. libseccomp's).
 
 use nucleus::seccomp::{compile, install, BuiltinFilters, CompileOptions, Layout, Program};
 use oci_spec::runtime::LinuxSeccomp;
@@ -74,9 +75,14 @@ fn paths(profile: &str, libseccomp_bpf: &str) {
         (
             "nucleus-prefix",
             Layout::CachePrefixBitmap,
+            BuiltinFilters::Default,
+        ),
+        ("nucleus-bitmap", Layout::Bitmap, BuiltinFilters::Default),
+        (
+            "nucleus-prefix-strict",
+            Layout::CachePrefixBitmap,
             BuiltinFilters::All,
         ),
-        ("nucleus-bitmap", Layout::Bitmap, BuiltinFilters::All),
         (
             "nucleus-prefix-nobuiltin",
             Layout::CachePrefixBitmap,
@@ -91,15 +97,19 @@ fn paths(profile: &str, libseccomp_bpf: &str) {
         programs.push((name, compile(&spec, &opts).unwrap().instructions));
     }
     programs.push(("libseccomp", read_bpf(libseccomp_bpf)));
-    let probes: [(&str, i64, [u64; 6]); 5] = [
+    // The calls of hack/seccomp-syscall-loop.c, with its arguments.
+    let probes: [(&str, i64, [u64; 6]); 8] = [
         ("getppid", libc::SYS_getppid, [0; 6]),
-        ("ioctl", libc::SYS_ioctl, [3, libc::FIONREAD, 0, 0, 0, 0]),
         (
             "personality",
             libc::SYS_personality,
             [0xffff_ffff, 0, 0, 0, 0, 0],
         ),
+        ("ioctl", libc::SYS_ioctl, [3, libc::FIONREAD, 0, 0, 0, 0]),
         ("mprotect", libc::SYS_mprotect, [0x1000, 4096, 1, 0, 0, 0]),
+        ("prctl", libc::SYS_prctl, [3, 0, 0, 0, 0, 0]),
+        ("socket", libc::SYS_socket, [1, 0x7f, 0, 0, 0, 0]),
+        ("clone", libc::SYS_clone, [0x800, 0, 0, 0, 0, 0]),
         ("acct", libc::SYS_acct, [0; 6]),
     ];
     println!("\n== BPF instructions executed per call (C: the kernel cache skips the filter)");
@@ -149,10 +159,10 @@ fn exec_under(filter: &str, source: &str, argv: &[String]) -> ! {
                 } else {
                     Layout::CachePrefixBitmap
                 },
-                builtin: if filter == "prefix-no-builtins" {
-                    BuiltinFilters::None
-                } else {
-                    BuiltinFilters::All
+                builtin: match filter {
+                    "prefix-no-builtins" => BuiltinFilters::None,
+                    "prefix-strict" => BuiltinFilters::All,
+                    _ => BuiltinFilters::Default,
                 },
                 ..Default::default()
             };

@@ -3,6 +3,7 @@
 
 mod seccomp_support;
 
+use nucleus::seccomp::bpf::{BPF_ABS, BPF_JA, BPF_LD, BPF_W};
 use nucleus::seccomp::bpf_interpreter::{self, cache_emulates_allow, SeccompData};
 use nucleus::seccomp::builtin_filters::BUILTIN_SYSCALLS;
 use nucleus::seccomp::policy::is_permissive;
@@ -132,7 +133,11 @@ fn random_policies_compile_to_what_they_say() {
     for _ in 0..30 {
         let spec: LinuxSeccomp = serde_json::from_value(random_profile(&mut rng)).unwrap();
         for layout in [Layout::CachePrefixBitmap, Layout::Bitmap] {
-            for builtin in [BuiltinFilters::None, BuiltinFilters::All] {
+            for builtin in [
+                BuiltinFilters::None,
+                BuiltinFilters::Default,
+                BuiltinFilters::All,
+            ] {
                 let opts = CompileOptions {
                     layout,
                     builtin,
@@ -353,6 +358,99 @@ fn cache_prefix_makes_allowed_syscalls_cacheable() {
                 if always {
                     assert_eq!(emulated, cached, "{layout:?} {arch:?} {name:?}");
                 }
+            }
+        }
+    }
+}
+
+/// Follows the program as long as it only loads the architecture or the syscall number and
+/// jumps on them; returns the instructions run so far and the first other instruction.
+fn dispatch_path(prog: &[libc::sock_filter], arch: u32, nr: u32) -> (usize, libc::sock_filter) {
+    const LD_ABS: u16 = BPF_LD | BPF_W | BPF_ABS;
+    let (mut a, mut pc, mut steps) = (0u32, 0usize, 0usize);
+    loop {
+        let insn = prog[pc];
+        let op = insn.code & !0x07;
+        let taken = match (insn.code & 0x07, insn.k) {
+            (0, 0) if insn.code == LD_ABS => {
+                a = nr;
+                None
+            }
+            (0, 4) if insn.code == LD_ABS => {
+                a = arch;
+                None
+            }
+            (5, k) if op == BPF_JA => {
+                pc += usize::try_from(k).unwrap();
+                None
+            }
+            (5, k) if insn.code & 0x08 == 0 => Some(match op {
+                0x10 => a == k,
+                0x20 => a > k,
+                0x30 => a >= k,
+                0x40 => a & k != 0,
+                _ => panic!("jump {insn:?}"),
+            }),
+            _ => return (steps, insn),
+        };
+        steps += 1;
+        pc += 1 + match taken {
+            Some(true) => usize::from(insn.jt),
+            Some(false) => usize::from(insn.jf),
+            None => 0,
+        };
+    }
+}
+
+#[test]
+fn argument_filtered_syscalls_come_right_after_the_arch_check() {
+    // The kernel cache cannot skip the filter for them: their dispatch is what each call
+    // pays, so it is the shortest of the program. ioctl, the most frequent, comes first.
+    let spec = allow_list_profile();
+    let ld_arg = |insn: libc::sock_filter| insn.code == BPF_LD | BPF_W | BPF_ABS && insn.k >= 16;
+    for layout in [Layout::CachePrefixBitmap, Layout::Bitmap] {
+        for builtin in [BuiltinFilters::Default, BuiltinFilters::All] {
+            let opts = CompileOptions {
+                layout,
+                builtin: builtin.clone(),
+                ..Default::default()
+            };
+            let policy = effective_policy(&spec, &opts).unwrap();
+            let prog = compile(&spec, &opts).unwrap().instructions;
+            for (arch, arch_check) in [(Arch::X86_64, 2), (Arch::X86, 3)] {
+                let filtered: Vec<u32> = policy
+                    .rules
+                    .iter()
+                    .filter(|(_, r)| !r.conditional.is_empty())
+                    .filter_map(|(name, _)| arch.resolve(name))
+                    .collect();
+                assert!(filtered.len() >= 6, "{builtin:?} {arch:?}: {filtered:?}");
+                // ld arch, the arch test(s), ld nr; ioctl and mprotect one test each, a
+                // balanced tree over the n others: at most ceil(log2(n)) + 1 tests.
+                let frequent = ["ioctl", "mprotect"].map(|n| arch.resolve(n));
+                let others = filtered
+                    .iter()
+                    .filter(|&&nr| !frequent.contains(&Some(nr)))
+                    .count();
+                let tree = usize::try_from(others.next_power_of_two().ilog2()).unwrap() + 1;
+                // And a `ja` where the chain lies beyond a conditional jump's reach.
+                let bound = arch_check + 1 + 2 + tree + 1;
+                for &nr in &filtered {
+                    let (steps, insn) = dispatch_path(&prog, arch.audit_arch(), nr);
+                    assert!(
+                        ld_arg(insn),
+                        "{layout:?} {builtin:?} {arch:?} {nr}: {insn:?}"
+                    );
+                    assert!(
+                        steps <= bound,
+                        "{layout:?} {builtin:?} {arch:?} {nr}: {steps}"
+                    );
+                }
+                let ioctl = arch.resolve("ioctl").unwrap();
+                let (steps, insn) = dispatch_path(&prog, arch.audit_arch(), ioctl);
+                // ld nr and one test, perhaps a `ja` to a far chain; then its request.
+                assert!(steps <= arch_check + 3, "{builtin:?} {arch:?}: {steps}");
+                assert_eq!(insn.k, 24, "{builtin:?} {arch:?}");
             }
         }
     }

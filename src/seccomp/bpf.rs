@@ -180,12 +180,17 @@ impl Assembler {
     pub fn jump(&mut self, cond: Cond, k: u32, jt: Label, jf: Label) -> Label {
         let mut jt = jt;
         let mut jf = jf;
-        // A trampoline pushed now lands directly after the jump, so its own offset is 0 or 1.
-        if self.offset_from_next(jt) > 255 {
+        // A trampoline pushed now lands directly after the jump, so its own offset is 0 or 1;
+        // it moves the other target one further, which may then need one too.
+        let mut far_t = self.offset_from_next(jt) > 255;
+        let far_f = self.offset_from_next(jf) > 255
+            || (far_t && jf != jt && self.offset_from_next(jf) == 255);
+        far_t = far_t || (far_f && jt != jf && self.offset_from_next(jt) == 255);
+        if far_t {
             jt = self.goto_forced(jt);
         }
-        if self.offset_from_next(jf) > 255 {
-            jf = self.goto_forced(jf);
+        if far_f {
+            jf = if jf == jt { jt } else { self.goto_forced(jf) };
         }
         let t = self.offset_from_next(jt);
         let f = self.offset_from_next(jf);
@@ -232,5 +237,44 @@ mod tests {
         assert_eq!(prog[1].jf, 1);
         assert_eq!(prog[2].code, BPF_JMP | BPF_JA);
         assert_eq!(3 + prog[2].k as usize, 303);
+    }
+
+    #[test]
+    fn trampoline_for_one_target_pushing_the_other_out_of_reach() {
+        for far_true in [true, false] {
+            let mut a = Assembler::new();
+            let far = a.ret(libc::SECCOMP_RET_ALLOW);
+            for _ in 0..300 {
+                a.ret(libc::SECCOMP_RET_KILL_THREAD);
+            }
+            // 255 instructions ahead of the jump: in reach until a trampoline comes between.
+            let edge = a.ret(libc::SECCOMP_RET_TRAP);
+            for _ in 0..254 {
+                a.ret(libc::SECCOMP_RET_KILL_THREAD);
+            }
+            let (jt, jf) = if far_true { (far, edge) } else { (edge, far) };
+            a.jump(Cond::Eq, 7, jt, jf);
+            a.load_abs(OFF_NR);
+            let prog = a.finish();
+            let d = |nr| crate::seccomp::bpf_interpreter::SeccompData {
+                nr,
+                arch: 0,
+                instruction_pointer: 0,
+                args: [0; 6],
+            };
+            let run = |nr| crate::seccomp::bpf_interpreter::run(&prog, &d(nr)).unwrap();
+            let (t, f) = (run(7), run(8));
+            let want_t = if far_true {
+                libc::SECCOMP_RET_ALLOW
+            } else {
+                libc::SECCOMP_RET_TRAP
+            };
+            let want_f = if far_true {
+                libc::SECCOMP_RET_TRAP
+            } else {
+                libc::SECCOMP_RET_ALLOW
+            };
+            assert_eq!((t, f), (want_t, want_f), "far_true {far_true}");
+        }
     }
 }

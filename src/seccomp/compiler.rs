@@ -4,8 +4,10 @@
 //! a comparison tree the kernel's action cache can emulate ([`Layout::CachePrefixBitmap`]: so
 //! unconditionally allowed syscalls never run the filter again) or by a bitmap lookup
 //! ([`Layout::Bitmap`]: `nr >> 5` selects a 32-bit word through a jump tree, bit `nr & 31` is
-//! tested). Syscalls with argument conditions get their own comparison chains on both 32-bit
-//! halves of each argument.
+//! tested). Syscalls with argument conditions get their own comparison chains on the 32-bit
+//! halves of each argument, reached first: right after the architecture check, by a tree over
+//! their numbers alone (the kernel's cache cannot skip the filter for them, so their path is
+//! the one every call of theirs runs; the cached ones never run it).
 
 use super::bpf::*;
 use super::policy::{
@@ -31,6 +33,10 @@ pub enum Layout {
 /// What a filter does on an architecture not in the profile (libseccomp's and so runc's
 /// default "bad arch" action).
 pub const BAD_ARCH_ACTION: u32 = libc::SECCOMP_RET_KILL_THREAD;
+
+/// Argument-filtered syscalls most programs call most often (terminals and event loops,
+/// JITs), tested one by one ahead of the tree over the others.
+const FREQUENT: &[&str] = &["ioctl", "mprotect"];
 
 /// Groups of at least this many syscalls sharing an action use a bitmap, smaller ones a tree.
 const BITMAP_MIN_GROUP: usize = 8;
@@ -177,8 +183,8 @@ impl Gen {
             CmpOp::Gt => self.jump(Cond::Gt, v_lo, pass, fail),
             CmpOp::Ge => self.jump(Cond::Ge, v_lo, pass, fail),
             _ => {
-                self.jump(Cond::Eq, w_lo, pass, fail);
-                self.asm.stmt(BPF_ALU | BPF_AND | BPF_K, v_lo)
+                let test = self.jump(Cond::Eq, w_lo, pass, fail);
+                self.mask(v_lo, test)
             }
         };
         debug_assert_eq!(lo_entry, self.asm.here());
@@ -200,11 +206,20 @@ impl Gen {
                 if v_hi == 0 && w_hi == 0 {
                     return lo_entry;
                 }
-                self.jump(Cond::Eq, w_hi, next, fail);
-                self.asm.stmt(BPF_ALU | BPF_AND | BPF_K, v_hi);
+                let test = self.jump(Cond::Eq, w_hi, next, fail);
+                self.mask(v_hi, test);
             }
         }
         self.asm.load_abs(hi)
+    }
+
+    /// `A &= mask` before `test`; nothing for a mask keeping every bit.
+    fn mask(&mut self, mask: u32, test: Label) -> Label {
+        if mask == u32::MAX {
+            test
+        } else {
+            self.asm.stmt(BPF_ALU | BPF_AND | BPF_K, mask)
+        }
     }
 
     /// The argument chain of one syscall: built-in rules in order, then the fallback; a
@@ -463,9 +478,9 @@ impl<'a> ArchPlan<'a> {
 }
 
 impl Gen {
-    /// An architecture's dispatch; expects A = syscall number.
+    /// An architecture's dispatch of the syscalls without argument conditions (those are
+    /// `hoisted`); expects A = syscall number.
     fn body(&mut self, plan: &ArchPlan, layout: Layout, default: u32) -> Label {
-        let bits32 = plan.arch.args_are_32bit();
         let nr_mask = if plan.arch == Arch::X32 {
             !X32_SYSCALL_BIT
         } else {
@@ -473,12 +488,9 @@ impl Gen {
         };
         let mut allow = Vec::new();
         let mut others: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        let mut chains = Vec::new();
         for (nr, r) in plan.by_nr.iter().rev() {
             let nr = *nr;
-            if !r.conditional.is_empty() {
-                chains.push((nr, Target::At(self.chain(r, bits32, default))));
-            } else {
+            if r.conditional.is_empty() {
                 match r.unconditional {
                     Some(libc::SECCOMP_RET_ALLOW) => allow.push(nr),
                     Some(a) if a != default => others.entry(a).or_default().push(nr),
@@ -502,26 +514,47 @@ impl Gen {
         }
         match layout {
             Layout::CachePrefixBitmap => {
-                let mut items: Vec<(u32, Target)> = allow
+                let items: Vec<(u32, Target)> = allow
                     .iter()
                     .map(|&n| (n, Target::Ret(libc::SECCOMP_RET_ALLOW)))
                     .collect();
-                items.extend(chains);
                 let t = self.tree(&ranges(items), 0, u32::MAX, next);
                 self.entry(t)
             }
             Layout::Bitmap => {
-                let t = self.tree(&ranges(chains), 0, u32::MAX, next);
-                self.entry(t);
-                let conditional = self.asm.load_abs(OFF_NR);
-                self.bitmap(
-                    &allow,
-                    nr_mask,
-                    Target::Ret(libc::SECCOMP_RET_ALLOW),
-                    Target::At(conditional),
-                )
+                self.bitmap(&allow, nr_mask, Target::Ret(libc::SECCOMP_RET_ALLOW), next)
             }
         }
+    }
+
+    /// The syscalls with argument conditions, tested before `rest` (everything else of the
+    /// architecture, placed right after): the [`FREQUENT`] ones by one comparison each, then
+    /// a tree over the others' exact numbers leads to their chains; any other number goes on
+    /// to `rest` unchanged. Expects and keeps A = number.
+    fn hoisted(&mut self, plan: &ArchPlan, default: u32, rest: Label) -> Label {
+        let bits32 = plan.arch.args_are_32bit();
+        let frequent: Vec<u32> = FREQUENT
+            .iter()
+            .filter_map(|name| plan.arch.resolve(name))
+            .collect();
+        let mut chains = Vec::new();
+        let mut first = Vec::new();
+        for (nr, r) in plan.by_nr.iter().rev() {
+            if !r.conditional.is_empty() {
+                let chain = (*nr, Target::At(self.chain(r, bits32, default)));
+                match frequent.iter().position(|f| f == nr) {
+                    Some(rank) => first.push((rank, chain)),
+                    None => chains.push(chain),
+                }
+            }
+        }
+        let mut t = self.tree(&ranges(chains), 0, u32::MAX, Target::At(rest));
+        // The most frequent is tested first, so pushed last.
+        first.sort_unstable_by_key(|&(rank, _)| std::cmp::Reverse(rank));
+        for (_, (nr, chain)) in first {
+            t = Target::At(self.jump(Cond::Eq, nr, chain, t));
+        }
+        self.entry(t)
     }
 
     /// `body` behind runc's -ENOSYS stub: numbers above everything the profile names are
@@ -562,7 +595,8 @@ pub fn generate(
     let sec86 = if has(Arch::X86) {
         let plan = ArchPlan::new(policy, Arch::X86);
         let body = g.body(&plan, layout, default);
-        g.stubbed(&plan, body, stub, &policy.listed_arches);
+        let rest = g.stubbed(&plan, body, stub, &policy.listed_arches);
+        g.hoisted(&plan, default, rest);
         Some(g.asm.load_abs(OFF_NR))
     } else {
         None
@@ -570,7 +604,8 @@ pub fn generate(
     let sec32 = if has(Arch::X32) {
         let plan = ArchPlan::new(policy, Arch::X32);
         let body = g.body(&plan, layout, default);
-        Some(g.stubbed(&plan, body, stub, &policy.listed_arches))
+        let rest = g.stubbed(&plan, body, stub, &policy.listed_arches);
+        Some(g.hoisted(&plan, default, rest))
     } else {
         None
     };
@@ -598,6 +633,10 @@ pub fn generate(
             );
         }
     }
+    // x86_64's argument-filtered syscalls before the x32 and stub checks: their exact numbers
+    // are below the x32 bit and within the profile's, so those checks would pass them anyway.
+    let rest64 = g.asm.here();
+    g.hoisted(&plan, default, rest64);
     let sec64 = g.asm.load_abs(OFF_NR);
     let not64 = match sec86 {
         Some(l) => Target::At(g.jump(Cond::Eq, AUDIT_ARCH_I386, Target::At(l), bad)),

@@ -54,6 +54,22 @@ impl Node {
     pub fn act_f(&self) -> Option<u32> {
         self.act_f_flg.then_some(self.act_f)
     }
+    /// The action when the test holds (`side`) or fails.
+    fn act(&self, side: bool) -> Option<u32> {
+        if side {
+            self.act_t()
+        } else {
+            self.act_f()
+        }
+    }
+    /// The subtree the node leads to when its test holds (`side`) or fails.
+    fn next(&self, side: bool) -> Option<usize> {
+        if side {
+            self.nxt_t
+        } else {
+            self.nxt_f
+        }
+    }
     /// Whether the node's comparison holds for argument value `arg`.
     pub fn holds(&self, arg: u64) -> bool {
         let half = if self.hi { hi32(arg) } else { lo32(arg) } & self.mask;
@@ -345,6 +361,43 @@ impl Tree {
         cnt
     }
 
+    fn nxt(&self, i: usize, side: bool) -> Option<usize> {
+        self.n(i).next(side)
+    }
+
+    fn set_nxt(&mut self, i: usize, side: bool, v: Option<usize>) {
+        if side {
+            self.m(i).nxt_t = v;
+        } else {
+            self.m(i).nxt_f = v;
+        }
+    }
+
+    fn set_act(&mut self, i: usize, side: bool, action: u32) {
+        if side {
+            self.set_t(i, action);
+        } else {
+            self.set_f(i, action);
+        }
+    }
+
+    /// `prune` of `new` against `existing` while holding a reference on the level node `xi`
+    /// (pruning may free it); returns where `xi` is afterwards (`None`: gone).
+    fn prune_held(
+        &mut self,
+        xi: usize,
+        existing: Option<usize>,
+        new: Option<usize>,
+        state: &mut IterState,
+        cnt: &mut u32,
+    ) -> Option<usize> {
+        self.get(Some(xi));
+        *cnt += self.prune(existing, new, state);
+        let mut xo = Some(xi);
+        *cnt += self.put(&mut xo);
+        xo
+    }
+
     /// Looks for the new chain `new` in the existing tree: removes existing chains it makes
     /// redundant (same action, new one shorter) and flags a new chain an existing shorter
     /// one covers. Returns the number of nodes freed.
@@ -389,25 +442,14 @@ impl Tree {
                         return Self::finish(state, st, cnt);
                     }
                     for side in [true, false] {
-                        let nsub = if side {
-                            self.n(n).nxt_t
-                        } else {
-                            self.n(n).nxt_f
-                        };
+                        let nsub = self.nxt(n, side);
                         if nsub.is_none() {
                             continue;
                         }
-                        self.get(Some(xi));
                         let mut sn = *state;
                         sn.flags |= M_MATCHSET;
-                        let xsub = if side {
-                            self.n(xi).nxt_t
-                        } else {
-                            self.n(xi).nxt_f
-                        };
-                        cnt += self.prune(xsub, nsub, &mut sn);
-                        let mut xo = Some(xi);
-                        cnt += self.put(&mut xo);
+                        let xsub = self.nxt(xi, side);
+                        let xo = self.prune_held(xi, xsub, nsub, &mut sn, &mut cnt);
                         if sn.flags & MATCH != 0 {
                             st.flags |= sn.flags;
                         }
@@ -430,55 +472,32 @@ impl Tree {
                         // The new chain is longer.
                         return Self::finish(state, st, cnt);
                     }
-                } else if self.chain_lt(xi, n) {
-                    if state.flags & N_PREFIX != 0 {
-                        return Self::finish(state, st, cnt);
-                    }
-                    for side in [true, false] {
-                        let xsub = if side {
-                            self.n(xi).nxt_t
-                        } else {
-                            self.n(xi).nxt_f
-                        };
-                        if xsub.is_none() {
-                            continue;
-                        }
-                        self.get(Some(xi));
-                        let mut sn = *state;
-                        sn.flags &= !MATCH;
-                        sn.flags |= X_PREFIX;
-                        cnt += self.prune(xsub, Some(n), &mut sn);
-                        let mut xo = Some(xi);
-                        cnt += self.put(&mut xo);
-                        if sn.flags & MATCH != 0 {
-                            st.flags |= sn.flags;
-                            return Self::finish(state, st, cnt);
-                        }
-                        match xo {
-                            None => break 'node,
-                            Some(v) => xi = v,
-                        }
-                    }
                 } else {
-                    if state.flags & X_PREFIX != 0 {
+                    // Different tests: the chain whose node sorts first descends (the existing
+                    // one when it sorts before the new one), the other stays at this node.
+                    let x_descends = self.chain_lt(xi, n);
+                    let (stop, flag) = if x_descends {
+                        (N_PREFIX, X_PREFIX)
+                    } else {
+                        (X_PREFIX, N_PREFIX)
+                    };
+                    if state.flags & stop != 0 {
                         return Self::finish(state, st, cnt);
                     }
                     for side in [true, false] {
-                        let nsub = if side {
-                            self.n(n).nxt_t
-                        } else {
-                            self.n(n).nxt_f
-                        };
-                        if nsub.is_none() {
+                        let sub = self.nxt(if x_descends { xi } else { n }, side);
+                        if sub.is_none() {
                             continue;
                         }
-                        self.get(Some(xi));
+                        let (existing, new) = if x_descends {
+                            (sub, Some(n))
+                        } else {
+                            (Some(xi), sub)
+                        };
                         let mut sn = *state;
                         sn.flags &= !MATCH;
-                        sn.flags |= N_PREFIX;
-                        cnt += self.prune(Some(xi), nsub, &mut sn);
-                        let mut xo = Some(xi);
-                        cnt += self.put(&mut xo);
+                        sn.flags |= flag;
+                        let xo = self.prune_held(xi, existing, new, &mut sn, &mut cnt);
                         if sn.flags & MATCH != 0 {
                             st.flags |= sn.flags;
                             return Self::finish(state, st, cnt);
@@ -503,66 +522,46 @@ impl Tree {
         loop {
             if self.chain_eq(x, n) {
                 let nn = self.n(n).clone();
-                if nn.act_t_flg {
-                    if !self.n(x).act_t_flg {
-                        self.act_check(self.n(x).nxt_t, nn.act_t)?;
-                        let mut t = self.n(x).nxt_t;
-                        self.put(&mut t);
-                        let xm = self.m(x);
-                        xm.nxt_t = None;
-                        xm.act_t = nn.act_t;
-                        xm.act_t_flg = true;
-                    } else if nn.act_t != self.n(x).act_t {
-                        // A 64-bit `>`: the larger value's action wins the high word.
-                        if nn.hi && nn.datum_full > self.n(x).datum_full {
-                            self.m(x).act_t = nn.act_t;
+                for side in [true, false] {
+                    let Some(na) = nn.act(side) else {
+                        continue;
+                    };
+                    match self.n(x).act(side) {
+                        None => {
+                            let mut sub = self.nxt(x, side);
+                            self.act_check(sub, na)?;
+                            self.put(&mut sub);
+                            self.set_nxt(x, side, None);
+                            self.set_act(x, side, na);
                         }
-                        if self.leaf(x) || self.leaf(n) {
-                            return Err(Conflict);
+                        Some(xa) if xa != na => {
+                            // A 64-bit `>`: the larger value's action wins the high word. On
+                            // the false side libseccomp 2.5 updates the true action too.
+                            let wins = if side {
+                                nn.datum_full > self.n(x).datum_full
+                            } else {
+                                nn.datum_full < self.n(x).datum_full
+                            };
+                            if nn.hi && wins {
+                                self.m(x).act_t = nn.act_t;
+                            }
+                            if self.leaf(x) || self.leaf(n) {
+                                return Err(Conflict);
+                            }
                         }
-                    }
-                }
-                if nn.act_f_flg {
-                    if !self.n(x).act_f_flg {
-                        self.act_check(self.n(x).nxt_f, nn.act_f)?;
-                        let mut f = self.n(x).nxt_f;
-                        self.put(&mut f);
-                        let xm = self.m(x);
-                        xm.nxt_f = None;
-                        xm.act_f = nn.act_f;
-                        xm.act_f_flg = true;
-                    } else if nn.act_f != self.n(x).act_f {
-                        // As libseccomp 2.5 does: it updates the true action here.
-                        if nn.hi && nn.datum_full < self.n(x).datum_full {
-                            self.m(x).act_t = nn.act_t;
-                        }
-                        if self.leaf(x) || self.leaf(n) {
-                            return Err(Conflict);
-                        }
+                        Some(_) => {}
                     }
                 }
                 for side in [true, false] {
-                    let (nsub, xsub, xact) = if side {
-                        (nn.nxt_t, self.n(x).nxt_t, self.n(x).act_t_flg)
-                    } else {
-                        (nn.nxt_f, self.n(x).nxt_f, self.n(x).act_f_flg)
-                    };
+                    let (nsub, xsub) = (nn.next(side), self.nxt(x, side));
                     let Some(nsub) = nsub else { continue };
                     if xsub.is_some() {
                         let mut s = xsub;
                         self.add(&mut s, nsub)?;
-                        if side {
-                            self.m(x).nxt_t = s;
-                        } else {
-                            self.m(x).nxt_f = s;
-                        }
-                    } else if !xact {
+                        self.set_nxt(x, side, s);
+                    } else if self.n(x).act(side).is_none() {
                         let g = self.get(Some(nsub));
-                        if side {
-                            self.m(x).nxt_t = g;
-                        } else {
-                            self.m(x).nxt_f = g;
-                        }
+                        self.set_nxt(x, side, g);
                     } else {
                         // The existing chain is shorter.
                         return Ok(());
