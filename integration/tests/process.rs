@@ -419,6 +419,7 @@ fn printing_verbs_end_quietly_when_the_reader_goes_away() {
             out.status
         );
     }
+}
 
 /// Stdin on the caller's /dev/null (a detached caller's, conmon's) is the container's own
 /// /dev/null once it runs, as runc makes it: no fd of the init on a mount outside the
