@@ -167,7 +167,6 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
     }
     hooks::run_all(spec, hooks::Kind::CreateContainer, &state_json)?;
     rootfs.pivot()?;
-    rootfs.reopen_stdio_dev_null()?;
     write_sysctls(spec)?;
     // The AppArmor profile and SELinux label for the execve, where runc's init sets the
     // profile: the rootfs is built, and the process is still root with every capability,
@@ -181,6 +180,9 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
         lsm::Lsm::of(proc_).apply_on_exec()?;
     }
     rootfs.finalize()?;
+    // After the masks: a /dev/null the rootfs planted (a symlink, a file) is refused by the
+    // masked-path check first, whose message names the real problem.
+    rootfs.reopen_stdio_dev_null()?;
     let launch = match spec.process() {
         Some(proc_) => Some(prepare_process(cfg, proc_)?),
         None => None,
