@@ -554,15 +554,21 @@ mod host_binary {
                     // The host's own binds (under the tmpfs) are not this namespace's concern.
                     "for m in $(awk '$5 ~ \"^/run/nucleus/@exe/\" {print $5}' /proc/self/mountinfo); ",
                     "do umount -l \"$m\"; done; ",
+                    // A fresh host (the guest) has no /run/nucleus until a default root is used.
+                    "mkdir -p /run/nucleus && ",
                     "mount -t tmpfs -o mode=0711 tmpfs /run/nucleus && exec sleep 1000"
                 ))
                 .stdin(std::process::Stdio::null())
                 .spawn()
                 .expect("unshare");
+            let mut holder = holder;
             let pid = holder.id();
             let sleep = std::fs::canonicalize("/bin/sleep").expect("sleep");
             let start = std::time::Instant::now();
             while std::fs::read_link(format!("/proc/{pid}/exe")).ok() != Some(sleep.clone()) {
+                if let Some(status) = holder.try_wait().expect("wait for the holder") {
+                    panic!("the mount-namespace holder failed to set up: {status}");
+                }
                 assert!(
                     start.elapsed() < Duration::from_secs(10),
                     "holder did not start"
