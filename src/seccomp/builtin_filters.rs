@@ -12,6 +12,11 @@
 //! that some workloads inherently break: W^X for mprotect/pkey_mprotect (every JIT),
 //! no execveat(AT_EMPTY_PATH) (fexecve), and allowlists instead of denylists for ioctl
 //! requests and prctl options.
+//!
+//! A default rule is left out where the kernel already refuses everything it refuses to
+//! every process the filter is built for ([`KernelFacts`]): TIOCCONS and TIOCSTI without a
+//! reachable CAP_SYS_ADMIN, namespace flags where no namespace can be created. The others
+//! stay: the kernel lets an unprivileged process reach what they refuse.
 
 use super::kernel_facts::KernelFacts;
 use super::policy::{is_permissive, ArgCond, CmpOp, CondRule, Policy, SyscallRules};
