@@ -129,9 +129,9 @@ fn refused_ioctl_returns_the_profile_errno() {
     let profile: Value =
         serde_json::from_str(&std::fs::read_to_string(PODMAN_PROFILE).unwrap()).unwrap();
     let errno = default_errno(&profile);
-    // TIOCSTI (typing into the terminal) by default; FIFREEZE, outside the allowlist, when
-    // strict.
-    for (builtin, req) in [(None, "5412"), (Some("strict"), "c0045877")] {
+    // TIOCSSERIAL (serial port set-up, a rule the kernel never makes redundant) by default;
+    // FIFREEZE, outside the allowlist, when strict.
+    for (builtin, req) in [(None, "541f"), (Some("strict"), "c0045877")] {
         let mut c = probe_container("sc-ioctl");
         c.config()["linux"]["seccomp"] = profile.clone();
         if let Some(b) = builtin {
@@ -144,6 +144,166 @@ fn refused_ioctl_returns_the_profile_errno() {
             format!("ioctl -1 errno {errno}"),
             "{builtin:?} {req}: {out}"
         );
+    }
+}
+
+/// Podman's profile failing what it refuses with an errno of its own (EOPNOTSUPP), so that
+/// a refusal by the filter differs from the kernel's EPERM.
+const FILTER_ERRNO: i64 = libc::EOPNOTSUPP as i64;
+
+fn podman_marked() -> Value {
+    let mut p: Value =
+        serde_json::from_str(&std::fs::read_to_string(PODMAN_PROFILE).unwrap()).unwrap();
+    p["defaultErrnoRet"] = json!(FILTER_ERRNO);
+    p
+}
+
+/// The probe run with `args` under the marked Podman profile, `builtin` filters and the
+/// harness's capabilities plus `extra_cap`, by the runtime under test or by `runtime`.
+fn under_podman(
+    name: &str,
+    runtime: Option<&Path>,
+    builtin: &str,
+    extra_cap: Option<&str>,
+    args: &[&str],
+) -> String {
+    let c = match runtime {
+        Some(r) => Container::with_runtime(r, name),
+        None => Container::new(name),
+    };
+    let mut c = with_probe(c);
+    c.config()["linux"]["seccomp"] = podman_marked();
+    c.config()["annotations"] = json!({"run.nucleus.seccomp.builtin-filters": builtin});
+    if let Some(cap) = extra_cap {
+        // Where the tests run without it, the capability is only in the bounding set (a
+        // bounding set never grows; listing one is harmless): the filter is built the same.
+        let sets: &[&str] = if runtime_can_hold(cap) {
+            &["bounding", "effective", "permitted"]
+        } else {
+            &["bounding"]
+        };
+        for set in sets {
+            c.config()["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(cap));
+        }
+    }
+    c.args(args);
+    c.run().ok().stdout
+}
+
+/// The capability (CAP_SYS_ADMIN or CAP_SYS_RESOURCE) is in this process's bounding set.
+fn runtime_can_hold(cap: &str) -> bool {
+    let bit = match cap {
+        "CAP_SYS_ADMIN" => 21,
+        "CAP_SYS_RESOURCE" => 24,
+        other => panic!("no bit known for {other}"),
+    };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .expect("CapBnd in /proc/self/status");
+    bnd & (1 << bit) != 0
+}
+
+/// The line of probe output starting with `key`.
+fn line<'a>(out: &'a str, key: &str) -> &'a str {
+    let want = format!("{key} ");
+    out.lines()
+        .find(|l| l.starts_with(&want))
+        .unwrap_or_else(|| panic!("no {key} line in:\n{out}"))
+}
+
+/// dev.tty.legacy_tiocsti (kernels before 6.2 have no such switch: TIOCSTI works there).
+fn legacy_tiocsti() -> bool {
+    std::fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti").map_or(true, |v| v.trim() != "0")
+}
+
+/// TIOCCONS needs CAP_SYS_ADMIN and TIOCSTI a controlling tty (or CAP_SYS_ADMIN; nothing
+/// at all with dev.tty.legacy_tiocsti 0) whatever the filter says, and a process without
+/// CAP_SYS_ADMIN cannot steal a tty another session holds: so the default built-ins leave
+/// TIOCCONS (and TIOCSTI when legacy_tiocsti is 0) to the kernel when the container cannot
+/// hold CAP_SYS_ADMIN, and filter them when it can.
+#[test]
+fn tty_ioctls_the_kernel_refuses_are_left_to_it() {
+    let sti = if legacy_tiocsti() {
+        "0 errno 0"
+    } else {
+        "-1 errno 5"
+    };
+    let held_sti = if legacy_tiocsti() {
+        "-1 errno 1"
+    } else {
+        "-1 errno 5"
+    };
+    let kernel = format!(
+        "held 1\nsteal -1 errno 1\nheld-tiocsti {held_sti}\nsctty 0 errno 0\n\
+         tiocsti {sti}\ntioccons -1 errno 1\n"
+    );
+    // The kernel alone (no built-ins), under the runtime tested and under runc.
+    let reference =
+        reference_path().expect("runc (the reference runtime) is installed by hack/deps");
+    for rt in [None, Some(reference.as_path())] {
+        let out = under_podman("sc-tty-kernel", rt, "none", None, &["/probe", "tty"]);
+        assert_eq!(out, kernel, "{rt:?}");
+    }
+    if runtime_is_runc() {
+        eprintln!("NOTICE: built-in argument filters are nucleus's; checked the kernel only");
+        return;
+    }
+    // Default capabilities: TIOCCONS reaches the kernel, which refuses it; TIOCSTI too when
+    // legacy_tiocsti is 0, else the filter refuses it (own tty or not).
+    let filtered = format!("-1 errno {FILTER_ERRNO}");
+    let out = under_podman("sc-tty-default", None, "default", None, &["/probe", "tty"]);
+    assert_eq!(line(&out, "tioccons"), "tioccons -1 errno 1", "{out}");
+    let (sti, held_sti) = if legacy_tiocsti() {
+        (filtered.as_str(), filtered.as_str())
+    } else {
+        ("-1 errno 5", "-1 errno 5")
+    };
+    assert_eq!(line(&out, "tiocsti"), format!("tiocsti {sti}"), "{out}");
+    assert_eq!(
+        line(&out, "held-tiocsti"),
+        format!("held-tiocsti {held_sti}"),
+        "{out}"
+    );
+    // With CAP_SYS_ADMIN the kernel would let both through: the filter refuses them.
+    let out = under_podman(
+        "sc-tty-admin",
+        None,
+        "default",
+        Some("CAP_SYS_ADMIN"),
+        &["/probe", "tty"],
+    );
+    for key in ["tioccons", "tiocsti", "held-tiocsti"] {
+        assert_eq!(line(&out, key), format!("{key} {filtered}"), "{out}");
+    }
+}
+
+/// PR_SET_MM stays filtered whatever the capabilities: the kernel asks CAP_SYS_RESOURCE for
+/// its single-field options, but PR_SET_MM_MAP and PR_SET_MM_MAP_SIZE need none.
+#[test]
+fn pr_set_mm_stays_filtered_since_pr_set_mm_map_needs_no_capability() {
+    // prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, NULL): EFAULT, the kernel got as far as writing
+    // the size; prctl(PR_SET_MM, PR_SET_MM_START_CODE, 0): EPERM, no CAP_SYS_RESOURCE.
+    let args = ["/probe", "calls", "9d:23:f:0", "9d:23:1:0"];
+    let reference =
+        reference_path().expect("runc (the reference runtime) is installed by hack/deps");
+    for rt in [None, Some(reference.as_path())] {
+        let out = under_podman("sc-mm-kernel", rt, "none", None, &args);
+        assert_eq!(out, "err 14\nerr 1\n", "{rt:?}");
+    }
+    if runtime_is_runc() {
+        eprintln!("NOTICE: built-in argument filters are nucleus's; checked the kernel only");
+        return;
+    }
+    let filtered = format!("err {FILTER_ERRNO}\nerr {FILTER_ERRNO}\n");
+    for cap in [None, Some("CAP_SYS_RESOURCE")] {
+        let out = under_podman("sc-mm", None, "default", cap, &args);
+        assert_eq!(out, filtered, "{cap:?}");
     }
 }
 

@@ -60,7 +60,8 @@ pub(crate) fn create_with_console(
     if let Some(p) = &landlock {
         annotations.extend(p.state_annotations());
     }
-    let seccomp_prog = SeccompSetup::prepare(&config, &annotations, &bundle)?;
+    let seccomp_prog =
+        SeccompSetup::prepare(&config, config.process().as_ref(), &annotations, &bundle)?;
     let terminal = config
         .process()
         .as_ref()

@@ -152,7 +152,7 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
     let process = build_process(&base, o)?;
     let terminal = process.terminal().unwrap_or(false);
     let console = console::for_process(terminal, o.console_socket.as_deref(), None)?;
-    let seccomp = SeccompSetup::prepare(&st.config, &st.annotations, &st.bundle)?;
+    let seccomp = SeccompSetup::prepare(&st.config, Some(&process), &st.annotations, &st.bundle)?;
     let landlock = crate::landlock::Plan::from_state(&st.annotations, &st.landlock_ids)?;
     let state_json = serde_json::to_vec(&st.oci(status, false)).unwrap_or_default();
     let plan = Plan::from_spec(&st.config);

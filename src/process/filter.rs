@@ -8,11 +8,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::unistd::ForkResult;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use super::fork;
 use crate::namespaces::Plan;
-use crate::seccomp::{self, Annotations, ListenerSlot, SeccompError, SupervisionPlan};
+use crate::seccomp::{
+    self, Annotations, KernelFacts, ListenerSlot, SeccompError, SupervisionPlan, UserNs,
+};
 
 pub struct SeccompSetup {
     pub program: seccomp::Program,
@@ -27,17 +29,28 @@ pub struct SeccompSetup {
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl SeccompSetup {
-    /// The container's filter from its `linux.seccomp` section and annotations; None when
-    /// it gets no filter. Warnings and built-in merges are logged here, once.
+    /// The filter of `process` (the container's init or an exec'd process) from the
+    /// container's `linux.seccomp` section and annotations; None when it gets no filter.
+    /// Warnings and built-in merges are logged here, once.
     pub fn prepare(
         spec: &Spec,
+        process: Option<&Process>,
         annotations: &HashMap<String, String>,
         bundle: &Path,
     ) -> Result<Option<SeccompSetup>, SeccompError> {
         let ann = Annotations::parse(annotations)?;
         let section = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-        let new_netns = Plan::from_spec(spec).creates(LinuxNamespaceType::Network);
-        let Some(setup) = seccomp::prepare(section, &ann, bundle, new_netns)? else {
+        let plan = Plan::from_spec(spec);
+        let new_netns = plan.creates(LinuxNamespaceType::Network);
+        let user_ns = if plan.creates(LinuxNamespaceType::User) {
+            UserNs::New
+        } else if plan.has(LinuxNamespaceType::User) {
+            UserNs::Joined
+        } else {
+            UserNs::Runtime
+        };
+        let facts = KernelFacts::read(process, user_ns);
+        let Some(setup) = seccomp::prepare(section, &ann, bundle, new_netns, facts)? else {
             return Ok(None);
         };
         // Profiles written for many architectures name syscalls x86 lacks; runc skips them

@@ -12,9 +12,16 @@
 //! that some workloads inherently break: W^X for mprotect/pkey_mprotect (every JIT),
 //! no execveat(AT_EMPTY_PATH) (fexecve), and allowlists instead of denylists for ioctl
 //! requests and prctl options.
+//!
+//! A default rule is left out where the kernel already refuses everything it refuses to
+//! every process the filter is built for ([`KernelFacts`]): TIOCCONS and TIOCSTI without a
+//! reachable CAP_SYS_ADMIN, namespace flags where no namespace can be created. The others
+//! stay: the kernel lets an unprivileged process reach what they refuse.
 
+use super::kernel_facts::KernelFacts;
 use super::policy::{is_permissive, ArgCond, CmpOp, CondRule, Policy, SyscallRules};
 use super::SeccompError;
+use oci_spec::runtime::Capability;
 use std::collections::BTreeSet;
 
 /// Which built-in filters are merged (`run.nucleus.seccomp.builtin-filters`).
@@ -157,6 +164,12 @@ const PRCTL_ALLOWED: &[u32] = &[
 ];
 
 /// prctl options the default set refuses: rewriting the process's memory map layout.
+/// Never dropped: prctl_set_mm() (kernel/sys.c) asks capable(CAP_SYS_RESOURCE) only after
+/// handing PR_SET_MM_MAP and PR_SET_MM_MAP_SIZE to prctl_set_mm_map(), which needs no
+/// capability at all (only a new exe_fd needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN in
+/// the caller's own user namespace): with CONFIG_CHECKPOINT_RESTORE, as distributions build,
+/// any process can rewrite its code, data, brk, stack, argument, environment and auxv
+/// bounds.
 const PRCTL_DENIED: &[u32] = &[libc::PR_SET_MM as u32];
 
 /// ioctl requests: terminals, generic fd control, file cloning and interface queries.
@@ -229,7 +242,58 @@ const IOCTL_ALLOWED: &[u32] = &[
 /// ioctl requests the default set refuses: typing into the controlling terminal (TIOCSTI),
 /// console redirection and control (TIOCCONS, TIOCLINUX), line disciplines (TIOCSETD, a
 /// door to rarely used kernel code) and serial port reconfiguration (TIOCSSERIAL).
-const IOCTL_DENIED: &[u32] = &[0x5412, 0x541D, 0x541C, 0x5423, 0x541F];
+const IOCTL_DENIED: &[(u32, &str)] = &[
+    (0x5412, "TIOCSTI"),
+    (0x541D, "TIOCCONS"),
+    (0x541C, "TIOCLINUX"),
+    (0x5423, "TIOCSETD"),
+    (0x541F, "TIOCSSERIAL"),
+];
+
+/// Why the kernel already refuses `request` to every process `facts` describe, if it does
+/// (drivers/tty/tty_io.c unless said otherwise). The others stay filtered:
+/// - TIOCLINUX: tioclinux() (drivers/tty/vt/vt.c) lets a process use most subcommands on
+///   its own controlling tty when that is a virtual console; a VT handed to the container
+///   (a device, an inherited stdio fd) can become one through tiocsctty() without any
+///   capability when no session holds it.
+/// - TIOCSETD: tiocsetd() checks no capability, and tty_ldisc_get() (tty_ldisc.c) loads a
+///   line discipline module for anyone while dev.tty.ldisc_autoload is 1; with it 0, the
+///   disciplines already loaded stay reachable on any pty the container opens (/dev/ptmx).
+/// - TIOCSSERIAL: tty_tiocsserial() leaves the check to the driver; uart_set_info()
+///   (serial_core.c) lets anyone change the user-settable flags and divisor of a serial
+///   port they have open, and a serial port can reach the container as a device or as an
+///   inherited stdio fd.
+fn ioctl_refused_by_kernel(request: u32, facts: &KernelFacts) -> Option<&'static str> {
+    let admin = facts.capable(Capability::SysAdmin);
+    match request {
+        // tioccons(): capable(CAP_SYS_ADMIN) first.
+        0x541D if !admin => Some(
+            "tioccons() needs CAP_SYS_ADMIN in the initial user namespace, which no process \
+             of the container can hold",
+        ),
+        // tiocsti(): without CAP_SYS_ADMIN, -EIO while dev.tty.legacy_tiocsti is 0, before
+        // the controlling-tty test (a container can make a tty no session holds its own).
+        0x5412 if !admin && facts.legacy_tiocsti == Some(false) => Some(
+            "tiocsti() refuses it without CAP_SYS_ADMIN in the initial user namespace while \
+             dev.tty.legacy_tiocsti is 0, and no process of the container can hold it",
+        ),
+        _ => None,
+    }
+}
+
+/// Why the kernel already refuses every namespace flag of clone, clone3 and unshare to the
+/// processes `facts` describe, if it does: a user namespace needs no capability, but
+/// create_user_ns() (kernel/user_namespace.c) fails when inc_ucount() finds an ancestor
+/// namespace's user.max_user_namespaces reached; every other namespace needs
+/// ns_capable(CAP_SYS_ADMIN) in the caller's user namespace (copy_namespaces() and
+/// unshare_nsproxy_namespaces(), kernel/nsproxy.c), which a process without the
+/// capability in any of its sets can only get from a new user namespace.
+fn namespaces_refused_by_kernel(facts: &KernelFacts) -> Option<&'static str> {
+    (facts.no_user_namespaces() && !facts.may_hold(Capability::SysAdmin)).then_some(
+        "user.max_user_namespaces is 0 and no process of the container can hold \
+         CAP_SYS_ADMIN: the kernel creates no namespace for it",
+    )
+}
 
 const PERSONALITY_ALLOWED: &[u32] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
@@ -290,6 +354,25 @@ fn deny_any_of(index: u8, values: &[u32], deny: u32) -> SyscallRules {
     }
 }
 
+/// The strict allowlist or the default denylist of argument `index`'s values.
+fn allow_or_deny(
+    strict: bool,
+    index: u8,
+    allowed: &[u32],
+    denied: &[u32],
+    deny: u32,
+    what: &str,
+) -> (SyscallRules, String) {
+    if strict {
+        let n = allowed.len();
+        (allow_any_of(index, allowed), format!("{n} {what} allowed"))
+    } else {
+        let list: Vec<String> = denied.iter().map(|v| format!("{v:#x}")).collect();
+        let d = deny_any_of(index, denied, deny);
+        (d, format!("{what} {} refused", list.join(", ")))
+    }
+}
+
 fn no_namespace_flags() -> SyscallRules {
     allow_if(ArgCond::new(0, CmpOp::MaskedEq, CLONE_NS_FLAGS, 0))
 }
@@ -304,6 +387,7 @@ fn builtin_rules(
     strength: Strength,
     deny: u32,
     new_netns: bool,
+    ioctl_denied: &[u32],
 ) -> Option<(SyscallRules, String)> {
     let strict = strength == Strength::Strict;
     Some(match name {
@@ -351,22 +435,8 @@ fn builtin_rules(
             deny_any_of(0, &[SYS_SOCKET], deny),
             "SYS_SOCKET refused (the socket domain rule cannot see its arguments)".into(),
         ),
-        "prctl" if strict => (
-            allow_any_of(0, PRCTL_ALLOWED),
-            format!("{} options allowed", PRCTL_ALLOWED.len()),
-        ),
-        "prctl" => (
-            deny_any_of(0, PRCTL_DENIED, deny),
-            format!("options {PRCTL_DENIED:?} refused"),
-        ),
-        "ioctl" if strict => (
-            allow_any_of(1, IOCTL_ALLOWED),
-            format!("{} requests allowed", IOCTL_ALLOWED.len()),
-        ),
-        "ioctl" => (
-            deny_any_of(1, IOCTL_DENIED, deny),
-            format!("requests {IOCTL_DENIED:x?} refused"),
-        ),
+        "prctl" => allow_or_deny(strict, 0, PRCTL_ALLOWED, PRCTL_DENIED, deny, "options"),
+        "ioctl" => allow_or_deny(strict, 1, IOCTL_ALLOWED, ioctl_denied, deny, "requests"),
         "prlimit64" => (
             SyscallRules {
                 conditional: vec![
@@ -392,7 +462,15 @@ fn builtin_rules(
 }
 
 /// Merges the selected built-in filters into `policy`; returns what was done, for debug logs.
-pub fn merge(policy: &mut Policy, which: &BuiltinFilters, new_netns: bool) -> Vec<String> {
+/// A rule of the default set the kernel already enforces for every process `facts`
+/// describes is dropped (whole, or one ioctl request of it), and the log says why; strict
+/// rules are always merged.
+pub fn merge(
+    policy: &mut Policy,
+    which: &BuiltinFilters,
+    new_netns: bool,
+    facts: &KernelFacts,
+) -> Vec<String> {
     let mut log = Vec::new();
     if *which == BuiltinFilters::None {
         return log;
@@ -402,6 +480,15 @@ pub fn merge(policy: &mut Policy, which: &BuiltinFilters, new_netns: bool) -> Ve
         return log;
     }
     let deny = policy.default_action;
+    let mut ioctl_denied = Vec::new();
+    for &(request, name) in IOCTL_DENIED {
+        match ioctl_refused_by_kernel(request, facts) {
+            Some(why) if which.strength("ioctl") == Some(Strength::Default) => log.push(format!(
+                "seccomp: built-in filter does not check ioctl {name}: {why}"
+            )),
+            _ => ioctl_denied.push(request),
+        }
+    }
     for &name in BUILTIN_SYSCALLS {
         let Some(strength) = which.strength(name) else {
             continue;
@@ -416,7 +503,22 @@ pub fn merge(policy: &mut Policy, which: &BuiltinFilters, new_netns: bool) -> Ve
             ));
             continue;
         }
-        if let Some((rules, what)) = builtin_rules(name, strength, deny, new_netns) {
+        if strength == Strength::Default {
+            let pruned = match name {
+                "clone" | "clone3" | "unshare" => namespaces_refused_by_kernel(facts),
+                "ioctl" if ioctl_denied.is_empty() => {
+                    Some("the kernel refuses every request it would")
+                }
+                _ => None,
+            };
+            if let Some(why) = pruned {
+                log.push(format!(
+                    "seccomp: built-in filter for {name} not merged: {why}"
+                ));
+                continue;
+            }
+        }
+        if let Some((rules, what)) = builtin_rules(name, strength, deny, new_netns, &ioctl_denied) {
             *current = SyscallRules {
                 nrs: current.nrs,
                 first_match: true,
@@ -428,4 +530,188 @@ pub fn merge(policy: &mut Policy, which: &BuiltinFilters, new_netns: bool) -> Ve
         }
     }
     log
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seccomp::kernel_facts::UserNs;
+    use std::collections::HashSet;
+
+    const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+
+    /// Podman's default capabilities: neither CAP_SYS_ADMIN nor CAP_SYS_RESOURCE.
+    fn podman_caps() -> HashSet<Capability> {
+        use Capability::*;
+        [
+            Chown,
+            DacOverride,
+            Fowner,
+            Fsetid,
+            Kill,
+            NetBindService,
+            Setfcap,
+            Setgid,
+            Setpcap,
+            Setuid,
+            SysChroot,
+        ]
+        .into()
+    }
+
+    fn facts(extra: &[Capability], legacy_tiocsti: bool, max_userns: u64) -> KernelFacts {
+        let mut caps = podman_caps();
+        caps.extend(extra.iter().copied());
+        KernelFacts {
+            capabilities: Some(caps),
+            user_ns: UserNs::Runtime,
+            legacy_tiocsti: Some(legacy_tiocsti),
+            max_user_namespaces: Some(max_userns),
+        }
+    }
+
+    /// The merged policy and its log, for a profile allowing the default set's syscalls.
+    fn merged(which: &BuiltinFilters, facts: &KernelFacts) -> (Policy, Vec<String>) {
+        let spec = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 95,
+            "syscalls": [{"names": ["ioctl", "prctl", "clone", "clone3", "unshare", "getpid"],
+                          "action": "SCMP_ACT_ALLOW"}]}))
+        .unwrap();
+        let mut policy = Policy::from_spec(&spec).unwrap();
+        let log = merge(&mut policy, which, false, facts);
+        (policy, log)
+    }
+
+    fn decide(p: &Policy, name: &str, args: [u64; 6]) -> u32 {
+        p.rules[name].decide(&args, false, p.default_action)
+    }
+
+    fn ioctl(p: &Policy, request: u32) -> u32 {
+        decide(p, "ioctl", [0, request.into(), 0, 0, 0, 0])
+    }
+
+    const TIOCSTI: u32 = 0x5412;
+    const TIOCCONS: u32 = 0x541D;
+    const NEWUSER: u64 = libc::CLONE_NEWUSER as u64;
+
+    #[test]
+    fn unknown_facts_drop_nothing() {
+        let (p, log) = merged(&BuiltinFilters::Default, &KernelFacts::default());
+        let deny = p.default_action;
+        for (request, _) in IOCTL_DENIED {
+            assert_eq!(ioctl(&p, *request), deny, "{request:#x}");
+        }
+        assert_eq!(ioctl(&p, 0x5401), ALLOW);
+        assert_eq!(decide(&p, "prctl", [35, 14, 0, 0, 0, 0]), deny);
+        assert_eq!(decide(&p, "clone", [NEWUSER, 0, 0, 0, 0, 0]), deny);
+        assert!(!log.iter().any(|l| l.contains("does not check")), "{log:?}");
+    }
+
+    #[test]
+    fn tioccons_is_left_to_the_kernel_without_cap_sys_admin() {
+        let (p, log) = merged(&BuiltinFilters::Default, &facts(&[], true, 1000));
+        let deny = p.default_action;
+        assert_eq!(ioctl(&p, TIOCCONS), ALLOW);
+        assert!(log
+            .iter()
+            .any(|l| l.contains("ioctl TIOCCONS: tioccons() needs CAP_SYS_ADMIN")));
+        // legacy_tiocsti 1: a tty no session holds can become the container's own.
+        for r in [TIOCSTI, 0x541C, 0x5423, 0x541F] {
+            assert_eq!(ioctl(&p, r), deny, "{r:#x}");
+        }
+        // PR_SET_MM_MAP needs no capability: the rule stays without CAP_SYS_RESOURCE.
+        assert_eq!(decide(&p, "prctl", [35, 14, 0, 0, 0, 0]), deny);
+        assert_eq!(decide(&p, "prctl", [15, 0, 0, 0, 0, 0]), ALLOW);
+        // User namespaces are allowed (max_user_namespaces 1000): namespace flags stay refused.
+        assert_eq!(decide(&p, "clone", [NEWUSER, 0, 0, 0, 0, 0]), deny);
+        assert_eq!(decide(&p, "unshare", [NEWUSER, 0, 0, 0, 0, 0]), deny);
+
+        let (p, _) = merged(
+            &BuiltinFilters::Default,
+            &facts(&[Capability::SysAdmin], false, 1000),
+        );
+        assert_eq!(ioctl(&p, TIOCCONS), deny, "CAP_SYS_ADMIN passes tioccons()");
+        assert_eq!(ioctl(&p, TIOCSTI), deny, "CAP_SYS_ADMIN passes tiocsti()");
+    }
+
+    #[test]
+    fn tiocsti_is_left_to_the_kernel_when_legacy_tiocsti_is_off() {
+        let (p, log) = merged(&BuiltinFilters::Default, &facts(&[], false, 1000));
+        assert_eq!(ioctl(&p, TIOCSTI), ALLOW);
+        assert_eq!(ioctl(&p, TIOCCONS), ALLOW);
+        assert!(log
+            .iter()
+            .any(|l| l.contains("ioctl TIOCSTI: tiocsti() refuses it")));
+        assert_eq!(ioctl(&p, 0x541C), p.default_action, "TIOCLINUX stays");
+
+        // In a user namespace of its own capable() never passes, whatever the sets hold.
+        let own = KernelFacts {
+            capabilities: None,
+            user_ns: UserNs::New,
+            legacy_tiocsti: Some(false),
+            max_user_namespaces: Some(1000),
+        };
+        let (p, _) = merged(&BuiltinFilters::Default, &own);
+        assert_eq!((ioctl(&p, TIOCSTI), ioctl(&p, TIOCCONS)), (ALLOW, ALLOW));
+        // A joined one may be the initial user namespace.
+        let joined = KernelFacts {
+            user_ns: UserNs::Joined,
+            ..own
+        };
+        let (p, _) = merged(&BuiltinFilters::Default, &joined);
+        assert_eq!(ioctl(&p, TIOCSTI), p.default_action);
+        assert_eq!(ioctl(&p, TIOCCONS), p.default_action);
+    }
+
+    #[test]
+    fn namespace_rules_go_only_when_the_kernel_creates_no_namespace() {
+        let (p, log) = merged(&BuiltinFilters::Default, &facts(&[], true, 0));
+        for name in ["clone", "clone3", "unshare"] {
+            assert_eq!(decide(&p, name, [NEWUSER, 0, 0, 0, 0, 0]), ALLOW, "{name}");
+            assert!(
+                log.iter()
+                    .any(|l| l
+                        .contains(&format!("{name} not merged: user.max_user_namespaces is 0"))),
+                "{log:?}"
+            );
+        }
+        // CAP_SYS_ADMIN creates the other namespaces without a user namespace.
+        let (p, _) = merged(
+            &BuiltinFilters::Default,
+            &facts(&[Capability::SysAdmin], true, 0),
+        );
+        let newns = libc::CLONE_NEWNS as u64;
+        assert_eq!(
+            decide(&p, "unshare", [newns, 0, 0, 0, 0, 0]),
+            p.default_action
+        );
+        assert_eq!(
+            decide(&p, "clone3", [0; 6]),
+            super::super::policy::SECCOMP_RET_ERRNO_ENOSYS
+        );
+        // A joined user namespace need not descend from the runtime's.
+        let joined = KernelFacts {
+            user_ns: UserNs::Joined,
+            ..facts(&[], true, 0)
+        };
+        let (p, _) = merged(&BuiltinFilters::Default, &joined);
+        assert_eq!(
+            decide(&p, "clone", [NEWUSER, 0, 0, 0, 0, 0]),
+            p.default_action
+        );
+    }
+
+    #[test]
+    fn strict_rules_are_always_merged() {
+        let (p, log) = merged(&BuiltinFilters::All, &facts(&[], false, 0));
+        assert_eq!(ioctl(&p, TIOCCONS), p.default_action);
+        assert_eq!(ioctl(&p, TIOCSTI), p.default_action);
+        assert_eq!(
+            decide(&p, "clone", [NEWUSER, 0, 0, 0, 0, 0]),
+            p.default_action
+        );
+        assert!(!log
+            .iter()
+            .any(|l| l.contains("not merged") || l.contains("does not check")));
+    }
 }

@@ -38,6 +38,7 @@ pub mod builtin_filters;
 pub mod compiler;
 pub mod features;
 pub mod install;
+pub mod kernel_facts;
 pub mod notify_supervisor;
 pub mod policy;
 pub mod rule_tree;
@@ -49,6 +50,7 @@ pub use builtin_filters::BuiltinFilters;
 pub use compiler::Layout;
 pub use features::features;
 pub use install::{connect_agent, install, send_listener};
+pub use kernel_facts::{KernelFacts, UserNs};
 pub use notify_supervisor::{
     generate_profile, log_denied_program, supervise, trace_program, Denied, ListenerSlot,
     Supervision,
@@ -134,6 +136,9 @@ pub struct CompileOptions {
     pub layout: Layout,
     /// The container has its own network namespace (wider socket domain allowlist).
     pub new_netns: bool,
+    /// What the kernel refuses the filtered processes anyway (default rules it makes
+    /// redundant are dropped); the default knows nothing.
+    pub facts: KernelFacts,
     /// runc's -ENOSYS stub: syscalls numbered above every syscall the profile names fail
     /// with ENOSYS instead of the default action (unless that action lets them run).
     pub enosys_stub: bool,
@@ -145,6 +150,7 @@ impl Default for CompileOptions {
             builtin: BuiltinFilters::Default,
             layout: Layout::CachePrefixBitmap,
             new_netns: false,
+            facts: KernelFacts::default(),
             enosys_stub: true,
         }
     }
@@ -167,7 +173,7 @@ pub struct Program {
 /// Compiles `spec` for an x86_64 kernel.
 pub fn compile(spec: &LinuxSeccomp, opts: &CompileOptions) -> Result<Program, SeccompError> {
     let mut policy = policy::Policy::from_spec(spec)?;
-    let debug = builtin_filters::merge(&mut policy, &opts.builtin, opts.new_netns);
+    let debug = builtin_filters::merge(&mut policy, &opts.builtin, opts.new_netns, &opts.facts);
     let uses_notify = policy.uses_notify();
     if uses_notify && spec.listener_path().is_none() {
         return Err(SeccompError::NotifyWithoutListener);
@@ -215,12 +221,13 @@ impl SupervisionPlan {
 }
 
 /// Builds the seccomp setup of a container from its `linux.seccomp` section (if any) and
-/// annotations. `None`: no filter at all.
+/// annotations, for processes `facts` describes. `None`: no filter at all.
 pub fn prepare(
     spec: Option<&LinuxSeccomp>,
     annotations: &Annotations,
     bundle: &std::path::Path,
     new_netns: bool,
+    facts: KernelFacts,
 ) -> Result<Option<Setup>, SeccompError> {
     if annotations.mode == Mode::Trace {
         return Ok(Some(Setup {
@@ -236,6 +243,7 @@ pub fn prepare(
     let opts = CompileOptions {
         builtin: annotations.builtin.clone(),
         new_netns,
+        facts,
         ..Default::default()
     };
     let program = compile(spec, &opts)?;
@@ -260,7 +268,7 @@ pub fn effective_policy(
     opts: &CompileOptions,
 ) -> Result<policy::Policy, SeccompError> {
     let mut policy = policy::Policy::from_spec(spec)?;
-    builtin_filters::merge(&mut policy, &opts.builtin, opts.new_netns);
+    builtin_filters::merge(&mut policy, &opts.builtin, opts.new_netns, &opts.facts);
     Ok(policy)
 }
 
@@ -280,16 +288,26 @@ mod tests {
         let profile = spec(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO",
             "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}));
         let plain = Annotations::default();
-        assert!(prepare(None, &plain, bundle, false).unwrap().is_none());
-        let s = prepare(Some(&profile), &plain, bundle, false)
+        assert!(prepare(None, &plain, bundle, false, KernelFacts::default())
             .unwrap()
-            .unwrap();
+            .is_none());
+        let s = prepare(
+            Some(&profile),
+            &plain,
+            bundle,
+            false,
+            KernelFacts::default(),
+        )
+        .unwrap()
+        .unwrap();
         assert!(s.supervision.is_none() && !s.program.uses_notify);
 
         let mut a = HashMap::new();
         a.insert(annotations::MODE.to_string(), "trace".to_string());
         let trace = Annotations::parse(&a).unwrap();
-        let s = prepare(None, &trace, bundle, false).unwrap().unwrap();
+        let s = prepare(None, &trace, bundle, false, KernelFacts::default())
+            .unwrap()
+            .unwrap();
         assert!(s.program.uses_notify);
         match s.supervision {
             Some(SupervisionPlan::Trace { out }) => {
@@ -301,7 +319,7 @@ mod tests {
         let mut a = HashMap::new();
         a.insert(annotations::LOG_DENIED.to_string(), "true".to_string());
         let log = Annotations::parse(&a).unwrap();
-        let s = prepare(Some(&profile), &log, bundle, false)
+        let s = prepare(Some(&profile), &log, bundle, false, KernelFacts::default())
             .unwrap()
             .unwrap();
         assert!(s.program.uses_notify);
@@ -313,7 +331,7 @@ mod tests {
         let agent = spec(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
             "listenerPath": "/run/agent.sock",
             "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_NOTIFY"}]}));
-        let e = prepare(Some(&agent), &log, bundle, false).unwrap_err();
+        let e = prepare(Some(&agent), &log, bundle, false, KernelFacts::default()).unwrap_err();
         assert!(matches!(e, SeccompError::NotifyConflict), "{e}");
     }
 }

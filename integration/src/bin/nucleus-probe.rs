@@ -39,6 +39,66 @@ extern "C" fn on_sigsys(_: libc::c_int) {
     }
 }
 
+/// `NAME R ERRNO` for the result of a call returning -1 on failure.
+fn report(name: &str, r: libc::c_int) {
+    println!("{name} {r} errno {}", if r < 0 { errno() } else { 0 });
+}
+
+/// A new pty pair: (master, slave), neither a controlling tty yet.
+fn pty() -> (libc::c_int, libc::c_int) {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: opens a pty master, unlocks it and opens its peer; plain integer arguments
+    // but for TIOCSPTLCK's pointer to a live int.
+    unsafe {
+        let m = libc::open(c"/dev/ptmx".as_ptr(), flags);
+        let unlock: libc::c_int = 0;
+        libc::ioctl(m, libc::TIOCSPTLCK, &unlock);
+        (m, libc::ioctl(m, libc::TIOCGPTPEER, flags))
+    }
+}
+
+/// `tty`: what the kernel and the filter answer a process without a controlling tty, on a
+/// pty another session holds (`steal`: TIOCSCTTY with 1, `held-tiocsti`) and on one it
+/// makes its own (`sctty`, `tiocsti`, `tioccons`).
+fn tty() {
+    let (_held_m, held) = pty();
+    let mut sync = [0 as libc::c_int; 2];
+    // SAFETY: a pipe, then a fork of this single-threaded probe; the child makes the pty its
+    // controlling tty in a session of its own, reports and waits to be killed.
+    let child = unsafe {
+        libc::pipe2(sync.as_mut_ptr(), libc::O_CLOEXEC);
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::setsid();
+            let r = libc::ioctl(held, libc::TIOCSCTTY, 0);
+            let b = [u8::from(r == 0)];
+            libc::write(sync[1], b.as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+        pid
+    };
+    let mut b = [0u8];
+    // SAFETY: reads one byte into a live buffer.
+    unsafe { libc::read(sync[0], b.as_mut_ptr().cast(), 1) };
+    println!("held {}", b[0]);
+    let ch = b'x';
+    // SAFETY: tty ioctls on fds this probe owns: an integer argument or a pointer to a live
+    // byte (TIOCSTI).
+    unsafe {
+        report("steal", libc::ioctl(held, libc::TIOCSCTTY, 1));
+        report("held-tiocsti", libc::ioctl(held, libc::TIOCSTI, &ch));
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+        libc::setsid();
+        let (_own_m, own) = pty();
+        report("sctty", libc::ioctl(own, libc::TIOCSCTTY, 0));
+        report("tiocsti", libc::ioctl(own, libc::TIOCSTI, &ch));
+        report("tioccons", libc::ioctl(own, libc::TIOCCONS, 0));
+    }
+}
+
 /// One syscall in a forked child; what happened to it.
 fn call_in_child(nr: libc::c_long, args: [u64; 3]) -> String {
     use std::io::Write;
@@ -54,9 +114,10 @@ fn call_in_child(nr: libc::c_long, args: [u64; 3]) -> String {
                 on_sigsys as extern "C" fn(libc::c_int) as libc::sighandler_t,
             )
         };
-        // SAFETY: the tested syscalls (getpriority, socket, personality, unassigned numbers) take
-        // only integers and act on the short-lived child alone.
-        let r = unsafe { libc::syscall(nr, args[0], args[1], args[2]) };
+        // SAFETY: the tested syscalls (getpriority, socket, personality, prctl, unassigned
+        // numbers) take integers (prctl's PR_SET_MM a null address, refused with EFAULT)
+        // and act on the short-lived child alone. The unused arguments are 0, not leftovers.
+        let r = unsafe { libc::syscall(nr, args[0], args[1], args[2], 0u64, 0u64, 0u64) };
         let line = if r >= 0 {
             "ok\n".to_string()
         } else {
@@ -150,6 +211,10 @@ fn main() -> ExitCode {
             // fails on it or is refused before the call.
             let r = unsafe { libc::ioctl(0, req as libc::c_ulong, 0) };
             println!("ioctl {} errno {}", r, if r < 0 { errno() } else { 0 });
+            ExitCode::SUCCESS
+        }
+        Some("tty") => {
+            tty();
             ExitCode::SUCCESS
         }
         // `calls NR:A0:A1:A2 ...` (hex): each syscall made once in a child of its own, one
