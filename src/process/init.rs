@@ -55,7 +55,8 @@ fn sys(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> InitError {
     move |source| InitError::Sys { what, source }
 }
 
-/// What the init needs, all prepared by the runtime before the fork.
+/// What the init needs, all prepared by the runtime before the fork: `SpawnRequest` carries
+/// it whole, and the intermediate hands it on with the namespace `Plan` it derived from `spec`.
 pub struct InitConfig<'a> {
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
