@@ -13,22 +13,13 @@ use oci_spec::runtime::LinuxSeccomp;
 use std::ffi::CString;
 use std::time::Instant;
 
+#[path = "../tests/seccomp_support/mod.rs"]
+mod seccomp_support;
+use seccomp_support::read_bpf;
+
 fn read_profile(path: &str) -> LinuxSeccomp {
     let data = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_slice(&data).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn read_bpf(path: &str) -> Vec<libc::sock_filter> {
-    std::fs::read(path)
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-        .chunks_exact(8)
-        .map(|c| libc::sock_filter {
-            code: u16::from_le_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect()
 }
 
 fn compile_times(path: &str) {

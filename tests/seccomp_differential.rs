@@ -9,7 +9,7 @@ use nucleus::seccomp::policy::Policy;
 use nucleus::seccomp::syscall_table::X32_SYSCALL_BIT;
 use nucleus::seccomp::{compile, effective_policy, BuiltinFilters, CompileOptions, Layout};
 use oci_spec::runtime::LinuxSeccomp;
-use seccomp_support::{expected, sample_data};
+use seccomp_support::{expected, read_bpf, sample_data, OPS};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
@@ -20,18 +20,6 @@ const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/seccomp_libsecc
 fn python() -> &'static str {
     // python3-seccomp is a Debian package: use the system interpreter.
     "/usr/bin/python3"
-}
-
-fn read_bpf(path: &Path) -> Vec<libc::sock_filter> {
-    let raw = std::fs::read(path).unwrap();
-    raw.chunks_exact(8)
-        .map(|c| libc::sock_filter {
-            code: u16::from_le_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect()
 }
 
 /// libseccomp's program for `profile` (as runc builds it), with libseccomp's own rendering of its rule trees (its PFC text);
@@ -427,15 +415,6 @@ const VALUES: &[u64] = &[
     u64::MAX,
 ];
 const MASKS: &[u64] = &[0xff, 0xf0, 0x3, 0x1_0000_00ff, 0xffff_ffff_0000_0000, 0];
-const OPS: &[&str] = &[
-    "SCMP_CMP_NE",
-    "SCMP_CMP_LT",
-    "SCMP_CMP_LE",
-    "SCMP_CMP_EQ",
-    "SCMP_CMP_GE",
-    "SCMP_CMP_GT",
-    "SCMP_CMP_MASKED_EQ",
-];
 
 /// A random profile of overlapping argument rules for a few syscalls.
 fn random_profile(rng: &mut Rng) -> serde_json::Value {

@@ -35,6 +35,22 @@ fn spawn(p: &Program, slot: &ListenerSlot, body: impl FnOnce() -> i32) -> i32 {
     pid
 }
 
+/// Supervises `pid`'s filter (installed through `slot`) in LogDenied mode until the
+/// process is gone; returns what was denied, in order.
+fn denied_log(slot: &ListenerSlot, pid: i32, original: &Program) -> Vec<Denied> {
+    let listener = slot.take(pid, Duration::from_secs(10)).unwrap();
+    let mut log = Vec::new();
+    supervise(
+        listener,
+        Supervision::LogDenied {
+            original: &original.instructions,
+        },
+        &mut |d| log.push(d.clone()),
+    )
+    .unwrap();
+    log
+}
+
 fn wait_exit(pid: i32) -> i32 {
     let mut status = 0;
     // SAFETY: our child.
@@ -156,16 +172,7 @@ fn deny_log_is_lossless_in_a_burst() {
             1
         }
     });
-    let listener = slot.take(pid, Duration::from_secs(10)).unwrap();
-    let mut log: Vec<Denied> = Vec::new();
-    supervise(
-        listener,
-        Supervision::LogDenied {
-            original: &original.instructions,
-        },
-        &mut |d| log.push(d.clone()),
-    )
-    .unwrap();
+    let log = denied_log(&slot, pid, &original);
     assert_eq!(wait_exit(pid), 0);
     assert_eq!(log.len(), 1000);
     assert!(log.iter().all(|d| d.name == Some("getppid")
@@ -356,16 +363,7 @@ fn deny_log_survives_exec_of_the_workload() {
         &slot,
         &["/bin/busybox", "mkdir", target.to_str().unwrap()],
     );
-    let listener = slot.take(pid, Duration::from_secs(10)).unwrap();
-    let mut log: Vec<Denied> = Vec::new();
-    supervise(
-        listener,
-        Supervision::LogDenied {
-            original: &original.instructions,
-        },
-        &mut |d| log.push(d.clone()),
-    )
-    .unwrap();
+    let log = denied_log(&slot, pid, &original);
     assert_ne!(wait_exit(pid), 0);
     assert!(!target.exists());
     assert!(

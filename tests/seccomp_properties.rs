@@ -12,7 +12,7 @@ use nucleus::seccomp::{
     compile, effective_policy, BuiltinFilters, CompileOptions, Layout, SeccompError,
 };
 use oci_spec::runtime::LinuxSeccomp;
-use seccomp_support::{expected, sample_data};
+use seccomp_support::{expected, sample_data, OPS};
 use serde_json::json;
 
 /// xorshift64*: deterministic, no extra dependency.
@@ -41,15 +41,6 @@ const ACTIONS: &[&str] = &[
     "SCMP_ACT_TRAP",
     "SCMP_ACT_LOG",
     "SCMP_ACT_TRACE",
-];
-const OPS: &[&str] = &[
-    "SCMP_CMP_NE",
-    "SCMP_CMP_LT",
-    "SCMP_CMP_LE",
-    "SCMP_CMP_EQ",
-    "SCMP_CMP_GE",
-    "SCMP_CMP_GT",
-    "SCMP_CMP_MASKED_EQ",
 ];
 
 fn random_profile(rng: &mut Rng) -> serde_json::Value {

@@ -6,8 +6,10 @@
 //! (Debian's 6.1 kernel), where hack/test-vm-guest runs them with --ignored.
 
 use nucleus_integration::*;
+use std::ffi::OsStr;
+use std::fmt::Debug;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,8 +18,33 @@ use std::time::{Duration, Instant};
 const CRIU_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// `c.cmd(args)` with CRIU's time.
-fn criu_cmd(c: &Container, args: &[&str]) -> Output {
+fn criu_cmd<S: AsRef<OsStr>>(c: &Container, args: &[S]) -> Output {
     exec(c.command().args(args), CRIU_TIMEOUT)
+}
+
+/// Checkpoints `c` into the directory `dir` of its root, with `flags` (before the id), and
+/// returns that directory.
+fn checkpoint(c: &Container, dir: &str, flags: &[&str]) -> PathBuf {
+    let images = c.root().join(dir);
+    let img = images.to_string_lossy().into_owned();
+    let mut args = vec!["checkpoint"];
+    args.extend_from_slice(flags);
+    args.extend(["--image-path", &img, &c.id]);
+    criu_cmd(c, &args).ok();
+    images
+}
+
+/// `restore --detach` of the images in `images` as `id` from `c`'s bundle, `extra` flags
+/// before the id.
+fn restore_args(c: &Container, images: &Path, id: &str, extra: &[&str]) -> Vec<String> {
+    let b = c.bundle.path().to_string_lossy().into_owned();
+    let img = images.to_string_lossy().into_owned();
+    let mut args: Vec<String> = ["restore", "--detach", "--image-path", &img, "--bundle", &b]
+        .map(String::from)
+        .into();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(id.to_string());
+    args
 }
 
 /// The container's stdout lines, read as they come from the pipe it was given.
@@ -76,13 +103,13 @@ fn counter(name: &str) -> Container {
 /// Runs `args` (after the global flags) with stdio on pipes; waits for the runtime itself to
 /// exit and returns it with the pipes still open.
 #[track_caller]
-fn spawn_piped(c: &Container, args: &[&str]) -> (Child, Lines) {
+fn spawn_piped<S: AsRef<OsStr> + Debug>(c: &Container, args: &[S]) -> (Child, Lines) {
     spawn_io(c, args, Stdio::piped())
 }
 
 /// `spawn_piped` with `stdin` as the runtime's (and so the container's) stdin.
 #[track_caller]
-fn spawn_io(c: &Container, args: &[&str], stdin: Stdio) -> (Child, Lines) {
+fn spawn_io<S: AsRef<OsStr> + Debug>(c: &Container, args: &[S], stdin: Stdio) -> (Child, Lines) {
     let mut cmd: Command = c.command();
     cmd.args(args)
         .stdin(stdin)
@@ -118,11 +145,7 @@ fn run_counter(c: &mut Container) -> (Child, Lines) {
 
 fn restore_as(c: &mut Container, images: &Path, id: &str, extra: &[&str]) -> (Child, Lines) {
     c.extra_ids.push(id.to_string());
-    let b = c.bundle.path().to_string_lossy().into_owned();
-    let img = images.to_string_lossy().into_owned();
-    let mut args = vec!["restore", "--detach", "--image-path", &img, "--bundle", &b];
-    args.extend_from_slice(extra);
-    args.push(id);
+    let args = restore_args(c, images, id, extra);
     spawn_piped(c, &args)
 }
 
@@ -149,10 +172,8 @@ fn checkpoint_then_restore_under_a_new_id_keeps_counting() {
     let (_run, before) = run_counter(&mut c);
     before.wait_for(3);
     let old_pid = c.pid();
-    let images = c.root().join("images");
-    let img = images.to_string_lossy().into_owned();
     let id = c.id.clone();
-    criu_cmd(&c, &["checkpoint", "--image-path", &img, &id]).ok();
+    let images = checkpoint(&c, "images", &[]);
     // Without --leave-running the container is gone: processes, state, cgroup.
     let last = *before.numbers().last().expect("numbers before");
     assert!(
@@ -201,15 +222,9 @@ fn leave_running_keeps_the_container_and_restores_a_copy() {
     let (_run, before) = run_counter(&mut c);
     before.wait_for(2);
     let pid = c.pid();
-    let images = c.root().join("images");
-    let img = images.to_string_lossy().into_owned();
     let id = c.id.clone();
     let pre = *before.numbers().last().expect("numbers");
-    criu_cmd(
-        &c,
-        &["checkpoint", "--leave-running", "--image-path", &img, &id],
-    )
-    .ok();
+    let images = checkpoint(&c, "images", &["--leave-running"]);
     let at = *before.numbers().last().expect("numbers");
     assert_eq!(c.status(), "running");
     assert_eq!(c.pid(), pid);
@@ -235,31 +250,10 @@ fn pre_dump_then_dump_with_parent_restores() {
     let (_run, before) = run_counter(&mut c);
     before.wait_for(2);
     let id = c.id.clone();
-    let pre = c.root().join("pre");
-    let fin = c.root().join("final");
-    let (pre_s, fin_s) = (
-        pre.to_string_lossy().into_owned(),
-        fin.to_string_lossy().into_owned(),
-    );
-    criu_cmd(
-        &c,
-        &["checkpoint", "--pre-dump", "--image-path", &pre_s, &id],
-    )
-    .ok();
+    checkpoint(&c, "pre", &["--pre-dump"]);
     // A pre-dump leaves the container running.
     assert_eq!(c.status(), "running");
-    criu_cmd(
-        &c,
-        &[
-            "checkpoint",
-            "--image-path",
-            &fin_s,
-            "--parent-path",
-            "../pre",
-            &id,
-        ],
-    )
-    .ok();
+    let fin = checkpoint(&c, "final", &["--parent-path", "../pre"]);
     assert!(state_of(&c, &id).fails().stderr.contains("does not exist"));
     let last = *before.numbers().last().expect("numbers");
     let new_id = format!("{id}-restored");
@@ -278,9 +272,7 @@ fn restored_container_pauses_through_its_new_cgroup() {
     let (_run, before) = run_counter(&mut c);
     before.wait_for(2);
     let id = c.id.clone();
-    let images = c.root().join("images");
-    let img = images.to_string_lossy().into_owned();
-    criu_cmd(&c, &["checkpoint", "--image-path", &img, &id]).ok();
+    let images = checkpoint(&c, "images", &[]);
     let new_id = format!("{id}-r");
     let (_restore, after) = restore_as(&mut c, &images, &new_id, &[]);
     after.wait_for(2);
@@ -303,23 +295,9 @@ fn restored_container_pauses_through_its_new_cgroup() {
 fn restore_bad_input_fails_in_one_line_and_leaves_nothing() {
     let mut c = counter("cr-bad");
     c.bundle.write_config();
-    let b = c.bundle.path().to_string_lossy().into_owned();
     let missing = c.root().join("no-such-images");
-    let m = missing.to_string_lossy().into_owned();
     let id = c.id.clone();
-    let out = criu_cmd(
-        &c,
-        &[
-            "restore",
-            "--detach",
-            "--image-path",
-            &m,
-            "--bundle",
-            &b,
-            &id,
-        ],
-    )
-    .fails();
+    let out = criu_cmd(&c, &restore_args(&c, &missing, &id, &[])).fails();
     assert!(out.stderr.contains("no checkpoint in"), "{out}");
     assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
     assert!(c.cmd(&["list", "-q"]).ok().stdout.trim().is_empty());
@@ -329,27 +307,9 @@ fn restore_bad_input_fails_in_one_line_and_leaves_nothing() {
     // A running container restored again under its own id.
     let (_run, before) = run_counter(&mut c);
     before.wait_for(2);
-    let images = c.root().join("images");
-    let img = images.to_string_lossy().into_owned();
-    criu_cmd(
-        &c,
-        &["checkpoint", "--leave-running", "--image-path", &img, &id],
-    )
-    .ok();
+    let images = checkpoint(&c, "images", &["--leave-running"]);
     let pid = c.pid();
-    let out = criu_cmd(
-        &c,
-        &[
-            "restore",
-            "--detach",
-            "--image-path",
-            &img,
-            "--bundle",
-            &b,
-            &id,
-        ],
-    )
-    .fails();
+    let out = criu_cmd(&c, &restore_args(&c, &images, &id, &[])).fails();
     assert!(out.stderr.contains("exists"), "{out}");
     assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
     assert_eq!(c.pid(), pid, "the running container was disturbed");
@@ -375,9 +335,7 @@ fn restore_as_podman_does() {
     let id = c.id.clone();
     let (_run, before) = spawn_io(&c, &["run", "--detach", "--bundle", &b, &id], Stdio::null());
     before.wait_for(2);
-    let images = c.root().join("images");
-    let img = images.to_string_lossy().into_owned();
-    criu_cmd(&c, &["checkpoint", "--image-path", &img, &id]).ok();
+    let images = checkpoint(&c, "images", &[]);
     let last = *before.numbers().last().expect("numbers before");
     let point = c.bundle.rootfs().join("etc/bound");
     std::fs::remove_file(&point).expect("the file bind's mount point was made by create");
@@ -420,21 +378,13 @@ fn restore_as_podman_does() {
     assert_ne!((fd0.dev(), fd0.ino()), (host.dev(), host.ino()));
 
     // A terminal's pty through --console-socket is refused in one line, leaving nothing.
-    let out = criu_cmd(
+    let args = restore_args(
         &c,
-        &[
-            "restore",
-            "--detach",
-            "--image-path",
-            &img,
-            "--bundle",
-            &b,
-            "--console-socket",
-            "/nonexistent.sock",
-            &format!("{id}-3"),
-        ],
-    )
-    .fails();
+        &images,
+        &format!("{id}-3"),
+        &["--console-socket", "/nonexistent.sock"],
+    );
+    let out = criu_cmd(&c, &args).fails();
     assert!(out.stderr.contains("--console-socket"), "{out}");
     assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
     let listed = c.cmd(&["list", "-q"]).ok().stdout;

@@ -278,20 +278,43 @@ pub fn apply_v1(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// For tests: a `linux.resources.devices` entry in devices.list's words, `"c 1:11 rw"` or
+/// `"b 8:* r"`, where `*` is a field the entry leaves out (`"* *:* rwm"`: every device).
+#[cfg(test)]
+pub(crate) fn spec_rule(allow: bool, words: &str) -> LinuxDeviceCgroup {
+    fn field(w: &str) -> Option<&str> {
+        (w != "*").then_some(w)
+    }
+    let [typ, numbers, access] = words.split(' ').collect::<Vec<_>>()[..] else {
+        panic!("{words:?}: not TYPE MAJOR:MINOR ACCESS");
+    };
+    let (major, minor) = numbers.split_once(':').expect("MAJOR:MINOR");
+    let number = |w: &str| field(w).map(|n| n.parse::<i64>().expect("a device number"));
+    let mut r = LinuxDeviceCgroup::default();
+    r.set_allow(allow);
+    r.set_typ(field(typ).map(|t| match t {
+        "a" => LinuxDeviceType::A,
+        "b" => LinuxDeviceType::B,
+        "c" => LinuxDeviceType::C,
+        "u" => LinuxDeviceType::U,
+        "p" => LinuxDeviceType::P,
+        _ => panic!("{words:?}: no device type {t:?}"),
+    }));
+    r.set_major(number(major));
+    r.set_minor(number(minor));
+    r.set_access(field(access).map(String::from));
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::LinuxDeviceCgroupBuilder;
 
     #[test]
     fn defaults_match_runc_devices_list() {
         // devices.list of a runc 1.1 container whose spec only has deny-all.
         let runc_list = "b *:* m\nc *:* m\nc 1:3 rwm\nc 1:5 rwm\nc 1:7 rwm\nc 1:8 rwm\nc 1:9 rwm\nc 5:0 rwm\nc 5:2 rwm\nc 10:200 rwm\nc 136:* rwm\n";
-        let deny_all = vec![LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()
-            .unwrap()];
+        let deny_all = vec![spec_rule(false, "* *:* rwm")];
         let rules = rules_from_spec(Some(&deny_all)).unwrap();
         assert_eq!(
             Some(Effective::from_rules(&rules)),
@@ -305,31 +328,11 @@ mod tests {
     #[test]
     fn kernel_like_emulation() {
         let spec = vec![
-            LinuxDeviceCgroupBuilder::default()
-                .allow(true)
-                .typ(LinuxDeviceType::B)
-                .major(8)
-                .minor(0)
-                .access("r")
-                .build()
-                .unwrap(),
-            LinuxDeviceCgroupBuilder::default()
-                .allow(true)
-                .typ(LinuxDeviceType::B)
-                .major(8)
-                .minor(0)
-                .access("w")
-                .build()
-                .unwrap(),
+            spec_rule(true, "b 8:0 r"),
+            spec_rule(true, "b 8:0 w"),
             // The default list comes after the spec's rules (as in runc), so /dev/null
             // ends up allowed despite this deny.
-            LinuxDeviceCgroupBuilder::default()
-                .allow(false)
-                .typ(LinuxDeviceType::C)
-                .major(1)
-                .minor(3)
-                .build()
-                .unwrap(),
+            spec_rule(false, "c 1:3 *"),
         ];
         let e = Effective::from_rules(&rules_from_spec(Some(&spec)).unwrap());
         assert!(!e.default_allow);
@@ -344,11 +347,7 @@ mod tests {
             .iter()
             .any(|r| r.major == Some(1) && r.minor == Some(3)));
 
-        let allow_all = vec![LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .access("rwm")
-            .build()
-            .unwrap()];
+        let allow_all = vec![spec_rule(true, "* *:* rwm")];
         let e = Effective::from_rules(&rules_from_spec(Some(&allow_all)).unwrap());
         assert!(e.default_allow);
         // Allow rules on top of allow-all change nothing.
@@ -357,19 +356,10 @@ mod tests {
 
     #[test]
     fn invalid_rules_are_named() {
-        let bad = vec![LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::P)
-            .build()
-            .unwrap()];
+        let bad = vec![spec_rule(true, "p *:* *")];
         let err = rules_from_spec(Some(&bad)).unwrap_err().to_string();
         assert!(err.contains("type must be"), "{err}");
-        let bad = vec![LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .access("rx")
-            .build()
-            .unwrap()];
+        let bad = vec![spec_rule(true, "c *:* rx")];
         let err = rules_from_spec(Some(&bad)).unwrap_err().to_string();
         assert!(err.contains("access") && err.contains("rx"), "{err}");
     }

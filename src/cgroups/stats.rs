@@ -116,29 +116,25 @@ pub struct BlkioEntry {
     pub value: u64,
 }
 
+/// runc's names are the camel-cased field names but for `ioQueueRecursive`.
 #[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct Blkio {
-    #[serde(
-        rename = "ioServiceBytesRecursive",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
-    #[serde(rename = "ioServicedRecursive", skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_serviced_recursive: Vec<BlkioEntry>,
     #[serde(rename = "ioQueueRecursive", skip_serializing_if = "Vec::is_empty")]
     pub io_queued_recursive: Vec<BlkioEntry>,
-    #[serde(
-        rename = "ioServiceTimeRecursive",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_service_time_recursive: Vec<BlkioEntry>,
-    #[serde(rename = "ioWaitTimeRecursive", skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_wait_time_recursive: Vec<BlkioEntry>,
-    #[serde(rename = "ioMergedRecursive", skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_merged_recursive: Vec<BlkioEntry>,
-    #[serde(rename = "ioTimeRecursive", skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_time_recursive: Vec<BlkioEntry>,
-    #[serde(rename = "sectorsRecursive", skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sectors_recursive: Vec<BlkioEntry>,
 }
 
@@ -488,6 +484,36 @@ mod tests {
         assert_eq!(v["intel_rdt"], serde_json::json!({}));
         assert!(v["network_interfaces"].is_null());
         assert_eq!(v["cpuset"]["sched_relax_domain_level"], 0);
+        let one = vec![BlkioEntry::default()];
+        st.blkio = Blkio {
+            io_service_bytes_recursive: one.clone(),
+            io_serviced_recursive: one.clone(),
+            io_queued_recursive: one.clone(),
+            io_service_time_recursive: one.clone(),
+            io_wait_time_recursive: one.clone(),
+            io_merged_recursive: one.clone(),
+            io_time_recursive: one.clone(),
+            sectors_recursive: one,
+        };
+        let v = serde_json::to_value(&st).unwrap();
+        let names: Vec<&str> = v["blkio"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut runc = [
+            "ioServiceBytesRecursive",
+            "ioServicedRecursive",
+            "ioQueueRecursive",
+            "ioServiceTimeRecursive",
+            "ioWaitTimeRecursive",
+            "ioMergedRecursive",
+            "ioTimeRecursive",
+            "sectorsRecursive",
+        ];
+        runc.sort_unstable();
+        assert_eq!(names, runc);
     }
 
     #[test]

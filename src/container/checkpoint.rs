@@ -378,16 +378,12 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
         // SAFETY: prctl with constant arguments; affects only this process.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
     }
-    let dir = rt.root.create(&opts.id)?;
     let record = CreatingRecord {
         cgroup: Some(cgroup.clone()),
         procs: Vec::new(),
         host_rootfs_mount: None,
     };
-    if let Err(e) = dir.save_creating(&record) {
-        let _ = dir.remove();
-        return Err(e.into());
-    }
+    let dir = super::create_state_dir(rt, &opts.id, &record)?;
     let annotations = config.annotations().clone().unwrap_or_default();
     let mut st = ContainerState::creating(
         opts.id.clone(),

@@ -7,6 +7,7 @@ use crate::cgroups::Cgroup;
 use crate::hooks;
 use crate::process::console;
 use crate::process::filter::SeccompSetup;
+use crate::process::init::InitConfig;
 use crate::process::spawn::{self, SpawnRequest};
 use crate::spec;
 use crate::state::{self, ContainerDir, ContainerState, CreatingRecord, ProcRecord, Status};
@@ -94,18 +95,12 @@ pub(crate) fn create_with_console(
     } else {
         None
     };
-    let dir = rt.root.create(&opts.id)?;
-    // What this create makes is recorded before it is made, so `delete --force` can undo
-    // a create killed at any point.
     let mut record = CreatingRecord {
         cgroup: Some(cgroup.clone()),
         procs: Vec::new(),
         host_rootfs_mount: host_rootfs_mount.clone(),
     };
-    if let Err(e) = dir.save_creating(&record) {
-        let _ = dir.remove();
-        return Err(e.into());
-    }
+    let dir = super::create_state_dir(rt, &opts.id, &record)?;
     let mut st = ContainerState {
         host_rootfs_mount,
         landlock,
@@ -198,17 +193,19 @@ fn setup(
         serde_json::to_vec(&s.oci(Status::Created, false)).unwrap_or_default()
     };
     let req = SpawnRequest {
-        spec: &st.config,
-        rootfs: &st.rootfs,
-        bundle: &st.bundle,
-        fifo: open_fifo(&fifo)?,
-        no_pivot: opts.no_pivot,
-        preserve_fds: opts.preserve_fds,
-        console,
+        init: InitConfig {
+            spec: &st.config,
+            rootfs: &st.rootfs,
+            bundle: &st.bundle,
+            fifo: open_fifo(&fifo)?,
+            no_pivot: opts.no_pivot,
+            preserve_fds: opts.preserve_fds,
+            console,
+            seccomp: seccomp_prog.as_ref(),
+            landlock: st.landlock.as_ref(),
+        },
         cgroup: Some(cg),
-        seccomp: seccomp_prog.as_ref(),
         state_lock: Some(dir.lock_fd()),
-        landlock: st.landlock.as_ref(),
     };
     let st_ref = &*st;
     let state_for = |pid: i32| String::from_utf8(hook_state(pid, st_ref)).unwrap_or_default();

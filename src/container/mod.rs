@@ -157,6 +157,22 @@ fn status_of(
     Status::Running
 }
 
+/// Make the state dir of a container being created (or restored) with `record` in it:
+/// what the verb makes is recorded before it is made, so `delete --force` can undo it
+/// killed at any point. Without its record the dir is removed again.
+fn create_state_dir(
+    rt: &Runtime,
+    id: &str,
+    record: &state::CreatingRecord,
+) -> Result<ContainerDir, ContainerError> {
+    let dir = rt.root.create(id)?;
+    if let Err(e) = dir.save_creating(record) {
+        let _ = dir.remove();
+        return Err(e.into());
+    }
+    Ok(dir)
+}
+
 /// Open a container and load its state (with the lock held by the returned dir).
 pub fn open(
     rt: &Runtime,

@@ -55,12 +55,14 @@ fn sys(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> InitError {
     move |source| InitError::Sys { what, source }
 }
 
-/// What the init needs, all prepared by the runtime before the fork.
+/// What the init needs, all prepared by the runtime before the fork: `SpawnRequest` carries
+/// it whole, and the intermediate hands it on with the namespace `Plan` it derived from `spec`.
 pub struct InitConfig<'a> {
     pub spec: &'a Spec,
-    pub plan: &'a Plan,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
+    /// The exec fifo, opened read-write by the runtime (the init may lack the rights to
+    /// open it itself, e.g. as a mapped root in a user namespace).
     pub fifo: File,
     pub no_pivot: bool,
     pub console: Option<OwnedFd>,
@@ -71,8 +73,8 @@ pub struct InitConfig<'a> {
 
 /// Run the init; never returns. Setup errors go to the runtime over `chan`; once the
 /// runtime has gone (after Ready) they can only go to stderr.
-pub fn run(cfg: InitConfig<'_>, chan: ChildEnd) -> ! {
-    match prepare(&cfg, &chan) {
+pub fn run(cfg: InitConfig<'_>, plan: &Plan, chan: ChildEnd) -> ! {
+    match prepare(&cfg, plan, &chan) {
         Ok(prepared) => {
             // The runtime may die before its create completes: then this init must not
             // wait for a `start` that will never come.
@@ -80,7 +82,7 @@ pub fn run(cfg: InitConfig<'_>, chan: ChildEnd) -> ! {
                 super::fork::exit_child(1);
             }
             drop(chan);
-            let err = finish(&cfg, prepared);
+            let err = finish(&cfg, plan, prepared);
             eprintln!("nucleus init: {err}");
             super::fork::exit_child(127)
         }
@@ -134,19 +136,19 @@ struct Prepared {
     landlock: Option<crate::landlock::Ruleset>,
 }
 
-fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError> {
+fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepared, InitError> {
     let spec = cfg.spec;
     let state_json = chan.state()?.into_bytes();
     nix::unistd::setsid().map_err(|e| sys("setsid")(e.into()))?;
-    if cfg.plan.creates(LinuxNamespaceType::Cgroup) {
+    if plan.creates(LinuxNamespaceType::Cgroup) {
         crate::namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
     }
-    if cfg.plan.creates(LinuxNamespaceType::Network) {
+    if plan.creates(LinuxNamespaceType::Network) {
         crate::namespaces::loopback_up()?;
     }
     // A UTS namespace joined by path is the container's too (spec::validate refuses
     // hostname/domainname where the runtime's own would be renamed).
-    if cfg.plan.has(LinuxNamespaceType::Uts) {
+    if plan.has(LinuxNamespaceType::Uts) {
         if let Some(h) = spec.hostname() {
             nix::unistd::sethostname(h).map_err(|e| sys(format!("sethostname {h}"))(e.into()))?;
         }
@@ -159,7 +161,7 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
         rootfs: cfg.rootfs,
         bundle: cfg.bundle,
         no_pivot: cfg.no_pivot,
-        user_ns: cfg.plan.has(LinuxNamespaceType::User),
+        user_ns: plan.has(LinuxNamespaceType::User),
     };
     rootfs.prepare()?;
     if needs_runtime_hooks(spec) {
@@ -184,7 +186,7 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
     // masked-path check first, whose message names the real problem.
     rootfs.reopen_stdio_dev_null()?;
     let launch = match spec.process() {
-        Some(proc_) => Some(prepare_process(cfg, proc_)?),
+        Some(proc_) => Some(prepare_process(cfg, plan, proc_)?),
         None => None,
     };
     // Inside the container, its mounts all made: the ruleset's paths are the container's.
@@ -201,6 +203,7 @@ fn prepare(cfg: &InitConfig<'_>, chan: &ChildEnd) -> Result<Prepared, InitError>
 /// check of what could otherwise fail between `start` and the execve.
 fn prepare_process(
     cfg: &InitConfig<'_>,
+    plan: &Plan,
     proc_: &Process,
 ) -> Result<(PathBuf, Vec<String>), InitError> {
     let spec = cfg.spec;
@@ -221,8 +224,8 @@ fn prepare_process(
     // `create` with its cause instead.
     setup::check_user(
         proc_.user(),
-        cfg.plan.has(LinuxNamespaceType::User),
-        setgroups_allowed(cfg.plan),
+        plan.has(LinuxNamespaceType::User),
+        setgroups_allowed(plan),
     )?;
     if let Some(c) = proc_.capabilities() {
         caps::check_sets(c)?;
@@ -280,8 +283,8 @@ fn write_sysctls(spec: &Spec) -> Result<(), InitError> {
 }
 
 /// After Ready: wait for `start`, then become the container process.
-fn finish(cfg: &InitConfig<'_>, p: Prepared) -> InitError {
-    match finish_inner(cfg, p) {
+fn finish(cfg: &InitConfig<'_>, plan: &Plan, p: Prepared) -> InitError {
+    match finish_inner(cfg, plan, p) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -289,7 +292,7 @@ fn finish(cfg: &InitConfig<'_>, p: Prepared) -> InitError {
 
 pub(crate) enum Never {}
 
-fn finish_inner(cfg: &InitConfig<'_>, p: Prepared) -> Result<Never, InitError> {
+fn finish_inner(cfg: &InitConfig<'_>, plan: &Plan, p: Prepared) -> Result<Never, InitError> {
     let mut b = [0u8; 1];
     loop {
         match (&cfg.fifo).read(&mut b) {
@@ -306,7 +309,7 @@ fn finish_inner(cfg: &InitConfig<'_>, p: Prepared) -> Result<Never, InitError> {
     become_process(
         proc_,
         cfg.preserve_fds,
-        cfg.plan,
+        plan,
         cfg.seccomp,
         p.landlock.as_ref(),
         &p.state_json,

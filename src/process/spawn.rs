@@ -6,15 +6,13 @@
 //! the init's pid and exits. Both children are forks of a single-threaded runtime, so no
 //! re-exec of the runtime binary is needed.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::os::fd::{AsRawFd, RawFd};
 
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::LinuxNamespaceType;
 
-use super::filter::SeccompSetup;
 use super::fork::{self, ForkError};
 use super::init::{self, InitConfig};
 use crate::cgroups::Cgroup;
@@ -64,21 +62,13 @@ fn set_own_oom_score_adj(value: i32) -> Result<(), SpawnError> {
         .map_err(|source| SpawnError::Oom { value, source })
 }
 
+/// What the runtime hands the fork sequence: the init's part, passed on to it whole by
+/// the intermediate, and what only the runtime and the intermediate use.
 pub struct SpawnRequest<'a> {
-    pub spec: &'a Spec,
-    pub rootfs: &'a Path,
-    pub bundle: &'a Path,
-    /// The exec fifo, opened read-write by the runtime (the init may lack the rights to
-    /// open it itself, e.g. as a mapped root in a user namespace).
-    pub fifo: std::fs::File,
-    pub no_pivot: bool,
-    pub preserve_fds: i32,
-    pub console: Option<OwnedFd>,
+    pub init: InitConfig<'a>,
     pub cgroup: Option<&'a Cgroup>,
-    pub seccomp: Option<&'a SeccompSetup>,
     /// The fd locking the container's state dir: must never reach a child.
     pub state_lock: Option<RawFd>,
-    pub landlock: Option<&'a crate::landlock::Plan>,
 }
 
 /// An init set up and recorded in the container's state, waiting for `start`. Until
@@ -102,13 +92,14 @@ impl Spawned {
 /// children keep 3..3+N whole, so one of ours there would reach the container (the state
 /// lock in it would block every later command on the container).
 fn check_internal_fds(req: &SpawnRequest<'_>, chans: [RawFd; 2]) -> Result<(), SpawnError> {
-    let end = 3i64 + i64::from(req.preserve_fds);
+    let end = 3i64 + i64::from(req.init.preserve_fds);
     let ours = chans
         .into_iter()
-        .chain(std::iter::once(req.fifo.as_raw_fd()))
-        .chain(req.console.as_ref().map(|c| c.as_raw_fd()))
+        .chain(std::iter::once(req.init.fifo.as_raw_fd()))
+        .chain(req.init.console.as_ref().map(|c| c.as_raw_fd()))
         .chain(
-            req.seccomp
+            req.init
+                .seccomp
                 .and_then(|f| f.agent.as_ref())
                 .map(|a| a.as_raw_fd()),
         )
@@ -117,7 +108,7 @@ fn check_internal_fds(req: &SpawnRequest<'_>, chans: [RawFd; 2]) -> Result<(), S
         if fd >= 3 && i64::from(fd) < end {
             return Err(SpawnError::FdInPreservedRange {
                 fd,
-                n: req.preserve_fds,
+                n: req.init.preserve_fds,
             });
         }
     }
@@ -135,7 +126,7 @@ pub fn spawn(
     mut runtime_hooks: impl FnMut(i32) -> Result<(), String>,
     mut record: impl FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<Spawned, SpawnError> {
-    let plan = Plan::from_spec(req.spec);
+    let plan = Plan::from_spec(req.init.spec);
     let (ours, theirs) = sync::pair()?;
     // The init is re-parented to us when the intermediate exits, so that if it dies during
     // setup without a word (killed by the OOM killer, say) we can tell how it died.
@@ -226,6 +217,7 @@ fn death_cause(req: &SpawnRequest<'_>, child: Pid, init_pid: Option<i32>) -> Opt
         .unwrap_or(0);
     if ooms > 0 {
         let limit = req
+            .init
             .spec
             .linux()
             .as_ref()
@@ -265,21 +257,27 @@ fn drive(
         // Applied even without `linux.resources`: the default device rules always hold.
         let none = oci_spec::runtime::LinuxResources::default();
         let resources = req
+            .init
             .spec
             .linux()
             .as_ref()
             .and_then(|l| l.resources().as_ref());
         let no_annotations = std::collections::HashMap::new();
-        let annotations = req.spec.annotations().as_ref().unwrap_or(&no_annotations);
+        let annotations = req
+            .init
+            .spec
+            .annotations()
+            .as_ref()
+            .unwrap_or(&no_annotations);
         cg.setup(child.as_raw(), resources.unwrap_or(&none), annotations)?;
     }
     // The steps in the order the intermediate and the init take them (intermediate_inner,
     // init::prepare), each decided from the same spec on both sides.
-    let plan = Plan::from_spec(req.spec);
+    let plan = Plan::from_spec(req.init.spec);
     let steps = chan.setup();
     if plan.new_user {
         steps.id_maps(|| {
-            Ok::<_, SpawnError>(namespaces::write_id_maps(child.as_raw(), req.spec)?)
+            Ok::<_, SpawnError>(namespaces::write_id_maps(child.as_raw(), req.init.spec)?)
         })?;
     }
     match req.cgroup {
@@ -292,12 +290,12 @@ fn drive(
     let (p, state) = steps.init_pid()?;
     *init_pid = Some(p);
     record(p)?;
-    let init = state.send(if init::needs_state(req.spec) {
+    let init = state.send(if init::needs_state(req.init.spec) {
         state_json(p)
     } else {
         String::new()
     })?;
-    if init::needs_runtime_hooks(req.spec) {
+    if init::needs_runtime_hooks(req.init.spec) {
         init.hooks(|| runtime_hooks(p).map_err(SpawnError::Hook))?;
     }
     if let Some(ids) = init.ready()? {
@@ -310,14 +308,14 @@ fn drive(
 fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: ChildEnd) -> ! {
     let _ = SigSet::empty().thread_set_mask();
     let mut keep: Vec<RawFd> = vec![chan.raw()];
-    keep.push(req.fifo.as_raw_fd());
-    if let Some(c) = req.console.as_ref() {
+    keep.push(req.init.fifo.as_raw_fd());
+    if let Some(c) = req.init.console.as_ref() {
         keep.push(c.as_raw_fd());
     }
-    if let Some(a) = req.seccomp.and_then(|f| f.agent.as_ref()) {
+    if let Some(a) = req.init.seccomp.and_then(|f| f.agent.as_ref()) {
         keep.push(a.as_raw_fd());
     }
-    fork::close_fds_except(3 + req.preserve_fds, &keep);
+    fork::close_fds_except(3 + req.init.preserve_fds, &keep);
     if let Some(l) = req.state_lock {
         // Above the preserved range (checked before the fork), so already closed: this
         // only makes sure, whatever close_range did.
@@ -329,21 +327,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: ChildEnd) -> ! {
             let _ = chan.init_pid(child.as_raw());
             fork::exit_child(0)
         }
-        Ok(ForkResult::Child) => {
-            let cfg = InitConfig {
-                spec: req.spec,
-                plan: &plan,
-                rootfs: req.rootfs,
-                bundle: req.bundle,
-                fifo: req.fifo,
-                no_pivot: req.no_pivot,
-                console: req.console,
-                preserve_fds: req.preserve_fds,
-                seccomp: req.seccomp,
-                landlock: req.landlock,
-            };
-            init::run(cfg, chan)
-        }
+        Ok(ForkResult::Child) => init::run(req.init, &plan, chan),
         Err(e) => {
             let _ = chan.error(&e.to_string());
             fork::exit_child(1)
@@ -358,7 +342,13 @@ fn intermediate_inner(
 ) -> Result<ForkResult, SpawnError> {
     // Written here, still host root in the host's /proc, and inherited by the init: the
     // init itself, non-dumpable and perhaps a mapped root, may not write its own file.
-    if let Some(adj) = req.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+    if let Some(adj) = req
+        .init
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.oom_score_adj())
+    {
         set_own_oom_score_adj(adj)?;
     }
     let joins = plan.open_joins()?;
@@ -399,7 +389,7 @@ fn intermediate_inner(
         }
     };
     if plan.creates(LinuxNamespaceType::Time) {
-        namespaces::write_time_offsets(req.spec)?;
+        namespaces::write_time_offsets(req.init.spec)?;
     }
     // The init is the runtime's binary inside the container's pid namespace until its
     // execve: it is born non-dumpable, so its /proc entries stay closed to the container.

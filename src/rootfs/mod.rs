@@ -752,6 +752,20 @@ mod tests {
     use super::*;
     use syscall::mock::Recorder;
 
+    /// The kernel calls `finalize` makes for `spec`.
+    fn finalize_calls(spec: &Spec) -> Vec<String> {
+        let setup = RootfsSetup {
+            spec,
+            rootfs: Path::new("/"),
+            bundle: Path::new("/"),
+            no_pivot: false,
+            user_ns: false,
+        };
+        let api = Recorder::default();
+        setup.finalize_with(&api).expect("finalize");
+        api.calls.into_inner()
+    }
+
     #[test]
     fn finalize_sequence() {
         let mut spec = Spec::default();
@@ -765,18 +779,9 @@ mod tests {
             ]));
             l.set_rootfs_propagation(Some("rslave".into()));
         }
-        let setup = RootfsSetup {
-            spec: &spec,
-            rootfs: Path::new("/"),
-            bundle: Path::new("/"),
-            no_pivot: false,
-            user_ns: false,
-        };
-        let api = Recorder::default();
-        setup.finalize_with(&api).expect("finalize");
         let empty = "propagation=MsFlags(0x0)";
         assert_eq!(
-            *api.calls.borrow(),
+            finalize_calls(&spec),
             vec![
                 "clone_tree recursive=true".to_string(),
                 format!("setattr recursive=true set=0x1 clr=0x0 {empty}"),
@@ -794,18 +799,7 @@ mod tests {
         if let Some(l) = spec.linux_mut() {
             l.set_mount_label(Some("system_u:object_r:container_file_t:s0".into()));
         }
-        let setup = RootfsSetup {
-            spec: &spec,
-            rootfs: Path::new("/"),
-            bundle: Path::new("/"),
-            no_pivot: false,
-            user_ns: false,
-        };
-        let api = Recorder::default();
-        setup.finalize_with(&api).expect("finalize");
-        assert!(api
-            .calls
-            .borrow()
+        assert!(finalize_calls(&spec)
             .contains(&"new_readonly_tmpfs context=system_u:object_r:container_file_t:s0".into()));
     }
 }

@@ -12,7 +12,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, ForkResult};
 use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceType, MountBuilder, Spec};
 
-use super::RootfsSetup;
+use super::{RootfsError, RootfsSetup};
 use crate::procinfo::mountinfo::{self, MountInfo};
 
 type Check = Result<(), String>;
@@ -149,19 +149,36 @@ fn mount_opts(point: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
-fn run_setup(spec: &Spec, b: &Bundle, no_pivot: bool, user_ns: bool) -> Check {
+/// `stage` given the setup of `spec` on `b`'s rootfs.
+fn with_setup<T>(
+    spec: &Spec,
+    b: &Bundle,
+    no_pivot: bool,
+    user_ns: bool,
+    stage: impl FnOnce(&RootfsSetup<'_>) -> T,
+) -> T {
     let rootfs = b.rootfs();
     let bundle = b.bundle();
-    let setup = RootfsSetup {
+    stage(&RootfsSetup {
         spec,
         rootfs: &rootfs,
         bundle: &bundle,
         no_pivot,
         user_ns,
-    };
-    setup.prepare().map_err(|e| format!("prepare: {e}"))?;
-    setup.pivot().map_err(|e| format!("pivot: {e}"))?;
-    setup.finalize().map_err(|e| format!("finalize: {e}"))
+    })
+}
+
+/// The mounts before the pivot, as the init makes them in its mount namespace.
+fn prepare(spec: &Spec, b: &Bundle, user_ns: bool) -> Result<(), RootfsError> {
+    with_setup(spec, b, false, user_ns, |setup| setup.prepare())
+}
+
+fn run_setup(spec: &Spec, b: &Bundle, no_pivot: bool, user_ns: bool) -> Check {
+    with_setup(spec, b, no_pivot, user_ns, |setup| {
+        setup.prepare().map_err(|e| format!("prepare: {e}"))?;
+        setup.pivot().map_err(|e| format!("pivot: {e}"))?;
+        setup.finalize().map_err(|e| format!("finalize: {e}"))
+    })
 }
 
 #[test]
@@ -349,15 +366,7 @@ fn symlink_out_of_rootfs_does_not_touch_the_host() {
     spec.set_root(None);
     let res = in_child(|| {
         let rootfs = b.rootfs();
-        let bundle = b.bundle();
-        let setup = RootfsSetup {
-            spec: &spec,
-            rootfs: &rootfs,
-            bundle: &bundle,
-            no_pivot: false,
-            user_ns: false,
-        };
-        setup.prepare().map_err(|e| format!("prepare: {e}"))?;
+        prepare(&spec, &b, false).map_err(|e| format!("prepare: {e}"))?;
         let m = mounts_in_child()?;
         ensure!(
             m.iter().all(|i| i.mount_point != host_dir_path),
@@ -504,20 +513,9 @@ fn errors_leave_nothing_behind() {
     let b = Bundle::new();
     symlink("/etc", b.rootfs().join("proc")).expect("symlink");
     let spec = Spec::default();
-    let res = in_child(|| {
-        let rootfs = b.rootfs();
-        let bundle = b.bundle();
-        let setup = RootfsSetup {
-            spec: &spec,
-            rootfs: &rootfs,
-            bundle: &bundle,
-            no_pivot: false,
-            user_ns: false,
-        };
-        match setup.prepare() {
-            Err(e) if e.to_string().contains("symlink") => Ok(()),
-            other => Err(format!("expected a symlink refusal, got {other:?}")),
-        }
+    let res = in_child(|| match prepare(&spec, &b, false) {
+        Err(e) if e.to_string().contains("symlink") => Ok(()),
+        other => Err(format!("expected a symlink refusal, got {other:?}")),
     });
     res.and_then(|()| b.check_no_leak()).expect("refusal");
 }
@@ -623,16 +621,7 @@ fn user_ns_keeps_locked_flags_and_falls_back_for_sysfs() {
         enter_user_ns()?;
         forked(|| {
             unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
-            let rootfs = b.rootfs();
-            let bundle = b.bundle();
-            let setup = RootfsSetup {
-                spec: &clear_locked,
-                rootfs: &rootfs,
-                bundle: &bundle,
-                no_pivot: false,
-                user_ns: true,
-            };
-            match setup.prepare() {
+            match prepare(&clear_locked, &b, true) {
                 Err(e) if e.to_string().contains("/data") && e.to_string().contains("EPERM") => {
                     Ok(())
                 }
@@ -705,16 +694,7 @@ fn shared_root_propagation_does_not_leak_to_the_parent_namespace() {
         .map_err(|e| format!("make / rshared: {e}"))?;
         forked(|| {
             unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
-            let rootfs = b.rootfs();
-            let bundle = b.bundle();
-            let setup = RootfsSetup {
-                spec: &bad,
-                rootfs: &rootfs,
-                bundle: &bundle,
-                no_pivot: false,
-                user_ns: false,
-            };
-            match setup.prepare() {
+            match prepare(&bad, &b, false) {
                 Err(e) if e.to_string().contains("sideways") => {}
                 other => return Err(format!("bad propagation accepted: {other:?}")),
             }

@@ -1,5 +1,7 @@
-//! Shared by the seccomp integration tests: the reference model of a policy's verdicts and
-//! the seccomp_data samples that probe a program.
+//! Shared by the seccomp integration tests (and the benchmark example, which reads raw
+//! programs too): the reference model of a policy's verdicts, the seccomp_data samples that
+//! probe a program, the comparison operators random rules draw from, and the reader of
+//! libseccomp's exported programs.
 #![allow(dead_code)]
 
 use nucleus::seccomp::bpf_interpreter::SeccompData;
@@ -7,8 +9,36 @@ use nucleus::seccomp::compiler::BAD_ARCH_ACTION;
 use nucleus::seccomp::policy::Policy;
 use nucleus::seccomp::syscall_table::{Arch, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use std::collections::BTreeSet;
+use std::path::Path;
 
 pub const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+
+/// Every argument comparison of the OCI profile format.
+pub const OPS: &[&str] = &[
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+];
+
+/// A raw program as libseccomp's `seccomp_export_bpf` writes it: `struct sock_filter`s in
+/// the host's (little-endian) byte order.
+pub fn read_bpf(path: impl AsRef<Path>) -> Vec<libc::sock_filter> {
+    let path = path.as_ref();
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_le_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect()
+}
 
 /// What the policy says for one seccomp_data, including the architecture handling
 /// libseccomp (and so runc) applies.

@@ -325,18 +325,8 @@ fn devices_rules_from_spec_reach_v1_files() {
     take_writes();
     let r = LinuxResourcesBuilder::default()
         .devices(vec![
-            LinuxDeviceCgroupBuilder::default()
-                .allow(false)
-                .access("rwm")
-                .build()
-                .unwrap(),
-            LinuxDeviceCgroupBuilder::default()
-                .allow(true)
-                .typ(LinuxDeviceType::B)
-                .major(8)
-                .access("r")
-                .build()
-                .unwrap(),
+            spec_rule(false, "* *:* rwm"),
+            spec_rule(true, "b 8:* r"),
         ])
         .build()
         .unwrap();
@@ -430,11 +420,7 @@ fn rootless_left_out_hierarchy_fails_its_limits_and_skips_devices() {
     cg.create().unwrap();
     take_writes();
     let devices_only = LinuxResourcesBuilder::default()
-        .devices(vec![LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()
-            .unwrap()])
+        .devices(vec![spec_rule(false, "* *:* rwm")])
         .build()
         .unwrap();
     cg.apply(&devices_only).unwrap();

@@ -11,12 +11,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType,
-    LinuxHugepageLimitBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources,
-    LinuxResourcesBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
-    LinuxWeightDeviceBuilder,
+    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxHugepageLimitBuilder, LinuxMemoryBuilder,
+    LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxThrottleDevice,
+    LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder,
 };
 
+use super::devices::spec_rule;
 use super::files::take_writes;
 use super::*;
 
@@ -214,11 +214,7 @@ fn full_resources() -> LinuxResources {
                 .build()
                 .unwrap(),
         )
-        .devices(vec![LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()
-            .unwrap()])
+        .devices(vec![spec_rule(false, "* *:* rwm")])
         .build()
         .unwrap()
 }
@@ -247,6 +243,20 @@ impl Drop for Live {
         }
         let _ = self.cg.thaw();
         let _ = self.cg.destroy();
+    }
+}
+
+impl Live {
+    /// Starts a `sleep` (killed on drop) in the cgroup; returns its pid.
+    fn add_sleeper(&mut self) -> i32 {
+        let child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        self.children.push(child);
+        self.cg.add_process(pid).unwrap();
+        pid
     }
 }
 

@@ -9,13 +9,7 @@ fn real_lifecycle_freeze_kill_destroy() {
     let mut l = live("life");
     l.cg.create().unwrap();
     assert!(l.cg.exists());
-    let child = std::process::Command::new("sleep")
-        .arg("100")
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    l.children.push(child);
-    l.cg.add_process(pid).unwrap();
+    let pid = l.add_sleeper();
     assert_eq!(l.cg.pids().unwrap(), vec![pid]);
     for (_, dir) in l.cg.paths() {
         assert_eq!(content(&dir.join("cgroup.procs")).trim(), pid.to_string());
@@ -58,13 +52,7 @@ fn real_lifecycle_freeze_kill_destroy() {
 fn real_kill_all_term_keeps_paused_container_paused() {
     let mut l = live("term");
     l.cg.create().unwrap();
-    let child = std::process::Command::new("sleep")
-        .arg("100")
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    l.children.push(child);
-    l.cg.add_process(pid).unwrap();
+    l.add_sleeper();
     l.cg.freeze().unwrap();
     l.cg.kill_all(Signal::SIGTERM).unwrap();
     assert!(l.cg.is_frozen().unwrap());
@@ -271,14 +259,7 @@ fn real_v2_device_filter_freeze_and_kill() {
     );
 
     let allow_kmsg = LinuxResourcesBuilder::default()
-        .devices(vec![LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .major(1)
-            .minor(11)
-            .access("r")
-            .build()
-            .unwrap()])
+        .devices(vec![spec_rule(true, "c 1:11 r")])
         .build()
         .unwrap();
     l.cg.apply(&allow_kmsg).unwrap();
@@ -292,19 +273,8 @@ fn real_v2_device_filter_freeze_and_kill() {
     // Allow-all with a deny exception (the program's default-allow form).
     let deny_kmsg = LinuxResourcesBuilder::default()
         .devices(vec![
-            LinuxDeviceCgroupBuilder::default()
-                .allow(true)
-                .access("rwm")
-                .build()
-                .unwrap(),
-            LinuxDeviceCgroupBuilder::default()
-                .allow(false)
-                .typ(LinuxDeviceType::C)
-                .major(1)
-                .minor(11)
-                .access("w")
-                .build()
-                .unwrap(),
+            spec_rule(true, "* *:* rwm"),
+            spec_rule(false, "c 1:11 w"),
         ])
         .build()
         .unwrap();

@@ -48,19 +48,8 @@ fn real_same_files_as_runc() {
     }
     r.set_block_io(Some(blkio.build().unwrap()));
     r.set_devices(Some(vec![
-        LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()
-            .unwrap(),
-        LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .major(1)
-            .minor(11)
-            .access("rw")
-            .build()
-            .unwrap(),
+        spec_rule(false, "* *:* rwm"),
+        spec_rule(true, "c 1:11 rw"),
     ]));
 
     let id = format!("nucleus-diff-{}", std::process::id());
