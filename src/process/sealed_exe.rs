@@ -14,8 +14,8 @@
 //!   leaves nothing on the host. Its teardown (at the last close of the tree's fd) waits
 //!   for an expedited RCU grace period: nothing on an idle machine, up to ~20 ms of
 //!   uninterruptible sleep on a busy one (README, *Performance*). So that the runtime does
-//!   not wait for it, the fd survives the re-exec and its last close happens in a helper
-//!   process nobody waits for (see [`close_elsewhere`]);
+//!   not wait for it before its work, the fd survives the re-exec and its last close happens
+//!   in a helper process, reaped only as the runtime exits (see [`close_elsewhere`]);
 //! - where mounts are refused (no CAP_SYS_ADMIN over the mount namespace, e.g. rootless), a
 //!   sealed memfd copy: no wait, but the copy costs ~3-4 ms of CPU and the binary's size in
 //!   memory for as long as the runtime (or an init not yet started) runs from it.
@@ -97,7 +97,9 @@ pub fn ensure() -> Result<Protection, SealError> {
     let exe = open_self_exe()?;
     if let Some(p) = protection(exe.as_fd())? {
         if let Some(tree) = mark.and_then(|m| inherited_tree(&m, exe.as_fd())) {
-            let _helper = close_elsewhere(tree);
+            if let Some(pid) = close_elsewhere(tree) {
+                HELPER.store(pid, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         return Ok(p);
     }
@@ -145,6 +147,25 @@ fn inherited_tree(mark: &std::ffi::OsStr, exe: BorrowedFd<'_>) -> Option<OwnedFd
     Some(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
+/// The helper `ensure` started, for [`reap_helper`].
+static HELPER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Waits for the helper that closes the protected copy's tree (if `ensure` started one) to
+/// finish: called as the runtime exits, so no process of this command outlives it. By then
+/// the helper has long been done with its grace period unless the command was very short
+/// (a refusal), where the wait is what the runtime paid before.
+pub fn reap_helper() {
+    let pid = HELPER.swap(0, std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        let mut status = 0;
+        // SAFETY: waits for our own clone child (its exit signal is none: __WCLONE);
+        // status is a live int.
+        while unsafe { libc::waitpid(pid, &mut status, libc::__WCLONE) } < 0
+            && Errno::last() == Errno::EINTR
+        {}
+    }
+}
+
 /// Set by `close_elsewhere` once this process has closed its copy of the fd: from then on
 /// the helper's copy is the last one.
 static PARENT_CLOSED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -153,9 +174,9 @@ static PARENT_CLOSED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU3
 /// which waits for an expedited RCU grace period) happens in a helper process, not here.
 /// The helper shares this process's memory (no page tables copied) and has its own copy of
 /// the fd table; it waits until this process has closed its copy, closes every other fd
-/// (so it holds no pipe or lock of the caller's open), then the tree's, and exits. Nobody
-/// waits for it: its exit signal is none, so the runtime's `wait4(-1)` never sees it, and
-/// once the runtime exits, whoever adopts the zombie reaps it. Must be called while the
+/// (so it holds no pipe or lock of the caller's open), then the tree's, and exits. Its
+/// exit signal is none, so the runtime's `wait4(-1)` never sees it; the runtime reaps it
+/// only as it exits ([`reap_helper`]), after its own work. Must be called while the
 /// process has a single thread, once. Where the helper cannot be made, the fd is closed
 /// here. Returns the helper's pid.
 fn close_elsewhere(fd: OwnedFd) -> Option<libc::pid_t> {
