@@ -4,7 +4,10 @@
 # `hack/bench-lifecycle --phases`. Prints one line: per phase "wall/cpu/dwait" in ms, then the
 # whole run. Phases, between these marks:
 #   start   exec of the runtime -> its last exec before it forks (its re-exec, if any)
-#   setup   -> its first fork (config, state dir, cgroup: whatever precedes the first child)
+#   setup   -> its first fork of a child that forks in turn (config, state dir, cgroup:
+#              whatever precedes the container's first process; a runtime's helper that
+#              never forks, such as nucleus's closer of its protected copy, does not count;
+#              without such a fork, its first fork)
 #   mounts  -> pivot_root in the container (namespaces, rootfs mounts)
 #   enter   -> exec of /bin/true (old root detached, /dev, masks, caps, seccomp, sync)
 #   program -> /bin/true exits
@@ -14,8 +17,8 @@
 use strict;
 use warnings;
 
-my ($main, $t0, $tself, $tfork, $tpivot, $texec, $cpid, $texit, $tend);
-my (%dstart, %run, %ours, @dw, @cpu);
+my ($main, $t0, $tself, $tfork, $tfirst, $tpivot, $texec, $cpid, $texit, $tend);
+my (%dstart, %run, %ours, %forked, @dw, @cpu);
 while (<>) {
 	next unless /-(\d+)\s+\[\d+\]\s+\S+\s+([\d.]+): (\w+)(?:: |\()(.*)$/;
 	my ($pid, $t, $ev, $rest) = ($1, $2 * 1000, $3, $4);
@@ -25,7 +28,7 @@ while (<>) {
 			($main, $t0, $tself) = ($pid, $t, $t);
 			$run{$pid} = $t;
 			$ours{$pid} = 1;
-		} elsif (defined $main && $pid == $main && !defined $tfork) {
+		} elsif (defined $main && $pid == $main && !defined $tfirst) {
 			$tself = $t;
 		} elsif (defined $main && $file eq '/bin/true' && !defined $texec) {
 			($texec, $cpid) = ($t, $pid);
@@ -33,7 +36,12 @@ while (<>) {
 	} elsif ($ev eq 'sched_process_fork') {
 		my ($parent, $child) = $rest =~ /\bpid=(\d+) .*child_pid=(\d+)/ or next;
 		$ours{$child} = 1 if $ours{$parent};
-		$tfork //= $t if defined $main && $parent == $main;
+		if (defined $main && $parent == $main) {
+			$tfirst //= $t;
+			$forked{$child} //= $t;
+		} elsif (defined $forked{$parent}) {
+			$tfork //= $forked{$parent};
+		}
 	} elsif ($ev eq 'sys_pivot_root' || $ev eq 'sys_enter_pivot_root') {
 		$tpivot //= $t if defined $main;
 	} elsif ($ev eq 'sched_process_exit') {
@@ -47,6 +55,7 @@ while (<>) {
 		if (defined $dstart{$np}) { push @dw, [$dstart{$np}, $t]; delete $dstart{$np}; }
 	}
 }
+$tfork //= $tfirst;
 for ([$main, 'runtime exec'], [$tfork, 'fork'], [$tpivot, 'pivot_root'], [$texec, 'exec of /bin/true'],
 	[$texit, 'exit of /bin/true'], [$tend, 'runtime exit']) {
 	die "lifecycle-phases: no $_->[1] in the trace\n" unless defined $_->[0];

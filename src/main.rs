@@ -435,6 +435,13 @@ fn version_text() -> String {
 }
 
 fn main() -> ExitCode {
+    let code = command();
+    // No process of this command outlives it (see sealed_exe::reap_helper).
+    nucleus::process::sealed_exe::reap_helper();
+    code
+}
+
+fn command() -> ExitCode {
     // Verbs that put processes into a container run from a copy of the binary nobody can
     // write (re-executing once if needed), before any other work.
     let sealed = if enters_container(std::env::args_os().skip(1)) {

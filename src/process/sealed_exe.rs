@@ -11,9 +11,11 @@
 //! from a copy nobody can write:
 //! - a detached, read-only bind mount of its own binary (open_tree + mount_setattr, no
 //!   copy). It is in no mount table: it lives only as long as processes run from it and
-//!   leaves nothing on the host. Its teardown (when the re-exec closes the tree's fd) waits
+//!   leaves nothing on the host. Its teardown (at the last close of the tree's fd) waits
 //!   for an expedited RCU grace period: nothing on an idle machine, up to ~20 ms of
-//!   uninterruptible sleep on a busy one (README, *Performance*);
+//!   uninterruptible sleep on a busy one (README, *Performance*). So that the runtime does
+//!   not wait for it before its work, the fd survives the re-exec and its last close happens
+//!   in a helper process, reaped only as the runtime exits (see [`close_elsewhere`]);
 //! - where mounts are refused (no CAP_SYS_ADMIN over the mount namespace, e.g. rootless), a
 //!   sealed memfd copy: no wait, but the copy costs ~3-4 ms of CPU and the binary's size in
 //!   memory for as long as the runtime (or an init not yet started) runs from it.
@@ -43,7 +45,8 @@ use crate::rootfs::options::{AttrChange, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MO
 use crate::rootfs::syscall::{Kernel, MountApi};
 
 /// Set in the environment of the re-executed runtime (and removed at once), so a copy that
-/// still finds itself writable fails instead of re-executing forever.
+/// still finds itself writable fails instead of re-executing forever. Its value is the
+/// number of the detached tree's fd the re-executed runtime inherits, or `-` (memfd).
 const REEXEC_MARK: &str = "_NUCLEUS_SEALED_EXE";
 
 /// linux/memfd.h.
@@ -80,7 +83,8 @@ pub enum Protection {
 /// when it already cannot; otherwise re-executes the runtime from a protected copy with
 /// the same arguments and environment (does not return on success).
 pub fn ensure() -> Result<Protection, SealError> {
-    let marked = std::env::var_os(REEXEC_MARK).is_some();
+    let mark = std::env::var_os(REEXEC_MARK);
+    let marked = mark.is_some();
     if marked {
         // Nothing below (hooks, the container's environment) may see it.
         // SAFETY: the runtime is single-threaded at this point (start of main).
@@ -92,19 +96,153 @@ pub fn ensure() -> Result<Protection, SealError> {
     }
     let exe = open_self_exe()?;
     if let Some(p) = protection(exe.as_fd())? {
+        if let Some(tree) = mark.and_then(|m| inherited_tree(&m, exe.as_fd())) {
+            if let Some(pid) = close_elsewhere(tree) {
+                HELPER.store(pid, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         return Ok(p);
     }
     if marked {
         return Err(SealError::StillWritable);
     }
     sweep_legacy(Path::new(LEGACY_DIR));
-    let copy = match readonly_bind(exe.as_fd()) {
-        Ok(fd) => fd,
+    let (copy, pass) = match readonly_bind(exe.as_fd()) {
+        Ok(fd) => (fd, true),
         // No CAP_SYS_ADMIN over this mount namespace (e.g. rootless): copy into a memfd.
-        Err(_) => sealed_memfd(exe.as_fd())?,
+        Err(_) => (sealed_memfd(exe.as_fd())?, false),
     };
     drop(exe);
-    Err(reexec(copy.as_fd()))
+    Err(reexec(copy.as_fd(), pass))
+}
+
+/// The detached tree's fd named by the re-exec mark, once it is checked to be what
+/// `ensure` passed: an O_PATH fd of the very file this process runs, on a read-only mount.
+/// Anything else (a mark set by hand) is left alone. The fd is close-on-exec again at once.
+fn inherited_tree(mark: &std::ffi::OsStr, exe: BorrowedFd<'_>) -> Option<OwnedFd> {
+    let raw: libc::c_int = mark.to_str()?.parse().ok()?;
+    if raw <= libc::STDERR_FILENO || raw == exe.as_raw_fd() {
+        return None;
+    }
+    // SAFETY: fcntl with an integer command on an fd number; a closed one gives EBADF.
+    let fl = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if fl < 0 || fl & libc::O_PATH == 0 {
+        return None;
+    }
+    // SAFETY: the fd is open (F_GETFL succeeded) and only borrowed for the checks below.
+    let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+    let same = match (nix::sys::stat::fstat(fd), nix::sys::stat::fstat(exe)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    };
+    if !same || protection(fd).ok()? != Some(Protection::ReadOnlyMount) {
+        return None;
+    }
+    // SAFETY: fcntl setting FD_CLOEXEC on a live fd.
+    if unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return None;
+    }
+    // SAFETY: the fd was passed to this process for it alone (the re-exec mark names it)
+    // and nothing else in it owns or uses that number.
+    Some(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// The helper `ensure` started, for [`reap_helper`].
+static HELPER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Waits for the helper that closes the protected copy's tree (if `ensure` started one) to
+/// finish: called as the runtime exits, so no process of this command outlives it. By then
+/// the helper has long been done with its grace period unless the command was very short
+/// (a refusal), where the wait is what the runtime paid before.
+pub fn reap_helper() {
+    let pid = HELPER.swap(0, std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        let mut status = 0;
+        // SAFETY: waits for our own clone child (its exit signal is none: __WCLONE);
+        // status is a live int.
+        while unsafe { libc::waitpid(pid, &mut status, libc::__WCLONE) } < 0
+            && Errno::last() == Errno::EINTR
+        {}
+    }
+}
+
+/// Set by `close_elsewhere` once this process has closed its copy of the fd: from then on
+/// the helper's copy is the last one.
+static PARENT_CLOSED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Closes `fd` so that the work of its last close (for the detached tree: unmounting it,
+/// which waits for an expedited RCU grace period) happens in a helper process, not here.
+/// The helper shares this process's memory (no page tables copied) and has its own copy of
+/// the fd table; it waits until this process has closed its copy, closes every other fd
+/// (so it holds no pipe or lock of the caller's open), then the tree's, and exits. Its
+/// exit signal is none, so the runtime's `wait4(-1)` never sees it; the runtime reaps it
+/// only as it exits ([`reap_helper`]), after its own work. Must be called while the
+/// process has a single thread, once. Where the helper cannot be made, the fd is closed
+/// here. Returns the helper's pid.
+fn close_elsewhere(fd: OwnedFd) -> Option<libc::pid_t> {
+    use std::sync::atomic::Ordering;
+    // Raw syscalls only (no libc wrapper): the helper runs in the runtime's memory with
+    // the runtime's thread pointer, and libc would set the runtime's errno.
+    use syscalls::{syscall1, syscall3, syscall4, Sysno};
+    extern "C" fn helper(arg: *mut libc::c_void) -> libc::c_int {
+        let fd = arg as usize;
+        let wait = (libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG) as usize;
+        while PARENT_CLOSED.load(Ordering::Acquire) == 0 {
+            // SAFETY: a futex wait on a live static word; returns at once if it changed.
+            unsafe {
+                let _ = syscall4(Sysno::futex, PARENT_CLOSED.as_ptr() as usize, wait, 0, 0);
+            }
+        }
+        // SAFETY: close_range and close on this process's own fd table (CLONE_VM without
+        // CLONE_FILES): every fd but the tree's first, so the helper holds none of the
+        // caller's pipes while the tree is torn down. fd > 2 (see `inherited_tree`).
+        unsafe {
+            let _ = syscall3(Sysno::close_range, 0, fd - 1, 0);
+            let _ = syscall3(Sysno::close_range, fd + 1, u32::MAX as usize, 0);
+            let _ = syscall1(Sysno::close, fd);
+        }
+        0
+    }
+    const STACK: usize = 16 * 1024;
+    // The helper's stack: leaked, as the helper may outlive any owner of it here (once per
+    // process).
+    let stack: &'static mut [u8] = Box::leak(vec![0u8; STACK].into_boxed_slice());
+    // Its top, aligned for the ABI (the stack grows down).
+    let top = (stack.as_mut_ptr() as usize + STACK) & !15;
+    // The helper starts with every signal blocked: no handler of the runtime's may run on
+    // its stack, and no terminal signal should end it before it closes the fd.
+    let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises `all`; sigprocmask reads `all` and writes `old`.
+    unsafe {
+        libc::sigfillset(all.as_mut_ptr());
+        libc::sigprocmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
+    }
+    // SAFETY: `helper` only makes raw syscalls on its own stack `top`, which stays
+    // allocated forever; CLONE_VM shares the memory it reads (the static word).
+    let pid = unsafe {
+        libc::clone(
+            helper,
+            top as *mut libc::c_void,
+            libc::CLONE_VM,
+            fd.as_raw_fd() as usize as *mut libc::c_void,
+        )
+    };
+    // SAFETY: restores the mask sigprocmask saved above.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
+    drop(fd);
+    if pid <= 0 {
+        return None;
+    }
+    {
+        PARENT_CLOSED.store(1, Ordering::Release);
+        let wake = (libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG) as usize;
+        // SAFETY: a futex wake on a live static word.
+        unsafe {
+            let _ = syscall3(Sysno::futex, PARENT_CLOSED.as_ptr() as usize, wake, 1);
+        }
+    }
+    Some(pid)
 }
 
 fn open_self_exe() -> Result<OwnedFd, SealError> {
@@ -220,8 +358,9 @@ fn sealed_memfd(fd: BorrowedFd<'_>) -> Result<OwnedFd, SealError> {
 }
 
 /// execveat(fd, "", argv, envp, AT_EMPTY_PATH) with this process's arguments and
-/// environment plus the re-exec mark. Returns only on failure.
-fn reexec(fd: BorrowedFd<'_>) -> SealError {
+/// environment plus the re-exec mark. With `pass`, `fd` stays open across the execve and
+/// the mark names it (see [`inherited_tree`]). Returns only on failure.
+fn reexec(fd: BorrowedFd<'_>, pass: bool) -> SealError {
     let to_c = |s: OsString| CString::new(s.into_vec()).ok();
     let argv: Vec<CString> = std::env::args_os().filter_map(to_c).collect();
     let mut envp: Vec<CString> = std::env::vars_os()
@@ -232,7 +371,15 @@ fn reexec(fd: BorrowedFd<'_>) -> SealError {
             to_c(kv)
         })
         .collect();
-    envp.push(CString::new(format!("{REEXEC_MARK}=1")).expect("no NUL in the mark"));
+    let mark = if pass {
+        // SAFETY: fcntl clearing FD_CLOEXEC on a live fd; if it fails the fd closes at the
+        // execve as before and the mark names a closed fd, which `inherited_tree` ignores.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) };
+        fd.as_raw_fd().to_string()
+    } else {
+        "-".to_string()
+    };
+    envp.push(CString::new(format!("{REEXEC_MARK}={mark}")).expect("no NUL in the mark"));
     let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
@@ -284,6 +431,57 @@ mod tests {
             .open(&path)
             .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    }
+
+    #[test]
+    fn a_helper_makes_the_last_close_of_a_detached_tree() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let tree = readonly_bind(file.as_file().as_fd()).unwrap();
+        let raw = tree.as_raw_fd();
+        // A second reference to the tree's open file: once the helper has closed its copy,
+        // this one's fd flags still read, and the helper must have left it alone.
+        let kept = tree.try_clone().unwrap();
+        let pid = close_elsewhere(tree).expect("the helper is made");
+        let mut status = 0;
+        // SAFETY: waits for our own child (a clone child: __WCLONE), status is a live int.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WCLONE) };
+        assert_eq!(r, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status:#x}"
+        );
+        assert_ne!(kept.as_raw_fd(), raw);
+        assert_eq!(
+            protection(kept.as_fd()).unwrap(),
+            Some(Protection::ReadOnlyMount)
+        );
+    }
+
+    #[test]
+    fn only_the_tree_of_the_running_binary_is_taken_from_the_mark() {
+        let exe = open_self_exe().unwrap();
+        let mark = |fd: libc::c_int| std::ffi::OsString::from(fd.to_string());
+        // Not a tree: the binary opened for reading, a standard stream, garbage.
+        let plain = std::fs::File::open("/proc/self/exe").unwrap();
+        assert!(inherited_tree(&mark(plain.as_raw_fd()), exe.as_fd()).is_none());
+        assert!(inherited_tree(&mark(exe.as_raw_fd()), exe.as_fd()).is_none());
+        assert!(inherited_tree(&mark(2), exe.as_fd()).is_none());
+        assert!(inherited_tree(std::ffi::OsStr::new("-"), exe.as_fd()).is_none());
+        // A tree of another file.
+        let other = tempfile::NamedTempFile::new().unwrap();
+        let tree = readonly_bind(other.as_file().as_fd()).unwrap();
+        assert!(inherited_tree(&mark(tree.as_raw_fd()), exe.as_fd()).is_none());
+        // The read-only tree of this very binary, passed without close-on-exec.
+        let tree = readonly_bind(exe.as_fd()).unwrap();
+        let raw = tree.as_raw_fd();
+        // SAFETY: fcntl clearing the flags of a live fd we own.
+        assert_eq!(unsafe { libc::fcntl(raw, libc::F_SETFD, 0) }, 0);
+        let taken = inherited_tree(&mark(raw), exe.as_fd()).expect("the tree is taken");
+        std::mem::forget(tree); // `taken` owns the fd now
+        assert_eq!(taken.as_raw_fd(), raw);
+        // SAFETY: fcntl reading the flags of a live fd.
+        let flags = unsafe { libc::fcntl(raw, libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
     }
 
     #[test]
