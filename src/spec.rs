@@ -40,12 +40,17 @@ pub enum SpecError {
 /// Parse JSON into an OCI type, naming the offending field on failure (e.g.
 /// `process.capabilities.bounding[0]`).
 pub fn parse<T: serde::de::DeserializeOwned>(file: &str, data: &[u8]) -> Result<T, SpecError> {
-    let v: serde_json::Value = serde_json::from_slice(data).map_err(|e| SpecError::Parse {
+    from_value(file, parse_value(file, data)?)
+}
+
+/// The JSON tree of a file, for checks before it becomes an OCI type (no second pass
+/// through `from_value`, which would copy the whole tree).
+pub fn parse_value(file: &str, data: &[u8]) -> Result<serde_json::Value, SpecError> {
+    serde_json::from_slice(data).map_err(|e| SpecError::Parse {
         file: file.to_string(),
         field: "(syntax)".into(),
         msg: clip_message(&e.to_string()),
-    })?;
-    from_value(file, v)
+    })
 }
 
 /// The one way OCI types are read from JSON (config, state, process, resources): through
@@ -77,7 +82,7 @@ pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
 pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     let path = bundle.join(CONFIG_FILE);
     let data = read_regular(&path, MAX_CONFIG_BYTES)?;
-    let mut v: serde_json::Value = parse(CONFIG_FILE, &data)?;
+    let mut v = parse_value(CONFIG_FILE, &data)?;
     check_no_nul(&v, &mut String::new())?;
     check_capability_names(&mut v)?;
     from_value(CONFIG_FILE, v)

@@ -1,6 +1,6 @@
 use serde::Serialize;
 
-use super::{status_of, ContainerError, Runtime};
+use super::{status, ContainerError, Runtime};
 use crate::state::OCI_VERSION;
 
 /// One row of `nucleus list` (the JSON shape runc prints).
@@ -22,10 +22,10 @@ pub fn list(rt: &Runtime) -> Result<Vec<ListEntry>, ContainerError> {
     for id in rt.root.list()? {
         // A container deleted while we list is simply not listed.
         let Ok(dir) = rt.root.open(&id) else { continue };
-        let Ok(st) = dir.load_summary() else {
+        let Ok(st) = dir.load() else {
             continue;
         };
-        let s = status_of(&dir, st.pid, st.pid_start, st.cgroup.as_ref());
+        let s = status(&dir, &st);
         out.push(ListEntry {
             oci_version: OCI_VERSION.into(),
             id: st.id.clone(),
