@@ -122,6 +122,10 @@ pub struct ContainerState {
     /// The identities (device, inode) of the paths the init's Landlock ruleset names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub landlock_ids: Vec<crate::landlock::Identity>,
+    /// A state file of the layout before has the config in it: skipped unparsed here, its
+    /// presence sends [`ContainerDir::load`] the long way.
+    #[serde(default, rename = "config", skip_serializing)]
+    pub(crate) legacy_config: Option<serde::de::IgnoredAny>,
 }
 
 /// The bind of the rootfs onto itself that a container without a mount namespace of its
@@ -209,6 +213,7 @@ impl ContainerState {
             host_rootfs_mount: None,
             landlock: None,
             landlock_ids: Vec::new(),
+            legacy_config: None,
         }
     }
 
@@ -395,6 +400,16 @@ impl ContainerDir {
     /// state file of the layout before, with the config in it, is moved to today's first.
     pub fn load(&self) -> Result<ContainerState, StateError> {
         let (p, data) = self.read_state()?;
+        // Straight from the text (not through a `Value`, as `spec::parse` goes): `list`
+        // loads one state per container.
+        let st: ContainerState =
+            serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
+                path: p.clone(),
+                msg: e.to_string(),
+            })?;
+        if st.legacy_config.is_none() {
+            return Ok(st);
+        }
         let corrupt = |e: crate::spec::SpecError| StateError::Corrupt {
             path: p.clone(),
             msg: e.to_string(),
