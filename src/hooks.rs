@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::{Hook, Spec};
+use oci_spec::runtime::{Hook, Hooks, Spec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
@@ -62,7 +62,12 @@ impl Kind {
 }
 
 pub fn of(spec: &Spec, kind: Kind) -> Vec<Hook> {
-    let Some(h) = spec.hooks() else {
+    of_hooks(spec.hooks().as_ref(), kind)
+}
+
+/// [`of`] from the config's `hooks` alone (what the container's state keeps of its config).
+pub fn of_hooks(hooks: Option<&Hooks>, kind: Kind) -> Vec<Hook> {
+    let Some(h) = hooks else {
         return Vec::new();
     };
     #[allow(deprecated)]
@@ -118,8 +123,8 @@ pub fn run_all(spec: &Spec, kind: Kind, state_json: &[u8]) -> Result<(), HookErr
 
 /// Run every hook of `kind`, logging failures as warnings and going on: the spec's rule for
 /// poststart and poststop hooks.
-pub fn run_all_warn(spec: &Spec, kind: Kind, state_json: &[u8]) {
-    for h in of(spec, kind) {
+pub fn run_all_warn(hooks: Option<&Hooks>, kind: Kind, state_json: &[u8]) {
+    for h in of_hooks(hooks, kind) {
         if let Err(e) = run(&h, kind, state_json) {
             crate::warn!("{e}");
         }

@@ -1,6 +1,14 @@
 //! Per-container state under `--root`: one directory per container holding `state.json`
 //! (written atomically) and the `exec.fifo` the init blocks on until `start`.
 //!
+//! `state.json` is small whatever the config's size: what every verb needs, and of the
+//! config only its hooks. The bundle's config as `create` read it is `config.json`, and the
+//! state's annotations are `annotations.json`: each written once by `create` and read only
+//! by the verbs that need it (`exec`, `checkpoint`, `update`; `state` and hooks for the
+//! annotations), so `start`, `kill`, `pause`, `list` and `delete` cost the same for a
+//! config of 4 MiB as for one of 4 KiB. A `state.json` of the layout before (the config
+//! copied in it) is moved to this one by the first verb that loads it.
+//!
 //! Every command that touches a container holds an exclusive `flock` on its directory, so
 //! concurrent commands on one id run one after the other.
 
@@ -17,6 +25,10 @@ use crate::cgroups::Cgroup;
 
 pub const DEFAULT_ROOT: &str = "/run/nucleus";
 pub const STATE_FILE: &str = "state.json";
+/// The bundle's config as `create` read it (updated by `update`).
+pub const CONFIG_FILE: &str = "config.json";
+/// The state's annotations (the config's and the runtime's own), when there are any.
+pub const ANNOTATIONS_FILE: &str = "annotations.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 /// What a create in progress has made so far: written before each thing it records exists,
 /// so `delete --force` can undo a create that was killed at any point.
@@ -86,11 +98,17 @@ pub struct ContainerState {
     pub created: String,
     #[serde(default)]
     pub owner: String,
-    #[serde(default)]
+    /// Kept in `annotations.json`, not in `state.json`: empty after [`ContainerDir::load`]
+    /// until [`ContainerDir::load_annotations`] reads them.
+    #[serde(skip)]
     pub annotations: HashMap<String, String>,
     pub cgroup: Option<Cgroup>,
-    /// The bundle's config as it was at create: exec, hooks and delete need it later.
-    pub config: oci_spec::runtime::Spec,
+    /// The config's hooks: all that `start` and `delete` need of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The config has no `process`, so `start` must refuse.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_process: bool,
     /// Host pid of the seccomp supervisor (trace / deny-log), if any.
     #[serde(default)]
     pub monitor_pid: Option<i32>,
@@ -104,6 +122,10 @@ pub struct ContainerState {
     /// The identities (device, inode) of the paths the init's Landlock ruleset names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub landlock_ids: Vec<crate::landlock::Identity>,
+    /// A state file of the layout before has the config in it: skipped unparsed here, its
+    /// presence sends [`ContainerDir::load`] the long way.
+    #[serde(default, rename = "config", skip_serializing)]
+    pub(crate) legacy_config: Option<serde::de::IgnoredAny>,
 }
 
 /// The bind of the rootfs onto itself that a container without a mount namespace of its
@@ -171,7 +193,7 @@ impl ContainerState {
         id: String,
         bundle: PathBuf,
         rootfs: PathBuf,
-        config: oci_spec::runtime::Spec,
+        config: &oci_spec::runtime::Spec,
         annotations: HashMap<String, String>,
         cgroup: Cgroup,
     ) -> Self {
@@ -185,55 +207,18 @@ impl ContainerState {
             owner: String::new(),
             annotations,
             cgroup: Some(cgroup),
-            config,
+            hooks: config.hooks().clone(),
+            no_process: config.process().is_none(),
             monitor_pid: None,
             host_rootfs_mount: None,
             landlock: None,
             landlock_ids: Vec::new(),
+            legacy_config: None,
         }
     }
 
     /// The OCI state for `status`; `full` adds the fields `nucleus state` prints beyond the
     /// spec's (rootfs, created, owner), as runc does.
-    pub fn oci(&self, status: Status, full: bool) -> OciState<'_> {
-        OciState {
-            oci_version: OCI_VERSION,
-            id: &self.id,
-            pid: if status == Status::Stopped {
-                0
-            } else {
-                self.pid
-            },
-            status,
-            bundle: &self.bundle,
-            rootfs: full.then_some(self.rootfs.as_path()),
-            created: full.then_some(self.created.as_str()),
-            owner: full.then_some(self.owner.as_str()),
-            annotations: &self.annotations,
-        }
-    }
-}
-
-/// What `list`, `state` and `ps` read of a state file: everything but the copy of
-/// the bundle's config, which is most of the file (a whole config.json) and is skipped
-/// unparsed, so reading the state of N containers does not cost N config parses.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Summary {
-    pub id: String,
-    pub pid: i32,
-    pub pid_start: u64,
-    pub bundle: PathBuf,
-    pub rootfs: PathBuf,
-    pub created: String,
-    #[serde(default)]
-    pub owner: String,
-    #[serde(default)]
-    pub annotations: HashMap<String, String>,
-    pub cgroup: Option<Cgroup>,
-}
-
-impl Summary {
-    /// As [`ContainerState::oci`].
     pub fn oci(&self, status: Status, full: bool) -> OciState<'_> {
         OciState {
             oci_version: OCI_VERSION,
@@ -411,22 +396,98 @@ impl ContainerDir {
         self.path.join(EXEC_FIFO)
     }
 
+    /// The state, without its annotations (see [`ContainerDir::load_annotations`]). A
+    /// state file of the layout before, with the config in it, is moved to today's first.
     pub fn load(&self) -> Result<ContainerState, StateError> {
         let (p, data) = self.read_state()?;
-        crate::spec::parse(STATE_FILE, &data).map_err(|e| StateError::Corrupt {
+        // Straight from the text (not through a `Value`, as `spec::parse` goes): `list`
+        // loads one state per container.
+        let st: ContainerState =
+            serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
+                path: p.clone(),
+                msg: e.to_string(),
+            })?;
+        if st.legacy_config.is_none() {
+            return Ok(st);
+        }
+        let corrupt = |e: crate::spec::SpecError| StateError::Corrupt {
+            path: p.clone(),
+            msg: e.to_string(),
+        };
+        let mut v = crate::spec::parse_value(STATE_FILE, &data).map_err(corrupt)?;
+        let legacy = v.as_object_mut().and_then(|o| {
+            let config = o.remove("config")?;
+            Some((config, o.remove("annotations")))
+        });
+        let mut st: ContainerState = crate::spec::from_value(STATE_FILE, v).map_err(corrupt)?;
+        if let Some((config, annotations)) = legacy {
+            let mut config: oci_spec::runtime::Spec =
+                crate::spec::from_value(STATE_FILE, config).map_err(corrupt)?;
+            st.annotations = match annotations {
+                Some(a) => crate::spec::from_value(STATE_FILE, a).map_err(corrupt)?,
+                None => HashMap::new(),
+            };
+            st.hooks = config.hooks().clone();
+            st.no_process = config.process().is_none();
+            // state.json last: until it is replaced, the old file is still whole.
+            self.save_config(&mut config)?;
+            self.save_annotations(&st.annotations)?;
+            self.save(&st)?;
+        }
+        Ok(st)
+    }
+
+    /// Fill in the state's annotations from `annotations.json` (none if there is no such
+    /// file: a container without annotations has none).
+    pub fn load_annotations(&self, st: &mut ContainerState) -> Result<(), StateError> {
+        let p = self.path.join(ANNOTATIONS_FILE);
+        st.annotations = match crate::procinfo::read(&p) {
+            Ok(data) => serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
+                path: p,
+                msg: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => return Err(io("read", &p)(e)),
+        };
+        Ok(())
+    }
+
+    /// The bundle's config as `create` read it (`update` keeps its resources current),
+    /// without its annotations: they are the state's ([`ContainerDir::load_annotations`]).
+    pub fn load_config(&self) -> Result<oci_spec::runtime::Spec, StateError> {
+        let p = self.path.join(CONFIG_FILE);
+        let data = match crate::procinfo::read(&p) {
+            Ok(data) => data,
+            Err(e) => return Err(io("read", &p)(e)),
+        };
+        crate::spec::parse(CONFIG_FILE, &data).map_err(|e| StateError::Corrupt {
             path: p,
             msg: e.to_string(),
         })
     }
 
-    /// The state without its config (see [`Summary`]): parsed straight from the text, not
-    /// through a `Value` (as `spec::parse` does), so the config is skipped, never built.
-    pub fn load_summary(&self) -> Result<Summary, StateError> {
-        let (p, data) = self.read_state()?;
-        serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
-            path: p,
-            msg: e.to_string(),
-        })
+    /// Write the copy of the config (once, at create; again only when `update` changes it),
+    /// without its annotations: the state has them ([`ContainerDir::save_annotations`]) and
+    /// they are most of a large config, so they are not written twice. `config` is left as
+    /// it was (borrowed mutably only to lend its annotations out meanwhile).
+    pub fn save_config(&self, config: &mut oci_spec::runtime::Spec) -> Result<(), StateError> {
+        let annotations = config.annotations_mut().take();
+        let res = self.write_json(CONFIG_FILE, config);
+        *config.annotations_mut() = annotations;
+        res
+    }
+
+    /// Write the state's annotations (once, at create): none, no file.
+    pub fn save_annotations(&self, a: &HashMap<String, String>) -> Result<(), StateError> {
+        if a.is_empty() {
+            return match fs::remove_file(self.path.join(ANNOTATIONS_FILE)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(io("remove", &self.path.join(ANNOTATIONS_FILE))(e))
+                }
+                _ => Ok(()),
+            };
+        }
+        self.write_json(ANNOTATIONS_FILE, a)
     }
 
     fn read_state(&self) -> Result<(PathBuf, Vec<u8>), StateError> {
@@ -439,6 +500,7 @@ impl ContainerDir {
     }
 
     /// Write state.json through a temporary file and rename, so a reader never sees half.
+    /// The annotations are not in it (see [`ContainerDir::save_annotations`]).
     pub fn save(&self, st: &ContainerState) -> Result<(), StateError> {
         self.write_json(STATE_FILE, st)
     }
@@ -483,10 +545,10 @@ impl ContainerDir {
 
     /// Remove the directory and everything in it.
     pub fn remove(self) -> Result<(), StateError> {
-        // What a finished container leaves is its two records: unlinked by name, the
+        // What a finished container leaves is its records: unlinked by name, the
         // directory is then empty, which saves remove_dir_all's stat, open and listing.
         // Anything else in it (a FIFO of a container never started) takes the long way.
-        for name in [STATE_FILE, CREATING_FILE] {
+        for name in [STATE_FILE, CONFIG_FILE, ANNOTATIONS_FILE, CREATING_FILE] {
             let _ = fs::remove_file(self.path.join(name));
         }
         match fs::remove_dir(&self.path) {
@@ -543,50 +605,126 @@ mod tests {
         assert!(root.list().unwrap().is_empty());
     }
 
-    /// `list`, `state` and `ps` read the summary: the same fields as the full
-    /// state, from a file whose config (here with many annotations) they skip.
-    #[test]
-    fn summary_reads_the_state_without_its_config() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = Root::new(tmp.path().join("r"));
-        let d = root.create("x").unwrap();
+    fn sample(config: &oci_spec::runtime::Spec) -> ContainerState {
+        let mut st = ContainerState::creating(
+            "x".into(),
+            "/b".into(),
+            "/b/rootfs".into(),
+            config,
+            HashMap::from([("k".to_string(), "v".to_string())]),
+            Cgroup::new(None, "x", false).unwrap(),
+        );
+        st.pid = 42;
+        st.pid_start = 7;
+        st.created = "2026-11-30T00:00:00Z".into();
+        st.owner = "root".into();
+        st.monitor_pid = Some(9);
+        st
+    }
+
+    fn big_config() -> oci_spec::runtime::Spec {
         let mut config = oci_spec::runtime::Spec::default();
         let many: HashMap<String, String> = (0..2000)
             .map(|i| (format!("org.example.a{i}"), "v".repeat(100)))
             .collect();
         config.set_annotations(Some(many));
-        let st = ContainerState {
-            id: "x".into(),
-            pid: 42,
-            pid_start: 7,
-            bundle: "/b".into(),
-            rootfs: "/b/rootfs".into(),
-            created: "2026-11-30T00:00:00Z".into(),
-            owner: "root".into(),
-            annotations: HashMap::from([("k".to_string(), "v".to_string())]),
-            cgroup: None,
-            config,
-            monitor_pid: Some(9),
-            host_rootfs_mount: None,
-            landlock: None,
-            landlock_ids: Vec::new(),
-        };
+        let hook = oci_spec::runtime::HookBuilder::default()
+            .path("/bin/true")
+            .build()
+            .unwrap();
+        let hooks = oci_spec::runtime::HooksBuilder::default()
+            .poststop(vec![hook])
+            .build()
+            .unwrap();
+        config.set_hooks(Some(hooks));
+        config
+    }
+
+    /// state.json holds neither the config nor the annotations, whatever their size: the
+    /// verbs that load the state (start, kill, delete, list) read a file of a few hundred
+    /// bytes; the config and annotations come back whole from their own files.
+    #[test]
+    fn state_file_stays_small_and_the_rest_reads_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::new(tmp.path().join("r"));
+        let d = root.create("x").unwrap();
+        let mut config = big_config();
+        let mut st = sample(&config);
+        st.annotations = config.annotations().clone().unwrap();
+        d.save_config(&mut config).unwrap();
+        assert_eq!(config.annotations().as_ref(), Some(&st.annotations));
+        d.save_annotations(&st.annotations).unwrap();
         d.save(&st).unwrap();
-        let full = d.load().unwrap();
-        let sum = d.load_summary().unwrap();
+        let len = fs::metadata(d.state_path()).unwrap().len();
+        assert!(len < 2048, "state.json is {len} bytes");
+        let mut back = d.load().unwrap();
+        assert!(back.annotations.is_empty());
+        assert_eq!(back.hooks, st.hooks);
+        assert!(!back.no_process);
         assert_eq!(
-            full.config.annotations().as_ref().map(HashMap::len),
-            Some(2000)
+            (back.pid, back.pid_start, back.monitor_pid),
+            (42, 7, Some(9))
         );
+        d.load_annotations(&mut back).unwrap();
+        assert_eq!(back.annotations, st.annotations);
+        let copy = d.load_config().unwrap();
+        assert_eq!(copy.annotations(), &None);
+        assert_eq!(copy.hooks(), config.hooks());
         for status in [Status::Running, Status::Stopped] {
             assert_eq!(
-                serde_json::to_value(sum.oci(status, true)).unwrap(),
-                serde_json::to_value(full.oci(status, true)).unwrap()
+                serde_json::to_value(back.oci(status, true)).unwrap(),
+                serde_json::to_value(st.oci(status, true)).unwrap()
             );
         }
-        assert_eq!((sum.pid, sum.pid_start), (42, 7));
+        // No annotations, no file; a config without process is remembered as such.
+        let mut bare = oci_spec::runtime::Spec::default();
+        bare.set_process(None);
+        let mut st = sample(&bare);
+        st.annotations.clear();
+        d.save_annotations(&st.annotations).unwrap();
+        d.save(&st).unwrap();
+        assert!(!d.path.join(ANNOTATIONS_FILE).exists());
+        let mut back = d.load().unwrap();
+        assert!(back.no_process && back.hooks.is_none());
+        back.annotations.insert("stale".into(), "x".into());
+        d.load_annotations(&mut back).unwrap();
+        assert!(back.annotations.is_empty());
         std::fs::write(d.state_path(), b"{\"id\":").unwrap();
-        assert!(matches!(d.load_summary(), Err(StateError::Corrupt { .. })));
+        assert!(matches!(d.load(), Err(StateError::Corrupt { .. })));
+    }
+
+    /// A state.json of the layout before (config and annotations in it) still loads, and
+    /// is moved to today's layout on the way: the next load reads the small file.
+    #[test]
+    fn old_layout_is_read_and_moved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::new(tmp.path().join("r"));
+        let d = root.create("x").unwrap();
+        let config = big_config();
+        let st = sample(&config);
+        let mut old = serde_json::to_value(&st).unwrap();
+        let o = old.as_object_mut().unwrap();
+        o.remove("hooks");
+        o.insert(
+            "annotations".into(),
+            serde_json::to_value(&st.annotations).unwrap(),
+        );
+        o.insert("config".into(), serde_json::to_value(&config).unwrap());
+        fs::write(d.state_path(), serde_json::to_vec(&old).unwrap()).unwrap();
+        let mut back = d.load().unwrap();
+        assert_eq!(back.hooks, config.hooks().clone());
+        assert!(!back.no_process);
+        let text = fs::read_to_string(d.state_path()).unwrap();
+        assert!(!text.contains("\"config\"") && !text.contains("org.example.a1"));
+        d.load_annotations(&mut back).unwrap();
+        assert_eq!(back.annotations, st.annotations);
+        assert_eq!(d.load_config().unwrap().hooks(), config.hooks());
+        assert_eq!(
+            serde_json::to_value(d.load().unwrap().oci(Status::Running, true)).unwrap()["id"],
+            "x"
+        );
+        d.remove().unwrap();
+        assert!(!tmp.path().join("r/x").exists());
     }
 
     #[test]

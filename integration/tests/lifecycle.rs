@@ -396,3 +396,111 @@ fn state_of_stopped_container() {
     );
     c.delete().ok();
 }
+
+/// A config of a few MB (3,000 env entries, 400 mounts, 5,000 annotations) goes through
+/// the whole lifecycle: every verb sees all of it (the env and mounts from inside, the
+/// annotations in `state` and in the hooks' state), while the state file the runtime
+/// rewrites and rereads on each verb stays small.
+#[test]
+fn large_config_lifecycle() {
+    let hooks_dir = host_tempdir("it-large-config-");
+    let d = hooks_dir.path().to_str().unwrap().to_string();
+    let mut c = Container::new("large-config");
+    c.sh("sleep 30");
+    let env = c.config()["process"]["env"].as_array_mut().unwrap();
+    env.extend((0..3000).map(|i| json!(format!("SCALE_VAR_{i:05}={}", "v".repeat(150)))));
+    for i in 0..400 {
+        c.add_mount(
+            json!({"destination": format!("/scale/m{i:04}"), "type": "tmpfs",
+            "source": "tmpfs", "options": ["nosuid", "nodev", "size=64k"]}),
+        );
+    }
+    let annotations: serde_json::Map<String, serde_json::Value> = (0..5000)
+        .map(|i| {
+            (
+                format!("org.example.scale.a{i:05}"),
+                json!(format!("{i}-{}", "a".repeat(200))),
+            )
+        })
+        .collect();
+    c.config()["annotations"] = json!(annotations);
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {d}/{name}.json")]});
+    c.config()["hooks"] = json!({"poststart": [hook("poststart")], "poststop": [hook("poststop")]});
+    c.create().ok();
+    let config_len = fs::metadata(c.bundle.path().join("config.json"))
+        .unwrap()
+        .len();
+    assert!(
+        config_len > 1_500_000,
+        "config.json is only {config_len} bytes"
+    );
+
+    let st = c.state_json();
+    assert_eq!(st["status"], "created", "{}", st["status"]);
+    assert_eq!(st["annotations"], json!(annotations));
+    let state_file = c.root().join(&c.id).join("state.json");
+    let state_len = fs::metadata(&state_file).unwrap().len();
+    assert!(state_len < 16 << 10, "state.json is {state_len} bytes");
+
+    c.start().ok();
+    assert_eq!(c.status(), "running");
+    let hook_state = |name: &str| -> serde_json::Value {
+        let p = hooks_dir.path().join(format!("{name}.json"));
+        let start = std::time::Instant::now();
+        while !p.exists() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap()
+    };
+    let poststart = hook_state("poststart");
+    assert_eq!(poststart["id"], c.id.as_str());
+    assert_eq!(poststart["annotations"], json!(annotations));
+
+    let out = c
+        .cmd(&[
+            "exec",
+            &c.id,
+            "sh",
+            "-c",
+            "echo ${SCALE_VAR_02999:0:5}; grep -c ' /scale/m' /proc/mounts",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "vvvvv\n400\n", "{out}");
+    assert!(
+        fs::metadata(&state_file).unwrap().len() < 16 << 10,
+        "exec grew state.json"
+    );
+
+    c.kill("KILL").ok();
+    assert!(c.wait_status("stopped", Duration::from_secs(10)));
+    let out = c.cmd(&["exec", &c.id, "true"]).fails();
+    assert!(out.stderr.contains("stopped"), "{out}");
+    c.delete().ok();
+    let poststop = hook_state("poststop");
+    assert_eq!(poststop["status"], "stopped");
+    assert_eq!(poststop["annotations"], json!(annotations));
+    assert!(
+        !c.root().join(&c.id).exists(),
+        "state dir left after delete"
+    );
+    c.state().fails();
+}
+
+/// A large config with one bad entry at its end is refused by `create` with one line
+/// naming that entry, and leaves nothing behind.
+#[test]
+fn large_config_with_a_bad_entry_fails_cleanly() {
+    let mut c = Container::new("large-config-bad");
+    let env = c.config()["process"]["env"].as_array_mut().unwrap();
+    env.extend((0..3000).map(|i| json!(format!("SCALE_VAR_{i:05}={}", "v".repeat(150)))));
+    env.push(json!("BAD=a\u{0}b"));
+    let out = c.create().fails();
+    assert!(out.stderr.contains("process.env[3"), "{out}");
+    assert!(out.stderr.contains("NUL"), "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    assert!(
+        !c.root().join(&c.id).exists(),
+        "state dir left after a failed create"
+    );
+    c.state().fails();
+}

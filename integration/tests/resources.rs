@@ -562,13 +562,14 @@ fn update_changes_limits_live() {
     c.cmd(&["update", "--memory", "80m", "--memory-swap", "160m", &id])
         .ok();
 
-    // The merged resources are remembered for later updates.
+    // The merged resources are remembered for later updates (in the state dir's copy of
+    // the config).
     if !runtime_is_runc() {
-        let st: Value = serde_json::from_str(
-            &fs::read_to_string(c.root().join(&id).join("state.json")).unwrap(),
+        let config: Value = serde_json::from_str(
+            &fs::read_to_string(c.root().join(&id).join("config.json")).unwrap(),
         )
         .unwrap();
-        let r = &st["config"]["linux"]["resources"];
+        let r = &config["linux"]["resources"];
         assert_eq!(r["memory"]["limit"], 80 * MIB);
         assert_eq!(r["memory"]["reservation"], 64 * MIB);
         assert_eq!(r["cpu"]["period"], 100000);

@@ -297,7 +297,7 @@ pub fn checkpoint(rt: &Runtime, opts: &CheckpointOptions) -> Result<(), Containe
             args.extend(["--freeze-cgroup".into(), f.into()]);
         }
     }
-    for (dest, _) in bind_mounts(&st.config, &st.bundle) {
+    for (dest, _) in bind_mounts(&dir.load_config()?, &st.bundle) {
         let d = dest.to_string_lossy();
         args.extend(["--ext-mount-map".into(), format!("{d}:{d}").into()]);
     }
@@ -335,7 +335,7 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
     make_dir(criu.work_dir())?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(super::io_err(format!("bundle {}", opts.bundle.display())))?;
-    let config = spec::load(&bundle)?;
+    let mut config = spec::load(&bundle)?;
     spec::validate(&config)?;
     let rootfs = spec::rootfs_path(&config, &bundle)?;
     if let Some(sock) = opts.console_socket.as_deref() {
@@ -389,7 +389,7 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
         opts.id.clone(),
         bundle.clone(),
         rootfs.clone(),
-        config,
+        &config,
         annotations,
         cgroup,
     );
@@ -398,7 +398,7 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
         opts.lsm_profile.as_deref(),
         opts.lsm_mount_context.as_deref(),
     );
-    let res = restore_into(&st, &criu, &criu_root, lsm);
+    let res = restore_into(&st, &config, &criu, &criu_root, lsm);
     // CRIU's mount namespace holds its own copy of the root: ours is no longer needed.
     let _ = umount2(&criu_root, MntFlags::MNT_DETACH);
     let _ = std::fs::remove_dir(&criu_root);
@@ -412,6 +412,8 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
     };
     st.pid = pid;
     st.pid_start = state::process_start_time(pid).unwrap_or(0);
+    dir.save_config(&mut config)?;
+    dir.save_annotations(&st.annotations)?;
     dir.save(&st)?;
     if let Some(p) = opts.pid_file.as_deref() {
         write_pid_file(p, pid)?;
@@ -429,13 +431,13 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
 /// Make the cgroup, bind the rootfs for CRIU and run `criu restore`; the restored init's pid.
 fn restore_into(
     st: &ContainerState,
+    config: &oci_spec::runtime::Spec,
     criu: &CriuOptions,
     criu_root: &Path,
     lsm: (Option<&str>, Option<&str>),
 ) -> Result<i32, ContainerError> {
     let cg = st.cgroup.as_ref().expect("cgroup set at restore");
-    let resources = st
-        .config
+    let resources = config
         .linux()
         .as_ref()
         .and_then(|l| l.resources().clone())
@@ -451,7 +453,7 @@ fn restore_into(
         cg.apply(&resources)?;
         None
     };
-    let res = run_restore(st, criu, criu_root, cg, lsm);
+    let res = run_restore(st, config, criu, criu_root, cg, lsm);
     if let Some(own) = own {
         own.rejoin()?;
     }
@@ -460,12 +462,13 @@ fn restore_into(
 
 fn run_restore(
     st: &ContainerState,
+    config: &oci_spec::runtime::Spec,
     criu: &CriuOptions,
     criu_root: &Path,
     cg: &Cgroup,
     lsm: (Option<&str>, Option<&str>),
 ) -> Result<i32, ContainerError> {
-    crate::rootfs::create_restore_mountpoints(&st.config, &st.rootfs, &st.bundle)?;
+    crate::rootfs::create_restore_mountpoints(config, &st.rootfs, &st.bundle)?;
     make_dir(criu_root)?;
     mount(
         Some(&st.rootfs),
@@ -509,7 +512,7 @@ fn run_restore(
         args.extend(["--lsm-mount-context".into(), c.into()]);
     }
     args.extend(inherit_stdio(&criu.image_path)?);
-    for (dest, src) in bind_mounts(&st.config, &st.bundle) {
+    for (dest, src) in bind_mounts(config, &st.bundle) {
         args.extend([
             "--ext-mount-map".into(),
             format!("{}:{}", dest.display(), src.display()).into(),

@@ -49,7 +49,7 @@ pub(crate) fn create_with_console(
     state::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(super::io_err(format!("bundle {}", opts.bundle.display())))?;
-    let config = match loaded {
+    let mut config = match loaded {
         Some(config) => config,
         None => spec::load(&bundle)?,
     };
@@ -101,6 +101,12 @@ pub(crate) fn create_with_console(
         host_rootfs_mount: host_rootfs_mount.clone(),
     };
     let dir = super::create_state_dir(rt, &opts.id, &record)?;
+    // The copy of the config the later verbs read (exec, checkpoint, update): written
+    // once, before the state file that makes the container exist.
+    if let Err(e) = dir.save_config(&mut config) {
+        let _ = dir.remove();
+        return Err(e.into());
+    }
     let mut st = ContainerState {
         host_rootfs_mount,
         landlock,
@@ -108,7 +114,7 @@ pub(crate) fn create_with_console(
             opts.id.clone(),
             bundle.clone(),
             rootfs.clone(),
-            config,
+            &config,
             annotations,
             cgroup,
         )
@@ -116,6 +122,7 @@ pub(crate) fn create_with_console(
     match setup(
         &dir,
         &mut st,
+        &config,
         &mut record,
         opts,
         console,
@@ -171,9 +178,11 @@ fn rootless_cgroup(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn setup(
     dir: &ContainerDir,
     st: &mut ContainerState,
+    config: &oci_spec::runtime::Spec,
     record: &mut CreatingRecord,
     opts: &CreateOptions,
     console: Option<std::os::fd::OwnedFd>,
@@ -188,13 +197,13 @@ fn setup(
     // get: "created", as runtime.md's lifecycle has it from step 3 (the environment is
     // made, the user program has not run); runc says "creating" until start (README).
     let hook_state = |pid: i32, st: &ContainerState| {
-        let mut s = st.clone();
+        let mut s = st.oci(Status::Created, false);
         s.pid = pid;
-        serde_json::to_vec(&s.oci(Status::Created, false)).unwrap_or_default()
+        serde_json::to_vec(&s).unwrap_or_default()
     };
     let req = SpawnRequest {
         init: InitConfig {
-            spec: &st.config,
+            spec: config,
             rootfs: &st.rootfs,
             bundle: &st.bundle,
             fifo: open_fifo(&fifo)?,
@@ -226,8 +235,8 @@ fn setup(
         state_for,
         |pid| {
             let json = hook_state(pid, st_ref);
-            hooks::run_all(&st_ref.config, hooks::Kind::Prestart, &json)
-                .and_then(|()| hooks::run_all(&st_ref.config, hooks::Kind::CreateRuntime, &json))
+            hooks::run_all(config, hooks::Kind::Prestart, &json)
+                .and_then(|()| hooks::run_all(config, hooks::Kind::CreateRuntime, &json))
                 .map_err(|e| e.to_string())
         },
         &mut record_pid,
@@ -251,6 +260,8 @@ fn setup(
             record_pid(m)?;
         }
     }
+    // The annotations first: the state file is what makes the container exist.
+    dir.save_annotations(&st.annotations)?;
     dir.save(st)?;
     if let Some(p) = opts.pid_file.as_deref() {
         write_pid_file(p, pid)?;

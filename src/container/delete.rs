@@ -39,8 +39,14 @@ pub fn destroy(
     status: Status,
 ) -> Result<(), ContainerError> {
     release(st, status)?;
-    let json = serde_json::to_vec(&st.oci(Status::Stopped, false)).unwrap_or_default();
-    hooks::run_all_warn(&st.config, hooks::Kind::Poststop, &json);
+    if !hooks::of_hooks(st.hooks.as_ref(), hooks::Kind::Poststop).is_empty() {
+        let mut st = st.clone();
+        if let Err(e) = dir.load_annotations(&mut st) {
+            crate::warn!("{e}");
+        }
+        let json = serde_json::to_vec(&st.oci(Status::Stopped, false)).unwrap_or_default();
+        hooks::run_all_warn(st.hooks.as_ref(), hooks::Kind::Poststop, &json);
+    }
     dir.remove()?;
     Ok(())
 }

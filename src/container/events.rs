@@ -111,6 +111,12 @@ pub fn events(rt: &Runtime, o: &EventsOptions, out: &mut dyn Write) -> Result<()
         ));
     }
     let (dir, st, status) = open(rt, &o.id)?;
+    // The config only for watching (whether the OOM killer is disabled), read under the lock.
+    let config = if o.stats {
+        None
+    } else {
+        Some(dir.load_config()?)
+    };
     // Watching may last; other commands on this container must not wait for us.
     drop(dir);
     if status == Status::Stopped {
@@ -148,10 +154,9 @@ pub fn events(rt: &Runtime, o: &EventsOptions, out: &mut dyn Write) -> Result<()
     // The kernel notifies every failed charge of an OOM episode, dozens for a single kill, so
     // events follow the oom_kill counter and notifications only wake us. With the OOM killer
     // disabled nothing is killed: each notification is the event, as in runc.
-    let killer_disabled = st
-        .config
-        .linux()
+    let killer_disabled = config
         .as_ref()
+        .and_then(|c| c.linux().as_ref())
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| r.memory().as_ref())
         .and_then(|m| m.disable_oom_killer())

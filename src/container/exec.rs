@@ -133,7 +133,7 @@ fn build_process_fields(base: &Process, o: &ExecOptions) -> Result<Process, Cont
 /// `nucleus exec`: returns the exit code of the process (0 with `detach`).
 pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
     super::check_preserved_fds(o.preserve_fds)?;
-    let (dir, st, status) = open(rt, &o.id)?;
+    let (dir, mut st, status) = open(rt, &o.id)?;
     match status {
         Status::Running | Status::Created => {}
         Status::Paused if o.ignore_paused => {}
@@ -148,14 +148,16 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
             ))
         }
     }
-    let base = st.config.process().clone().unwrap_or_default();
+    let config = dir.load_config()?;
+    dir.load_annotations(&mut st)?;
+    let base = config.process().clone().unwrap_or_default();
     let process = build_process(&base, o)?;
     let terminal = process.terminal().unwrap_or(false);
     let console = console::for_process(terminal, o.console_socket.as_deref(), None)?;
-    let seccomp = SeccompSetup::prepare(&st.config, Some(&process), &st.annotations, &st.bundle)?;
+    let seccomp = SeccompSetup::prepare(&config, Some(&process), &st.annotations, &st.bundle)?;
     let landlock = crate::landlock::Plan::from_state(&st.annotations, &st.landlock_ids)?;
     let state_json = serde_json::to_vec(&st.oci(status, false)).unwrap_or_default();
-    let plan = Plan::from_spec(&st.config);
+    let plan = Plan::from_spec(&config);
     // The lock is only needed to read a consistent state; a long-running exec must not
     // block other commands on this container.
     drop(dir);

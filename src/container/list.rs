@@ -1,6 +1,8 @@
+use std::collections::HashMap;
+
 use serde::Serialize;
 
-use super::{status_of, ContainerError, Runtime};
+use super::{status, ContainerError, Runtime};
 use crate::state::OCI_VERSION;
 
 /// One row of `nucleus list` (the JSON shape runc prints).
@@ -19,13 +21,15 @@ pub struct ListEntry {
 
 pub fn list(rt: &Runtime) -> Result<Vec<ListEntry>, ContainerError> {
     let mut out = Vec::new();
+    // Owner names by uid: /etc/passwd is read once per user, not once per container.
+    let mut owners: HashMap<u32, String> = HashMap::new();
     for id in rt.root.list()? {
         // A container deleted while we list is simply not listed.
         let Ok(dir) = rt.root.open(&id) else { continue };
-        let Ok(st) = dir.load_summary() else {
+        let Ok(st) = dir.load() else {
             continue;
         };
-        let s = status_of(&dir, st.pid, st.pid_start, st.cgroup.as_ref());
+        let s = status(&dir, &st);
         out.push(ListEntry {
             oci_version: OCI_VERSION.into(),
             id: st.id.clone(),
@@ -39,7 +43,7 @@ pub fn list(rt: &Runtime) -> Result<Vec<ListEntry>, ContainerError> {
             rootfs: st.rootfs.display().to_string(),
             created: st.created.clone(),
             owner: if st.owner.is_empty() {
-                dir_owner(&dir.path)
+                dir_owner(&dir.path, &mut owners)
             } else {
                 st.owner.clone()
             },
@@ -50,11 +54,15 @@ pub fn list(rt: &Runtime) -> Result<Vec<ListEntry>, ContainerError> {
 
 /// runc's OWNER: the user owning the container's state directory (a rootless user's own
 /// root holds theirs), by name from the host's /etc/passwd, else `#UID`.
-fn dir_owner(dir: &std::path::Path) -> String {
+fn dir_owner(dir: &std::path::Path, owners: &mut HashMap<u32, String>) -> String {
     use std::os::unix::fs::MetadataExt;
     let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
         return String::new();
     };
+    owners.entry(uid).or_insert_with(|| owner_name(uid)).clone()
+}
+
+fn owner_name(uid: u32) -> String {
     std::fs::read_to_string("/etc/passwd")
         .ok()
         .and_then(|text| {

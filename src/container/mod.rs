@@ -130,25 +130,19 @@ pub(crate) fn pid_namespace_members(init: i32) -> Vec<i32> {
 
 /// The live status of a container, derived from its init process, exec fifo and freezer.
 pub fn status(dir: &ContainerDir, st: &ContainerState) -> Status {
-    status_of(dir, st.pid, st.pid_start, st.cgroup.as_ref())
-}
-
-/// [`status`] from the fields it needs (a [`state::Summary`] has them too).
-fn status_of(
-    dir: &ContainerDir,
-    pid: i32,
-    pid_start: u64,
-    cgroup: Option<&crate::cgroups::Cgroup>,
-) -> Status {
-    if pid <= 0 {
+    if st.pid <= 0 {
         return Status::Stopped;
     }
-    match state::process_start_time(pid) {
-        Some(t) if t == pid_start => {}
+    match state::process_start_time(st.pid) {
+        Some(t) if t == st.pid_start => {}
         _ => return Status::Stopped,
     }
     // Frozen first: a container paused before `start` is paused, and must not start.
-    if cgroup.is_some_and(|c| c.is_frozen().unwrap_or(false)) {
+    if st
+        .cgroup
+        .as_ref()
+        .is_some_and(|c| c.is_frozen().unwrap_or(false))
+    {
         return Status::Paused;
     }
     if dir.fifo_path().exists() {
@@ -184,19 +178,9 @@ pub fn open(
     Ok((dir, st, s))
 }
 
-/// [`open`] for the verbs that only read: the state without its config.
-pub fn open_summary(
-    rt: &Runtime,
-    id: &str,
-) -> Result<(ContainerDir, state::Summary, Status), ContainerError> {
-    let dir = rt.root.open(id)?;
-    let st = dir.load_summary()?;
-    let s = status_of(&dir, st.pid, st.pid_start, st.cgroup.as_ref());
-    Ok((dir, st, s))
-}
-
 /// `nucleus state`: the OCI state JSON, indented as runc prints it.
 pub fn state_json(rt: &Runtime, id: &str) -> Result<String, ContainerError> {
-    let (_dir, st, s) = open_summary(rt, id)?;
+    let (dir, mut st, s) = open(rt, id)?;
+    dir.load_annotations(&mut st)?;
     serde_json::to_string_pretty(&st.oci(s, true)).map_err(|e| ContainerError::Other(e.to_string()))
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::Command;
 
-use super::{open_summary, ContainerError, Runtime};
+use super::{open, ContainerError, Runtime};
 
 /// Output of `ps`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub fn ps(
     ps_args: &[String],
     out: &mut dyn Write,
 ) -> Result<(), ContainerError> {
-    let (dir, st, status) = open_summary(rt, id)?;
+    let (dir, st, status) = open(rt, id)?;
     drop(dir);
     let mut pids = match st.cgroup.as_ref() {
         Some(cg) if cg.tracks_processes() => cg.pids()?,

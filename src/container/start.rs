@@ -7,7 +7,7 @@ use crate::state::Status;
 
 /// `nucleus start`: release the init blocked on the exec fifo, then run poststart hooks.
 pub fn start(rt: &Runtime, id: &str) -> Result<(), ContainerError> {
-    let (dir, st, status) = open(rt, id)?;
+    let (dir, mut st, status) = open(rt, id)?;
     match status {
         Status::Created => {}
         Status::Stopped => {
@@ -28,7 +28,7 @@ pub fn start(rt: &Runtime, id: &str) -> Result<(), ContainerError> {
     }
     // runtime.md: start "MUST generate an error if process was not set"; refused before
     // the init is woken, so the container stays created and can be deleted.
-    if st.config.process().is_none() {
+    if st.no_process {
         return Err(ContainerError::WrongState(format!(
             "cannot start container {id}: its config.json has no process"
         )));
@@ -52,11 +52,13 @@ pub fn start(rt: &Runtime, id: &str) -> Result<(), ContainerError> {
     drop(f);
     std::fs::remove_file(&fifo).map_err(super::io_err("remove exec fifo"))?;
     // Poststart hooks run once the user process runs (after any startContainer hook).
-    if !hooks::of(&st.config, hooks::Kind::Poststart).is_empty() {
-        wait_for_exec(st.pid, st.pid_start);
+    if hooks::of_hooks(st.hooks.as_ref(), hooks::Kind::Poststart).is_empty() {
+        return Ok(());
     }
+    wait_for_exec(st.pid, st.pid_start);
+    dir.load_annotations(&mut st)?;
     let json = serde_json::to_vec(&st.oci(Status::Running, false)).unwrap_or_default();
-    hooks::run_all_warn(&st.config, hooks::Kind::Poststart, &json);
+    hooks::run_all_warn(st.hooks.as_ref(), hooks::Kind::Poststart, &json);
     Ok(())
 }
 

@@ -372,7 +372,7 @@ pub fn update(rt: &Runtime, o: &UpdateOptions) -> Result<LinuxResources, Contain
     {
         crate::warn!("Kernel memory settings are ignored and will be removed");
     }
-    let (dir, mut st, status) = open(rt, &o.id)?;
+    let (dir, st, status) = open(rt, &o.id)?;
     if status == Status::Stopped {
         return Err(ContainerError::NotRunning);
     }
@@ -382,8 +382,8 @@ pub fn update(rt: &Runtime, o: &UpdateOptions) -> Result<LinuxResources, Contain
             o.id
         ))
     })?;
-    let old = st
-        .config
+    let mut config = dir.load_config()?;
+    let old = config
         .linux()
         .as_ref()
         .and_then(|l| l.resources().clone())
@@ -398,10 +398,10 @@ pub fn update(rt: &Runtime, o: &UpdateOptions) -> Result<LinuxResources, Contain
         }
         return Err(e.into());
     }
-    let mut linux = st.config.linux().clone().unwrap_or_default();
+    let mut linux = config.linux().clone().unwrap_or_default();
     linux.set_resources(Some(new.clone()));
-    st.config.set_linux(Some(linux));
-    dir.save(&st)?;
+    config.set_linux(Some(linux));
+    dir.save_config(&mut config)?;
     Ok(new)
 }
 
