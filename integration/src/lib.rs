@@ -205,9 +205,22 @@ pub fn exec_io(
     cmd.stdin(stdin)
         .stdout(Stdio::from(out.try_clone().expect("dup stdout file")))
         .stderr(Stdio::from(err.try_clone().expect("dup stderr file")));
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {argv:?}: {e}"));
+    // ETXTBSY: a binary a test has just copied (the rootless tests' copy of the runtime) is
+    // refused while another test thread's fork still holds the copy's write fd for the
+    // instant before that child's execve closes it. Go's os/exec retries the same way.
+    let mut child = {
+        let mut tries = 0;
+        loop {
+            match cmd.spawn() {
+                Ok(c) => break c,
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("cannot spawn {argv:?}: {e}"),
+            }
+        }
+    };
     // The Command keeps the parent's copies of the stdio files; drop them so the child's
     // exit is the only thing that matters.
     cmd.stdin(Stdio::null())
