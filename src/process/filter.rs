@@ -154,6 +154,7 @@ impl SeccompSetup {
                             .chain(plan.kept_fd())
                             .collect();
                         fork::close_fds_except(3, &keep);
+                        shed_inherited_memory();
                         let code = match monitor(plan, slot, pid) {
                             Ok(()) => 0,
                             Err(e) => {
@@ -180,6 +181,13 @@ impl SeccompSetup {
             }
         }
     }
+}
+
+/// The monitor is a fork of the runtime and lives as long as the container: it gives back
+/// the heap the runtime had freed (about half of the runtime's heap after a `create`).
+fn shed_inherited_memory() {
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
 }
 
 fn redirect_stdio_to_null(keep_stderr: bool) {
