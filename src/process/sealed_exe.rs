@@ -170,6 +170,9 @@ pub fn reap_helper() {
 /// the helper's copy is the last one.
 static PARENT_CLOSED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
+/// The runtime's pid, for the helper to tell that its parent died (see `close_elsewhere`).
+static RUNTIME_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Closes `fd` so that the work of its last close (for the detached tree: unmounting it,
 /// which waits for an expedited RCU grace period) happens in a helper process, not here.
 /// The helper shares this process's memory (no page tables copied) and has its own copy of
@@ -183,14 +186,33 @@ fn close_elsewhere(fd: OwnedFd) -> Option<libc::pid_t> {
     use std::sync::atomic::Ordering;
     // Raw syscalls only (no libc wrapper): the helper runs in the runtime's memory with
     // the runtime's thread pointer, and libc would set the runtime's errno.
-    use syscalls::{syscall1, syscall3, syscall4, Sysno};
+    use syscalls::{syscall0, syscall1, syscall3, syscall4, Sysno};
     extern "C" fn helper(arg: *mut libc::c_void) -> libc::c_int {
         let fd = arg as usize;
         let wait = (libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG) as usize;
+        // A runtime killed between the clone and its store would never wake us: the wait
+        // is bounded, and a parent gone (the helper reparented) counts as closed, since its
+        // death closed its copy.
+        let tick = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 10_000_000,
+        };
         while PARENT_CLOSED.load(Ordering::Acquire) == 0 {
-            // SAFETY: a futex wait on a live static word; returns at once if it changed.
+            // SAFETY: getppid has no arguments and cannot fail.
+            let ppid = unsafe { syscall0(Sysno::getppid) }.unwrap_or(0);
+            if ppid != RUNTIME_PID.load(Ordering::Relaxed) as usize {
+                break;
+            }
+            // SAFETY: a futex wait on a live static word with a timeout on this stack;
+            // returns at once if the word changed.
             unsafe {
-                let _ = syscall4(Sysno::futex, PARENT_CLOSED.as_ptr() as usize, wait, 0, 0);
+                let _ = syscall4(
+                    Sysno::futex,
+                    PARENT_CLOSED.as_ptr() as usize,
+                    wait,
+                    0,
+                    &tick as *const libc::timespec as usize,
+                );
             }
         }
         // SAFETY: close_range and close on this process's own fd table (CLONE_VM without
@@ -203,6 +225,7 @@ fn close_elsewhere(fd: OwnedFd) -> Option<libc::pid_t> {
         }
         0
     }
+    RUNTIME_PID.store(std::process::id(), Ordering::Relaxed);
     const STACK: usize = 16 * 1024;
     // The helper's stack: leaked, as the helper may outlive any owner of it here (once per
     // process).
