@@ -49,7 +49,7 @@ impl SeccompSetup {
         } else {
             UserNs::Runtime
         };
-        let facts = KernelFacts::read(process, user_ns);
+        let facts = || KernelFacts::read(process, user_ns);
         let Some(setup) = seccomp::prepare(section, &ann, bundle, new_netns, facts)? else {
             return Ok(None);
         };

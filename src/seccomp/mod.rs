@@ -221,13 +221,14 @@ impl SupervisionPlan {
 }
 
 /// Builds the seccomp setup of a container from its `linux.seccomp` section (if any) and
-/// annotations, for processes `facts` describes. `None`: no filter at all.
+/// annotations, for processes `facts` describes. `None`: no filter at all. `facts` is asked
+/// only when a profile is compiled (it reads sysctls): a container without one pays nothing.
 pub fn prepare(
     spec: Option<&LinuxSeccomp>,
     annotations: &Annotations,
     bundle: &std::path::Path,
     new_netns: bool,
-    facts: KernelFacts,
+    facts: impl FnOnce() -> KernelFacts,
 ) -> Result<Option<Setup>, SeccompError> {
     if annotations.mode == Mode::Trace {
         return Ok(Some(Setup {
@@ -243,7 +244,7 @@ pub fn prepare(
     let opts = CompileOptions {
         builtin: annotations.builtin.clone(),
         new_netns,
-        facts,
+        facts: facts(),
         ..Default::default()
     };
     let program = compile(spec, &opts)?;
@@ -288,24 +289,20 @@ mod tests {
         let profile = spec(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO",
             "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}));
         let plain = Annotations::default();
-        assert!(prepare(None, &plain, bundle, false, KernelFacts::default())
+        // Without a profile the facts (sysctl reads) are never asked for.
+        let unasked = || -> KernelFacts { unreachable!("facts read without a profile") };
+        assert!(prepare(None, &plain, bundle, false, unasked)
             .unwrap()
             .is_none());
-        let s = prepare(
-            Some(&profile),
-            &plain,
-            bundle,
-            false,
-            KernelFacts::default(),
-        )
-        .unwrap()
-        .unwrap();
+        let s = prepare(Some(&profile), &plain, bundle, false, KernelFacts::default)
+            .unwrap()
+            .unwrap();
         assert!(s.supervision.is_none() && !s.program.uses_notify);
 
         let mut a = HashMap::new();
         a.insert(annotations::MODE.to_string(), "trace".to_string());
         let trace = Annotations::parse(&a).unwrap();
-        let s = prepare(None, &trace, bundle, false, KernelFacts::default())
+        let s = prepare(None, &trace, bundle, false, KernelFacts::default)
             .unwrap()
             .unwrap();
         assert!(s.program.uses_notify);
@@ -319,7 +316,7 @@ mod tests {
         let mut a = HashMap::new();
         a.insert(annotations::LOG_DENIED.to_string(), "true".to_string());
         let log = Annotations::parse(&a).unwrap();
-        let s = prepare(Some(&profile), &log, bundle, false, KernelFacts::default())
+        let s = prepare(Some(&profile), &log, bundle, false, KernelFacts::default)
             .unwrap()
             .unwrap();
         assert!(s.program.uses_notify);
@@ -331,7 +328,7 @@ mod tests {
         let agent = spec(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
             "listenerPath": "/run/agent.sock",
             "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_NOTIFY"}]}));
-        let e = prepare(Some(&agent), &log, bundle, false, KernelFacts::default()).unwrap_err();
+        let e = prepare(Some(&agent), &log, bundle, false, KernelFacts::default).unwrap_err();
         assert!(matches!(e, SeccompError::NotifyConflict), "{e}");
     }
 }
