@@ -14,7 +14,7 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
     ("run.nucleus.seccomp.log-denied", "true|false"),
     (
         "run.nucleus.seccomp.builtin-filters",
-        "all|none|comma-separated syscall names",
+        "default|hardened|strict|all|none|comma-separated syscall names",
     ),
     (
         "run.nucleus.landlock.read",

@@ -5,7 +5,7 @@ mod seccomp_support;
 
 use nucleus::seccomp::bpf::{BPF_ABS, BPF_JA, BPF_LD, BPF_W};
 use nucleus::seccomp::bpf_interpreter::{self, cache_emulates_allow, SeccompData};
-use nucleus::seccomp::builtin_filters::BUILTIN_SYSCALLS;
+use nucleus::seccomp::builtin_filters::builtin_syscalls;
 use nucleus::seccomp::policy::is_permissive;
 use nucleus::seccomp::syscall_table::{Arch, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64};
 use nucleus::seccomp::{
@@ -127,6 +127,7 @@ fn random_policies_compile_to_what_they_say() {
             for builtin in [
                 BuiltinFilters::None,
                 BuiltinFilters::Default,
+                BuiltinFilters::Hardened,
                 BuiltinFilters::All,
             ] {
                 let opts = CompileOptions {
@@ -181,7 +182,7 @@ fn builtin_merge_changes_exactly_the_builtin_syscalls() {
     let plain = effective_policy(&spec, &off).unwrap();
     let program = compile(&spec, &on).unwrap();
     bpf_interpreter::check(&program.instructions).unwrap();
-    for name in BUILTIN_SYSCALLS {
+    for name in builtin_syscalls() {
         assert!(
             program
                 .debug
@@ -203,13 +204,13 @@ fn builtin_merge_changes_exactly_the_builtin_syscalls() {
             };
             let name = arch.name_of(d.nr as u32).unwrap();
             assert!(
-                BUILTIN_SYSCALLS.contains(&name),
+                builtin_syscalls().any(|n| n == name),
                 "{name} changed by the merge"
             );
             changed.insert(name);
         }
     }
-    assert_eq!(changed.len(), BUILTIN_SYSCALLS.len(), "{changed:?}");
+    assert_eq!(changed.len(), builtin_syscalls().count(), "{changed:?}");
 
     // The concrete rules, refused calls getting the profile's errno (EPERM here).
     let p = &program.instructions;
@@ -400,7 +401,7 @@ fn argument_filtered_syscalls_come_right_after_the_arch_check() {
     let spec = allow_list_profile();
     let ld_arg = |insn: libc::sock_filter| insn.code == BPF_LD | BPF_W | BPF_ABS && insn.k >= 16;
     for layout in [Layout::CachePrefixBitmap, Layout::Bitmap] {
-        for builtin in [BuiltinFilters::Default, BuiltinFilters::All] {
+        for builtin in [BuiltinFilters::Hardened, BuiltinFilters::All] {
             let opts = CompileOptions {
                 layout,
                 builtin: builtin.clone(),
@@ -604,84 +605,109 @@ fn compilation_is_deterministic() {
 #[test]
 fn default_builtins_refuse_only_what_no_workload_needs() {
     let spec = allow_list_profile();
-    let opts = CompileOptions {
-        enosys_stub: false,
-        ..Default::default()
-    };
-    assert_eq!(opts.builtin, BuiltinFilters::Default);
-    let program = compile(&spec, &opts).unwrap();
-    let merged = effective_policy(&spec, &opts).unwrap();
-    for d in sample_data(&merged) {
-        assert_eq!(
-            bpf_interpreter::run(&program.instructions, &d).unwrap(),
-            expected(&merged, &d),
-            "{d:x?}"
-        );
-    }
-    let p = &program.instructions;
     let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
     let allow = libc::SECCOMP_RET_ALLOW;
     let x = AUDIT_ARCH_X86_64;
     let nr = |n: &str| Arch::X86_64.resolve(n).unwrap();
     let rwx = (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64;
-    // JITs: W^X is strict-only.
-    assert_eq!(
-        verdict(p, x, nr("mprotect"), [0, 4096, rwx, 0, 0, 0]),
-        allow
-    );
-    assert_eq!(
-        verdict(p, x, nr("pkey_mprotect"), [0, 4096, rwx, 0, 0, 0]),
-        allow
-    );
-    // fexecve.
-    assert_eq!(
-        verdict(p, x, nr("execveat"), [3, 0, 0, 0, 0x1000, 0]),
-        allow
-    );
-    // Network tools and terminals; TIOCSTI still refused.
-    for req in [0x8942u64, 0x8970, 0x891d, 0x8946, 0x5401, 0x8914] {
-        assert_eq!(
-            verdict(p, x, nr("ioctl"), [1, req, 0, 0, 0, 0]),
-            allow,
-            "{req:x}"
-        );
-    }
-    assert_eq!(verdict(p, x, nr("ioctl"), [1, 0x5412, 0, 0, 0, 0]), eperm);
-    assert_eq!(
-        verdict(p, x, nr("ioctl"), [1, 0xffff_ffff_0000_5412, 0, 0, 0, 0]),
-        eperm
-    );
-    // prctl: everything but PR_SET_MM.
-    assert_eq!(
-        verdict(
-            p,
-            x,
-            nr("prctl"),
-            [libc::PR_SET_PTRACER as u64, 0, 0, 0, 0, 0]
-        ),
-        allow
-    );
-    assert_eq!(
-        verdict(p, x, nr("prctl"), [libc::PR_SET_MM as u64, 0, 0, 0, 0, 0]),
-        eperm
-    );
-    // setrlimit on itself (glibc: prlimit64(0, ...)).
-    assert_eq!(
-        verdict(p, x, nr("prlimit64"), [0, 7, 0x1000, 0, 0, 0]),
-        allow
-    );
-    assert_eq!(
-        verdict(p, x, nr("prlimit64"), [99, 7, 0x1000, 0, 0, 0]),
-        eperm
-    );
-    // Namespaces stay refused the same way through clone, clone3 and unshare.
     let newuser = libc::CLONE_NEWUSER as u64;
-    assert_eq!(verdict(p, x, nr("clone"), [newuser, 0, 0, 0, 0, 0]), eperm);
-    assert_eq!(
-        verdict(p, x, nr("unshare"), [newuser, 0, 0, 0, 0, 0]),
-        eperm
-    );
-    let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
-    assert_eq!(verdict(p, x, nr("clone3"), [0; 6]), enosys);
-    assert_eq!(verdict(p, x, nr("socket"), [17, 3, 0, 0, 0, 0]), eperm);
+    assert_eq!(CompileOptions::default().builtin, BuiltinFilters::Default);
+    for builtin in [BuiltinFilters::Default, BuiltinFilters::Hardened] {
+        let opts = CompileOptions {
+            enosys_stub: false,
+            builtin: builtin.clone(),
+            ..Default::default()
+        };
+        let program = compile(&spec, &opts).unwrap();
+        let merged = effective_policy(&spec, &opts).unwrap();
+        for d in sample_data(&merged) {
+            assert_eq!(
+                bpf_interpreter::run(&program.instructions, &d).unwrap(),
+                expected(&merged, &d),
+                "{builtin:?} {d:x?}"
+            );
+        }
+        let p = &program.instructions;
+        // JITs: W^X is strict-only.
+        assert_eq!(
+            verdict(p, x, nr("mprotect"), [0, 4096, rwx, 0, 0, 0]),
+            allow
+        );
+        assert_eq!(
+            verdict(p, x, nr("pkey_mprotect"), [0, 4096, rwx, 0, 0, 0]),
+            allow
+        );
+        // fexecve.
+        assert_eq!(
+            verdict(p, x, nr("execveat"), [3, 0, 0, 0, 0x1000, 0]),
+            allow
+        );
+        // Network tools and terminals.
+        for req in [0x8942u64, 0x8970, 0x891d, 0x8946, 0x5401, 0x8914] {
+            assert_eq!(
+                verdict(p, x, nr("ioctl"), [1, req, 0, 0, 0, 0]),
+                allow,
+                "{builtin:?} {req:x}"
+            );
+        }
+        // prctl: everything but PR_SET_MM.
+        assert_eq!(
+            verdict(
+                p,
+                x,
+                nr("prctl"),
+                [libc::PR_SET_PTRACER as u64, 0, 0, 0, 0, 0]
+            ),
+            allow
+        );
+        // setrlimit on itself (glibc: prlimit64(0, ...)).
+        assert_eq!(
+            verdict(p, x, nr("prlimit64"), [0, 7, 0x1000, 0, 0, 0]),
+            allow
+        );
+        assert_eq!(
+            verdict(p, x, nr("prlimit64"), [99, 7, 0x1000, 0, 0, 0]),
+            eperm
+        );
+        assert_eq!(verdict(p, x, nr("socket"), [17, 3, 0, 0, 0, 0]), eperm);
+
+        // The hot syscalls: as the profile says by default (the kernel's cache answers
+        // them without running the filter); hardened refuses TIOCSTI, PR_SET_MM and
+        // namespaces, the same way through clone, clone3 and unshare.
+        let hardened = builtin == BuiltinFilters::Hardened;
+        let (refused, clone3) = if hardened {
+            (eperm, enosys)
+        } else {
+            (allow, allow)
+        };
+        assert_eq!(verdict(p, x, nr("ioctl"), [1, 0x5412, 0, 0, 0, 0]), refused);
+        assert_eq!(
+            verdict(p, x, nr("ioctl"), [1, 0xffff_ffff_0000_5412, 0, 0, 0, 0]),
+            refused
+        );
+        assert_eq!(
+            verdict(p, x, nr("prctl"), [libc::PR_SET_MM as u64, 0, 0, 0, 0, 0]),
+            refused
+        );
+        assert_eq!(
+            verdict(p, x, nr("clone"), [newuser, 0, 0, 0, 0, 0]),
+            refused
+        );
+        assert_eq!(
+            verdict(p, x, nr("unshare"), [newuser, 0, 0, 0, 0, 0]),
+            refused
+        );
+        assert_eq!(verdict(p, x, nr("clone3"), [0; 6]), clone3);
+        for name in ["ioctl", "prctl", "clone", "clone3", "unshare"] {
+            for arch in [Arch::X86_64, Arch::X86] {
+                let n = arch.resolve(name).unwrap();
+                assert_eq!(
+                    cache_emulates_allow(p, arch.audit_arch(), n),
+                    !hardened,
+                    "{builtin:?} {arch:?} {name}"
+                );
+            }
+        }
+    }
 }

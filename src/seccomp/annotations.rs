@@ -1,6 +1,6 @@
 //! Per-container seccomp switches carried in OCI annotations.
 
-use super::builtin_filters::BuiltinFilters;
+use super::builtin_filters::{builtin_syscalls, BuiltinFilters};
 use super::trace_file::TraceFile;
 use super::SeccompError;
 use crate::annotation::{one_of, under};
@@ -74,13 +74,12 @@ impl Annotations {
                 }
                 BUILTIN_FILTERS => {
                     out.builtin = BuiltinFilters::parse(value).map_err(|_| {
-                        bad(
-                            key,
-                            value,
-                            "default, strict, none or a comma list of clone, clone3, execveat, \
-                             ioctl, mprotect, personality, pkey_mprotect, prctl, prlimit64, \
-                             socket, socketcall, unshare",
-                        )
+                        let names: Vec<&str> = builtin_syscalls().collect();
+                        let expected = format!(
+                            "default, hardened, strict, none or a comma list of {}",
+                            names.join(", ")
+                        );
+                        bad(key, value, &expected)
                     })?
                 }
                 _ => {
@@ -113,6 +112,8 @@ mod tests {
         assert!(a.builtin.includes("ioctl") && !a.builtin.includes("clone"));
         let a = Annotations::parse(&map(&[(BUILTIN_FILTERS, "none")])).unwrap();
         assert_eq!(a.builtin, BuiltinFilters::None);
+        let a = Annotations::parse(&map(&[(BUILTIN_FILTERS, "hardened")])).unwrap();
+        assert_eq!(a.builtin, BuiltinFilters::Hardened);
     }
 
     #[test]
@@ -122,6 +123,10 @@ mod tests {
         assert!(msg.contains(MODE) && msg.contains("audit"), "{msg}");
         let e = Annotations::parse(&map(&[(BUILTIN_FILTERS, "ioctl,open")])).unwrap_err();
         assert!(e.to_string().contains("ioctl,open"));
+        assert!(
+            e.to_string().contains("default, hardened, strict, none"),
+            "{e}"
+        );
         let e = Annotations::parse(&map(&[(LOG_DENIED, "yes")])).unwrap_err();
         assert!(e.to_string().contains("yes"));
         let e = Annotations::parse(&map(&[("run.nucleus.seccomp.mod", "x")])).unwrap_err();

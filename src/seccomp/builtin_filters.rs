@@ -3,17 +3,21 @@
 //! refused call fails the way the profile fails everything else (clone3 alone gets ENOSYS,
 //! which libc needs to fall back to clone).
 //!
-//! Two strengths. The default set refuses only what no ordinary workload needs and what
-//! widens the kernel's attack surface: namespace creation through clone/clone3/unshare,
-//! terminal injection and line-discipline ioctls, PR_SET_MM, socket domains beyond
-//! unix/inet/inet6/netlink (and packet in a private network namespace) including through
-//! i386 socketcall, limits of other processes, exotic personalities. JITs (V8, HotSpot,
-//! LuaJIT, .NET), `ulimit`, terminals and network tools run unchanged. `strict` adds rules
-//! that some workloads inherently break: W^X for mprotect/pkey_mprotect (every JIT),
-//! no execveat(AT_EMPTY_PATH) (fexecve), and allowlists instead of denylists for ioctl
-//! requests and prctl options.
+//! Three levels, one table ([`BUILTINS`]: each syscall with the lowest level that merges
+//! its rule). The `default` set never takes a hot syscall out of the kernel's seccomp action
+//! cache: running any filter at all costs a call ~18 ns more than the cache's answer, so it
+//! filters only syscalls that are rare and whose own cost dwarfs a filter run: socket
+//! domains beyond unix/inet/inet6/netlink (and packet in a private network namespace),
+//! including through i386 socketcall, limits of other processes, exotic personalities.
+//! ioctl, prctl, clone, clone3 and unshare are left as the profile says, as under runc.
+//! `hardened` adds the rules on those hot syscalls that break no ordinary workload:
+//! namespace creation through clone/clone3/unshare, terminal injection and line-discipline
+//! ioctls, PR_SET_MM. JITs (V8, HotSpot, LuaJIT, .NET), `ulimit`, terminals and network
+//! tools run unchanged under both. `strict` adds rules that some workloads inherently break:
+//! W^X for mprotect/pkey_mprotect (every JIT), no execveat(AT_EMPTY_PATH) (fexecve), and
+//! allowlists instead of denylists for ioctl requests and prctl options.
 //!
-//! A default rule is left out where the kernel already refuses everything it refuses to
+//! A `hardened` rule is left out where the kernel already refuses everything it refuses to
 //! every process the filter is built for ([`KernelFacts`]): TIOCCONS and TIOCSTI without a
 //! reachable CAP_SYS_ADMIN, namespace flags where no namespace can be created. The others
 //! stay: the kernel lets an unprivileged process reach what they refuse.
@@ -27,9 +31,12 @@ use std::collections::BTreeSet;
 /// Which built-in filters are merged (`run.nucleus.seccomp.builtin-filters`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum BuiltinFilters {
-    /// The rules that break no mainstream workload (`default`).
+    /// The rules that keep every hot syscall in the kernel's action cache (`default`).
     #[default]
     Default,
+    /// The default's and those on hot syscalls that break no mainstream workload
+    /// (`hardened`).
+    Hardened,
     /// Every rule at its strictest (`strict`, also spelled `all`).
     All,
     None,
@@ -37,54 +44,62 @@ pub enum BuiltinFilters {
     Only(BTreeSet<String>),
 }
 
-/// The syscalls that have a built-in filter.
-pub const BUILTIN_SYSCALLS: &[&str] = &[
-    "clone",
-    "clone3",
-    "execveat",
-    "ioctl",
-    "mprotect",
-    "personality",
-    "pkey_mprotect",
-    "prctl",
-    "prlimit64",
-    "socket",
-    "socketcall",
-    "unshare",
+/// The level of a built-in rule: the lowest set that merges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Default,
+    Hardened,
+    Strict,
+}
+
+/// Every syscall having a built-in filter, with the lowest level that merges it. ioctl,
+/// prctl, clone, clone3 and unshare are hot: a rule on them makes every call run the
+/// filter, so they start at `hardened`.
+pub const BUILTINS: &[(&str, Level)] = &[
+    ("clone", Level::Hardened),
+    ("clone3", Level::Hardened),
+    ("execveat", Level::Strict),
+    ("ioctl", Level::Hardened),
+    ("mprotect", Level::Strict),
+    ("personality", Level::Default),
+    ("pkey_mprotect", Level::Strict),
+    ("prctl", Level::Hardened),
+    ("prlimit64", Level::Default),
+    ("socket", Level::Default),
+    ("socketcall", Level::Default),
+    ("unshare", Level::Hardened),
 ];
 
-/// The syscalls filtered by the default set.
-pub const DEFAULT_SYSCALLS: &[&str] = &[
-    "clone",
-    "clone3",
-    "ioctl",
-    "personality",
-    "prctl",
-    "prlimit64",
-    "socket",
-    "socketcall",
-    "unshare",
-];
+/// The syscalls that have a built-in filter.
+pub fn builtin_syscalls() -> impl Iterator<Item = &'static str> {
+    BUILTINS.iter().map(|&(name, _)| name)
+}
+
+fn level_of(name: &str) -> Option<Level> {
+    BUILTINS.iter().find(|&&(n, _)| n == name).map(|&(_, l)| l)
+}
 
 /// How strict the rule merged for one syscall is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strength {
+    /// The rule of the default and hardened sets (denylists for ioctl and prctl).
     Default,
     Strict,
 }
 
 impl BuiltinFilters {
-    /// Parses `default`, `strict` (or `all`), `none` or a comma list of syscall names having
-    /// a built-in filter.
+    /// Parses `default`, `hardened`, `strict` (or `all`), `none` or a comma list of syscall
+    /// names having a built-in filter.
     pub fn parse(s: &str) -> Result<Self, SeccompError> {
         match s.trim() {
             "default" => Ok(Self::Default),
+            "hardened" => Ok(Self::Hardened),
             "strict" | "all" => Ok(Self::All),
             "none" | "" => Ok(Self::None),
             list => {
                 let mut set = BTreeSet::new();
                 for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                    if !BUILTIN_SYSCALLS.contains(&name) {
+                    if level_of(name).is_none() {
                         return Err(SeccompError::UnknownBuiltinFilter(name.to_string()));
                     }
                     set.insert(name.to_string());
@@ -96,11 +111,11 @@ impl BuiltinFilters {
 
     /// The rule merged for `name`, if any.
     pub fn strength(&self, name: &str) -> Option<Strength> {
+        let level = level_of(name)?;
         match self {
-            Self::Default => DEFAULT_SYSCALLS
-                .contains(&name)
-                .then_some(Strength::Default),
-            Self::All => BUILTIN_SYSCALLS.contains(&name).then_some(Strength::Strict),
+            Self::Default => (level == Level::Default).then_some(Strength::Default),
+            Self::Hardened => (level <= Level::Hardened).then_some(Strength::Default),
+            Self::All => Some(Strength::Strict),
             Self::None => None,
             Self::Only(set) => set.contains(name).then_some(Strength::Strict),
         }
@@ -163,7 +178,7 @@ const PRCTL_ALLOWED: &[u32] = &[
     0x4155_5856,
 ];
 
-/// prctl options the default set refuses: rewriting the process's memory map layout.
+/// prctl options the hardened set refuses: rewriting the process's memory map layout.
 /// Never dropped: prctl_set_mm() (kernel/sys.c) asks capable(CAP_SYS_RESOURCE) only after
 /// handing PR_SET_MM_MAP and PR_SET_MM_MAP_SIZE to prctl_set_mm_map(), which needs no
 /// capability at all (only a new exe_fd needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN in
@@ -239,7 +254,7 @@ const IOCTL_ALLOWED: &[u32] = &[
     0xC020_660B, // FS_IOC_FIEMAP
 ];
 
-/// ioctl requests the default set refuses: typing into the controlling terminal (TIOCSTI),
+/// ioctl requests the hardened set refuses: typing into the controlling terminal (TIOCSTI),
 /// console redirection and control (TIOCCONS, TIOCLINUX), line disciplines (TIOCSETD, a
 /// door to rarely used kernel code) and serial port reconfiguration (TIOCSSERIAL).
 const IOCTL_DENIED: &[(u32, &str)] = &[
@@ -462,9 +477,9 @@ fn builtin_rules(
 }
 
 /// Merges the selected built-in filters into `policy`; returns what was done, for debug logs.
-/// A rule of the default set the kernel already enforces for every process `facts`
-/// describes is dropped (whole, or one ioctl request of it), and the log says why; strict
-/// rules are always merged.
+/// A rule of the default or hardened set the kernel already enforces for every process
+/// `facts` describes is dropped (whole, or one ioctl request of it), and the log says why;
+/// strict rules are always merged.
 pub fn merge(
     policy: &mut Policy,
     which: &BuiltinFilters,
@@ -489,7 +504,7 @@ pub fn merge(
             _ => ioctl_denied.push(request),
         }
     }
-    for &name in BUILTIN_SYSCALLS {
+    for name in builtin_syscalls() {
         let Some(strength) = which.strength(name) else {
             continue;
         };
@@ -574,7 +589,8 @@ mod tests {
     fn merged(which: &BuiltinFilters, facts: &KernelFacts) -> (Policy, Vec<String>) {
         let spec = serde_json::from_value(serde_json::json!({
             "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 95,
-            "syscalls": [{"names": ["ioctl", "prctl", "clone", "clone3", "unshare", "getpid"],
+            "syscalls": [{"names": ["ioctl", "prctl", "clone", "clone3", "unshare", "getpid",
+                                    "prlimit64", "socket", "socketcall", "personality"],
                           "action": "SCMP_ACT_ALLOW"}]}))
         .unwrap();
         let mut policy = Policy::from_spec(&spec).unwrap();
@@ -594,9 +610,84 @@ mod tests {
     const TIOCCONS: u32 = 0x541D;
     const NEWUSER: u64 = libc::CLONE_NEWUSER as u64;
 
+    /// The default set leaves every hot syscall as the profile says (one unconditional
+    /// allow: the kernel's action cache answers it) and filters the rare ones.
+    #[test]
+    fn default_keeps_hot_syscalls_out_of_the_filter() {
+        let (p, log) = merged(&BuiltinFilters::Default, &facts(&[], true, 1000));
+        let deny = p.default_action;
+        for name in ["ioctl", "prctl", "clone", "clone3", "unshare"] {
+            let r = &p.rules[name];
+            assert!(
+                r.conditional.is_empty() && r.unconditional == Some(ALLOW),
+                "{name}: {r:?}"
+            );
+            assert!(
+                !log.iter().any(|l| l.contains(&format!("for {name}:"))),
+                "{log:?}"
+            );
+        }
+        assert_eq!(ioctl(&p, TIOCSTI), ALLOW);
+        assert_eq!(decide(&p, "clone", [NEWUSER, 0, 0, 0, 0, 0]), ALLOW);
+        assert_eq!(decide(&p, "prlimit64", [99, 7, 0x1000, 0, 0, 0]), deny);
+        assert_eq!(decide(&p, "prlimit64", [0, 7, 0x1000, 0, 0, 0]), ALLOW);
+        assert_eq!(decide(&p, "socket", [17, 3, 0, 0, 0, 0]), deny);
+        assert_eq!(decide(&p, "socketcall", [1, 0, 0, 0, 0, 0]), deny);
+        assert_eq!(
+            decide(&p, "personality", [0x0400_0000, 0, 0, 0, 0, 0]),
+            deny
+        );
+
+        // hardened: the default's rules and those on the hot syscalls.
+        let (h, _) = merged(&BuiltinFilters::Hardened, &facts(&[], true, 1000));
+        for name in [
+            "ioctl",
+            "prctl",
+            "clone",
+            "clone3",
+            "unshare",
+            "prlimit64",
+            "socket",
+        ] {
+            assert!(
+                h.rules[name].unconditional != Some(ALLOW) || !h.rules[name].conditional.is_empty(),
+                "{name}"
+            );
+        }
+        assert_eq!(ioctl(&h, TIOCSTI), deny);
+        assert_eq!(decide(&h, "prlimit64", [99, 7, 0x1000, 0, 0, 0]), deny);
+    }
+
+    #[test]
+    fn levels_parse_and_nest() {
+        assert_eq!(
+            BuiltinFilters::parse("hardened").unwrap(),
+            BuiltinFilters::Hardened
+        );
+        assert_eq!(BuiltinFilters::parse("all").unwrap(), BuiltinFilters::All);
+        assert!(BuiltinFilters::parse("ioctl,nosuch").is_err());
+        let sets = [
+            BuiltinFilters::Default,
+            BuiltinFilters::Hardened,
+            BuiltinFilters::All,
+        ];
+        for (name, level) in BUILTINS {
+            // Every syscall of the table has a rule, and each set includes the one below.
+            assert!(
+                builtin_rules(name, Strength::Strict, 1, false, &[]).is_some(),
+                "{name}"
+            );
+            let included: Vec<bool> = sets.iter().map(|s| s.includes(name)).collect();
+            let expected = [*level == Level::Default, *level <= Level::Hardened, true];
+            assert_eq!(included, expected, "{name}");
+            assert!(!BuiltinFilters::None.includes(name));
+        }
+        assert!(!BuiltinFilters::All.includes("getpid"));
+    }
+
     #[test]
     fn unknown_facts_drop_nothing() {
-        let (p, log) = merged(&BuiltinFilters::Default, &KernelFacts::default());
+        let (p, log) = merged(&BuiltinFilters::Hardened, &KernelFacts::default());
         let deny = p.default_action;
         for (request, _) in IOCTL_DENIED {
             assert_eq!(ioctl(&p, *request), deny, "{request:#x}");
@@ -609,7 +700,7 @@ mod tests {
 
     #[test]
     fn tioccons_is_left_to_the_kernel_without_cap_sys_admin() {
-        let (p, log) = merged(&BuiltinFilters::Default, &facts(&[], true, 1000));
+        let (p, log) = merged(&BuiltinFilters::Hardened, &facts(&[], true, 1000));
         let deny = p.default_action;
         assert_eq!(ioctl(&p, TIOCCONS), ALLOW);
         assert!(log
@@ -627,7 +718,7 @@ mod tests {
         assert_eq!(decide(&p, "unshare", [NEWUSER, 0, 0, 0, 0, 0]), deny);
 
         let (p, _) = merged(
-            &BuiltinFilters::Default,
+            &BuiltinFilters::Hardened,
             &facts(&[Capability::SysAdmin], false, 1000),
         );
         assert_eq!(ioctl(&p, TIOCCONS), deny, "CAP_SYS_ADMIN passes tioccons()");
@@ -636,7 +727,7 @@ mod tests {
 
     #[test]
     fn tiocsti_is_left_to_the_kernel_when_legacy_tiocsti_is_off() {
-        let (p, log) = merged(&BuiltinFilters::Default, &facts(&[], false, 1000));
+        let (p, log) = merged(&BuiltinFilters::Hardened, &facts(&[], false, 1000));
         assert_eq!(ioctl(&p, TIOCSTI), ALLOW);
         assert_eq!(ioctl(&p, TIOCCONS), ALLOW);
         assert!(log
@@ -651,21 +742,21 @@ mod tests {
             legacy_tiocsti: Some(false),
             max_user_namespaces: Some(1000),
         };
-        let (p, _) = merged(&BuiltinFilters::Default, &own);
+        let (p, _) = merged(&BuiltinFilters::Hardened, &own);
         assert_eq!((ioctl(&p, TIOCSTI), ioctl(&p, TIOCCONS)), (ALLOW, ALLOW));
         // A joined one may be the initial user namespace.
         let joined = KernelFacts {
             user_ns: UserNs::Joined,
             ..own
         };
-        let (p, _) = merged(&BuiltinFilters::Default, &joined);
+        let (p, _) = merged(&BuiltinFilters::Hardened, &joined);
         assert_eq!(ioctl(&p, TIOCSTI), p.default_action);
         assert_eq!(ioctl(&p, TIOCCONS), p.default_action);
     }
 
     #[test]
     fn namespace_rules_go_only_when_the_kernel_creates_no_namespace() {
-        let (p, log) = merged(&BuiltinFilters::Default, &facts(&[], true, 0));
+        let (p, log) = merged(&BuiltinFilters::Hardened, &facts(&[], true, 0));
         for name in ["clone", "clone3", "unshare"] {
             assert_eq!(decide(&p, name, [NEWUSER, 0, 0, 0, 0, 0]), ALLOW, "{name}");
             assert!(
@@ -677,7 +768,7 @@ mod tests {
         }
         // CAP_SYS_ADMIN creates the other namespaces without a user namespace.
         let (p, _) = merged(
-            &BuiltinFilters::Default,
+            &BuiltinFilters::Hardened,
             &facts(&[Capability::SysAdmin], true, 0),
         );
         let newns = libc::CLONE_NEWNS as u64;
@@ -694,7 +785,7 @@ mod tests {
             user_ns: UserNs::Joined,
             ..facts(&[], true, 0)
         };
-        let (p, _) = merged(&BuiltinFilters::Default, &joined);
+        let (p, _) = merged(&BuiltinFilters::Hardened, &joined);
         assert_eq!(
             decide(&p, "clone", [NEWUSER, 0, 0, 0, 0, 0]),
             p.default_action

@@ -10,12 +10,14 @@
 //!   [`generate_profile`] turns such a trace into a minimal profile.
 //! - `run.nucleus.seccomp.log-denied` = `true` | `false`: each syscall the profile refuses
 //!   with an errno is reported (name, number, pid) and still refused with that errno.
-//! - `run.nucleus.seccomp.builtin-filters` = `default` (default) | `strict` (or `all`) |
-//!   `none` | comma list of `clone, clone3, execveat, ioctl, mprotect, personality,
-//!   pkey_mprotect, prctl, prlimit64, socket, socketcall, unshare`: where the profile allows
-//!   one of these unconditionally, nucleus's argument rules replace the allow; what they
-//!   refuse gets the profile's default action, except clone3, which gets ENOSYS so that
-//!   libc falls back to clone (whose flags a filter can read).
+//! - `run.nucleus.seccomp.builtin-filters` = `default` (default) | `hardened` | `strict`
+//!   (or `all`) | `none` | comma list of `clone, clone3, execveat, ioctl, mprotect,
+//!   personality, pkey_mprotect, prctl, prlimit64, socket, socketcall, unshare`: where the
+//!   profile allows one of these unconditionally, nucleus's argument rules replace the
+//!   allow; what they refuse gets the profile's default action, except clone3, which gets
+//!   ENOSYS so that libc falls back to clone (whose flags a filter can read). `default`
+//!   leaves the hot syscalls (ioctl, prctl, clone, clone3, unshare) in the kernel's action
+//!   cache; `hardened` filters them too (see [`builtin_filters`]).
 //!
 //! Flow for a container: [`prepare`] in the runtime before forking the container init
 //! (allocation-free afterwards); in the init, right before exec, [`install`] the program and,
@@ -82,7 +84,7 @@ pub enum SeccompError {
          simplify the profile (fewer argument rules)"
     )]
     ProgramTooLong { len: usize, max: usize },
-    #[error("unknown built-in seccomp filter {0:?}; known: {known}", known = builtin_filters::BUILTIN_SYSCALLS.join(", "))]
+    #[error("unknown built-in seccomp filter {0:?}; known: {known}", known = builtin_filters::builtin_syscalls().collect::<Vec<_>>().join(", "))]
     UnknownBuiltinFilter(String),
     #[error("annotation {annotation}={value:?} is invalid: expected {expected}")]
     BadAnnotation {
