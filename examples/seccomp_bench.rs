@@ -5,7 +5,8 @@
 //!   whether the kernel's action cache can skip the filter.
 //! - `seccomp_bench exec FILTER SOURCE PROGRAM [ARGS...]`: installs a filter and execs PROGRAM
 //!   (the syscall-loop probe). FILTER is `prefix` or `bitmap` (the default built-in filters),
-//!   `prefix-strict` (every built-in at its strictest) or `prefix-no-builtins` (SOURCE: an OCI
+//!   `prefix-hardened`, `prefix-strict` (every built-in at its strictest) or
+//!   `prefix-no-builtins` (SOURCE: an OCI
 //!   profile compiled by nucleus), or `bpf` (SOURCE: a raw program, e.g. libseccomp's).
 
 use nucleus::seccomp::{compile, install, BuiltinFilters, CompileOptions, Layout, Program};
@@ -69,6 +70,11 @@ fn paths(profile: &str, libseccomp_bpf: &str) {
             BuiltinFilters::Default,
         ),
         ("nucleus-bitmap", Layout::Bitmap, BuiltinFilters::Default),
+        (
+            "nucleus-prefix-hardened",
+            Layout::CachePrefixBitmap,
+            BuiltinFilters::Hardened,
+        ),
         (
             "nucleus-prefix-strict",
             Layout::CachePrefixBitmap,
@@ -152,6 +158,7 @@ fn exec_under(filter: &str, source: &str, argv: &[String]) -> ! {
                 },
                 builtin: match filter {
                     "prefix-no-builtins" => BuiltinFilters::None,
+                    "prefix-hardened" => BuiltinFilters::Hardened,
                     "prefix-strict" => BuiltinFilters::All,
                     _ => BuiltinFilters::Default,
                 },

@@ -86,7 +86,7 @@ fn wx_mprotect_is_refused_by_the_builtin_filter() {
     );
 
     // JITs need it: W^X is not in the default set.
-    for builtin in [None, Some("none"), Some("default")] {
+    for builtin in [None, Some("none"), Some("default"), Some("hardened")] {
         let mut c = probe_container("sc-wx-default");
         c.config()["linux"]["seccomp"] = profile.clone();
         if let Some(b) = builtin {
@@ -102,22 +102,27 @@ fn wx_mprotect_is_refused_by_the_builtin_filter() {
     }
 }
 
-/// What the default built-ins must leave working under Podman's profile: setrlimit on
-/// itself (`ulimit -n`), interface queries of network tools, terminals' ioctls.
+/// What the default and hardened built-ins must leave working under Podman's profile:
+/// setrlimit on itself (`ulimit -n`), interface queries of network tools, terminals' ioctls.
 #[test]
 fn default_builtins_let_ordinary_tools_work() {
     let profile: Value =
         serde_json::from_str(&std::fs::read_to_string(PODMAN_PROFILE).unwrap()).unwrap();
-    let mut c = Container::new("sc-tools");
-    c.config()["linux"]["seccomp"] = profile;
-    c.sh("ulimit -n 512 && echo nofile=$(ulimit -n); ifconfig lo; ip link show lo");
-    let out = c.run().ok();
-    assert!(out.stdout.contains("nofile=512"), "{out}");
-    assert!(
-        out.stdout.contains("txqueuelen"),
-        "ifconfig lost interface data: {out}"
-    );
-    assert!(out.stdout.contains("LOOPBACK"), "{out}");
+    for builtin in [None, Some("hardened")] {
+        let mut c = Container::new("sc-tools");
+        c.config()["linux"]["seccomp"] = profile.clone();
+        if let Some(b) = builtin {
+            c.config()["annotations"] = json!({"run.nucleus.seccomp.builtin-filters": b});
+        }
+        c.sh("ulimit -n 512 && echo nofile=$(ulimit -n); ifconfig lo; ip link show lo");
+        let out = c.run().ok();
+        assert!(out.stdout.contains("nofile=512"), "{builtin:?}: {out}");
+        assert!(
+            out.stdout.contains("txqueuelen"),
+            "{builtin:?}: ifconfig lost interface data: {out}"
+        );
+        assert!(out.stdout.contains("LOOPBACK"), "{builtin:?}: {out}");
+    }
 }
 
 #[test]
@@ -129,9 +134,9 @@ fn refused_ioctl_returns_the_profile_errno() {
     let profile: Value =
         serde_json::from_str(&std::fs::read_to_string(PODMAN_PROFILE).unwrap()).unwrap();
     let errno = default_errno(&profile);
-    // TIOCSSERIAL (serial port set-up, a rule the kernel never makes redundant) by default;
-    // FIFREEZE, outside the allowlist, when strict.
-    for (builtin, req) in [(None, "541f"), (Some("strict"), "c0045877")] {
+    // TIOCSSERIAL (serial port set-up, a rule the kernel never makes redundant) when
+    // hardened; FIFREEZE, outside the allowlist, when strict.
+    for (builtin, req) in [(Some("hardened"), "541f"), (Some("strict"), "c0045877")] {
         let mut c = probe_container("sc-ioctl");
         c.config()["linux"]["seccomp"] = profile.clone();
         if let Some(b) = builtin {
@@ -224,7 +229,7 @@ fn legacy_tiocsti() -> bool {
 
 /// TIOCCONS needs CAP_SYS_ADMIN and TIOCSTI a controlling tty (or CAP_SYS_ADMIN; nothing
 /// at all with dev.tty.legacy_tiocsti 0) whatever the filter says, and a process without
-/// CAP_SYS_ADMIN cannot steal a tty another session holds: so the default built-ins leave
+/// CAP_SYS_ADMIN cannot steal a tty another session holds: so the hardened built-ins leave
 /// TIOCCONS (and TIOCSTI when legacy_tiocsti is 0) to the kernel when the container cannot
 /// hold CAP_SYS_ADMIN, and filter them when it can.
 #[test]
@@ -257,7 +262,13 @@ fn tty_ioctls_the_kernel_refuses_are_left_to_it() {
     // Default capabilities: TIOCCONS reaches the kernel, which refuses it; TIOCSTI too when
     // legacy_tiocsti is 0, else the filter refuses it (own tty or not).
     let filtered = format!("-1 errno {FILTER_ERRNO}");
-    let out = under_podman("sc-tty-default", None, "default", None, &["/probe", "tty"]);
+    let out = under_podman(
+        "sc-tty-hardened",
+        None,
+        "hardened",
+        None,
+        &["/probe", "tty"],
+    );
     assert_eq!(line(&out, "tioccons"), "tioccons -1 errno 1", "{out}");
     let (sti, held_sti) = if legacy_tiocsti() {
         (filtered.as_str(), filtered.as_str())
@@ -274,7 +285,7 @@ fn tty_ioctls_the_kernel_refuses_are_left_to_it() {
     let out = under_podman(
         "sc-tty-admin",
         None,
-        "default",
+        "hardened",
         Some("CAP_SYS_ADMIN"),
         &["/probe", "tty"],
     );
@@ -283,7 +294,7 @@ fn tty_ioctls_the_kernel_refuses_are_left_to_it() {
     }
 }
 
-/// PR_SET_MM stays filtered whatever the capabilities: the kernel asks CAP_SYS_RESOURCE for
+/// PR_SET_MM stays filtered (hardened) whatever the capabilities: the kernel asks CAP_SYS_RESOURCE for
 /// its single-field options, but PR_SET_MM_MAP and PR_SET_MM_MAP_SIZE need none.
 #[test]
 fn pr_set_mm_stays_filtered_since_pr_set_mm_map_needs_no_capability() {
@@ -302,8 +313,80 @@ fn pr_set_mm_stays_filtered_since_pr_set_mm_map_needs_no_capability() {
     }
     let filtered = format!("err {FILTER_ERRNO}\nerr {FILTER_ERRNO}\n");
     for cap in [None, Some("CAP_SYS_RESOURCE")] {
-        let out = under_podman("sc-mm", None, "default", cap, &args);
+        let out = under_podman("sc-mm", None, "hardened", cap, &args);
         assert_eq!(out, filtered, "{cap:?}");
+    }
+}
+
+/// `calls` specs (hex) of the hot syscalls only `hardened` filters, each failing in the
+/// kernel without side effects when the filter lets it through: ioctl(0, TIOCSETD,
+/// TIOCSSERIAL, TIOCLINUX, TIOCSTI, TIOCCONS) on a non-tty (ENOTTY),
+/// prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, NULL) (EFAULT), unshare(CLONE_NEWUSER) (the
+/// kernel's answer), unshare(CLONE_NEWNS) (EPERM without CAP_SYS_ADMIN),
+/// clone(CLONE_NEWUSER|CLONE_FS) (EINVAL) and clone3(NULL, 0) (EINVAL).
+const HOT_CALLS: &[&str] = &[
+    "10:0:5423",
+    "10:0:541f",
+    "10:0:541c",
+    "10:0:5412",
+    "10:0:541d",
+    "9d:23:f:0",
+    "110:10000000",
+    "110:20000",
+    "38:10000200",
+    "1b3:0:0",
+];
+
+/// `default` leaves ioctl, prctl, clone, clone3 and unshare as the profile says, so each
+/// call gets the kernel's answer exactly as under runc (and the kernel's action cache
+/// answers them without running the filter); `hardened` refuses what it always refuses.
+#[test]
+fn default_builtins_leave_hot_syscalls_to_the_kernel_as_runc_does() {
+    let mut args = vec!["/probe", "calls"];
+    args.extend_from_slice(HOT_CALLS);
+    let reference =
+        reference_path().expect("runc (the reference runtime) is installed by hack/deps");
+    let runc = under_podman("sc-hot-runc", Some(&reference), "none", None, &args);
+    let lines: Vec<&str> = runc.lines().collect();
+    assert_eq!(lines.len(), HOT_CALLS.len(), "{runc}");
+    // The kernel's own answers to the calls whose result does not depend on the host.
+    for (i, want) in [(5, "err 14"), (7, "err 1"), (8, "err 22"), (9, "err 22")] {
+        assert_eq!(lines[i], want, "{}: {runc}", HOT_CALLS[i]);
+    }
+    let filtered = format!("err {FILTER_ERRNO}");
+    assert!(!lines.contains(&filtered.as_str()), "{runc}");
+    for builtin in [None, Some("default")] {
+        let mut c = with_probe(Container::new("sc-hot-default"));
+        c.config()["linux"]["seccomp"] = podman_marked();
+        if let Some(b) = builtin {
+            c.config()["annotations"] = json!({"run.nucleus.seccomp.builtin-filters": b});
+        }
+        c.args(&args);
+        let out = c.run().ok().stdout;
+        assert_eq!(out, runc, "{builtin:?}");
+    }
+    if runtime_is_runc() {
+        eprintln!("NOTICE: built-in argument filters are nucleus's; compared with runc only");
+        return;
+    }
+    // hardened, the harness's capabilities (no CAP_SYS_ADMIN): TIOCSETD, TIOCSSERIAL,
+    // TIOCLINUX and PR_SET_MM refused; TIOCSTI while dev.tty.legacy_tiocsti is 1; TIOCCONS
+    // left to the kernel; namespace flags refused and clone3 ENOSYS while the kernel
+    // creates user namespaces, else left to it.
+    let out = under_podman("sc-hot-hardened", None, "hardened", None, &args);
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got.len(), HOT_CALLS.len(), "{out}");
+    let userns = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .map_or(true, |v| v.trim() != "0");
+    for (i, spec) in HOT_CALLS.iter().enumerate() {
+        let want = match i {
+            0..=2 | 5 => filtered.clone(),
+            3 if legacy_tiocsti() => filtered.clone(),
+            6..=8 if userns => filtered.clone(),
+            9 if userns => format!("err {}", libc::ENOSYS),
+            _ => lines[i].to_string(),
+        };
+        assert_eq!(got[i], want, "{spec}: {out}");
     }
 }
 

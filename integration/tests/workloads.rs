@@ -469,24 +469,28 @@ fn iproute2_in_a_private_network_namespace() {
 
 /// The opt-in strict rules (no PROT_WRITE|PROT_EXEC mprotect) break every JIT, as README says:
 /// proof that this suite fails when the filter is wrong. The same commands pass with the
-/// defaults.
+/// defaults and with `hardened`.
 #[test]
 fn strict_builtins_break_node_and_java() {
     let node = "/usr/bin/node -e 'console.log(6 * 7)'";
     let java = "/usr/bin/java -version 2>&1; echo exit $?";
-    for builtins in ["default", "strict"] {
+    for builtins in ["default", "hardened", "strict"] {
         let ann = json!({"run.nucleus.seccomp.builtin-filters": builtins});
         let mut c = workload(&runtime_path(), "node-builtins", node, ann.clone());
         let (node_out, _) = run(&mut c);
         let mut c = workload(&runtime_path(), "java-builtins", java, ann);
         let (java_out, _) = run(&mut c);
         let java_out = java_out.ok();
-        if builtins == "default" {
-            assert_eq!(node_out.clone().ok().stdout, "42\n", "{node_out}");
+        if builtins != "strict" {
+            assert_eq!(
+                node_out.clone().ok().stdout,
+                "42\n",
+                "{builtins}: {node_out}"
+            );
             assert!(
                 java_out.stdout.contains("openjdk version")
                     && java_out.stdout.ends_with("exit 0\n"),
-                "{java_out}"
+                "{builtins}: {java_out}"
             );
         } else {
             // V8 aborts (SIGTRAP: 128 + 5) when it cannot make a code page executable.
