@@ -1,11 +1,13 @@
 //! The `nucleus` command line: runc-compatible verbs and global flags over the library.
 
+// The process starts at `main` below, not through std's start-up (see `start_up`).
+#![cfg_attr(not(test), no_main)]
+
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 use nucleus::container::{self, CreateOptions, Runtime};
 use nucleus::logger::{self, Format};
@@ -120,6 +122,16 @@ struct RestoreArgs {
     args_override_self = true
 )]
 struct Cli {
+    #[command(flatten)]
+    global: Globals,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+// The flags before the verb (and, being global, after it too). Not a doc comment: on a
+// flattened struct it would become the command's about text.
+#[derive(Args, Debug)]
+struct Globals {
     /// Root directory for container state [default: /run/nucleus; for a non-root user
     /// (or root of a user namespace) with XDG_RUNTIME_DIR set, $XDG_RUNTIME_DIR/nucleus]
     #[arg(long, global = true)]
@@ -143,8 +155,6 @@ struct Cli {
     /// Print version information
     #[arg(short = 'v', long = "version")]
     version: bool,
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
 }
 
 #[derive(Args, Debug)]
@@ -325,6 +335,76 @@ impl UpdateArgs {
     }
 }
 
+// The verbs' own flags, each a struct so that `parse` can define one verb alone (none has a
+// doc comment: it would replace the verb's about text).
+#[derive(Args, Debug)]
+struct IdArgs {
+    id: String,
+}
+
+#[derive(Args, Debug)]
+struct KillArgs {
+    /// Signal every process in the container
+    #[arg(short, long)]
+    all: bool,
+    id: String,
+    #[arg(default_value = "SIGTERM")]
+    signal: String,
+}
+
+#[derive(Args, Debug)]
+struct DeleteArgs {
+    /// Kill the container first if it is running
+    #[arg(short, long)]
+    force: bool,
+    id: String,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    create: CreateArgs,
+    /// Detach from the container's process
+    #[arg(short, long)]
+    detach: bool,
+    /// Accepted for compatibility
+    #[arg(long = "keep")]
+    keep: bool,
+}
+
+/// The command line. clap builds the definition of every verb (and copies the global flags
+/// into each) before it parses: ~0.6 M instructions, most of a short command's own work,
+/// paid at each start of the runtime. The verbs of a container's lifecycle are first parsed
+/// against a command that defines that verb alone (found in argv as the re-exec does); when
+/// that parse succeeds the full one would give the same result (the same definitions, with
+/// fewer alternatives), and anything else (help, a usage error, another verb) goes through
+/// the full command, so every message and exit status stays the full parser's.
+fn parse() -> Cli {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    parse_one_verb(&args).unwrap_or_else(|| Cli::parse_from(args))
+}
+
+/// The command line parsed against a command that defines only its verb, if it is one of the
+/// lifecycle's and the parse succeeds (see [`parse`]).
+fn parse_one_verb(args: &[std::ffi::OsString]) -> Option<Cli> {
+    let one = match verb(args.iter().skip(1).cloned()).as_deref() {
+        Some("create") => CreateArgs::augment_args(clap::Command::new("create")),
+        Some("run") => RunArgs::augment_args(clap::Command::new("run")),
+        Some("exec") => ExecArgs::augment_args(clap::Command::new("exec")),
+        Some("start") => IdArgs::augment_args(clap::Command::new("start")),
+        Some("state") => IdArgs::augment_args(clap::Command::new("state")),
+        Some("kill") => KillArgs::augment_args(clap::Command::new("kill")),
+        Some("delete") => DeleteArgs::augment_args(clap::Command::new("delete")),
+        _ => return None,
+    };
+    let top = Globals::augment_args(clap::Command::new("nucleus"))
+        .disable_version_flag(true)
+        .args_override_self(true)
+        .subcommand(one);
+    let matches = top.try_get_matches_from(args).ok()?;
+    Cli::from_arg_matches(&matches).ok()
+}
+
 #[derive(Subcommand, Debug)]
 enum SeccompCmd {
     /// Turn a trace (NDJSON from run.nucleus.seccomp.mode=trace) into a minimal OCI profile
@@ -336,36 +416,15 @@ enum Cmd {
     /// Create a container (its process waits for `start`)
     Create(CreateArgs),
     /// Start the process of a created container
-    Start { id: String },
+    Start(IdArgs),
     /// Print the state of a container as JSON
-    State { id: String },
+    State(IdArgs),
     /// Send a signal to the container init (default SIGTERM)
-    Kill {
-        /// Signal every process in the container
-        #[arg(short, long)]
-        all: bool,
-        id: String,
-        #[arg(default_value = "SIGTERM")]
-        signal: String,
-    },
+    Kill(KillArgs),
     /// Delete a container and everything it holds
-    Delete {
-        /// Kill the container first if it is running
-        #[arg(short, long)]
-        force: bool,
-        id: String,
-    },
+    Delete(DeleteArgs),
     /// Create and start a container
-    Run {
-        #[command(flatten)]
-        create: CreateArgs,
-        /// Detach from the container's process
-        #[arg(short, long)]
-        detach: bool,
-        /// Accepted for compatibility
-        #[arg(long = "keep")]
-        keep: bool,
-    },
+    Run(RunArgs),
     /// List containers
     List {
         /// table or json
@@ -434,14 +493,60 @@ fn version_text() -> String {
     )
 }
 
-fn main() -> ExitCode {
+/// The process's entry, called by the C library's start-up. Without std's own (`lang_start`),
+/// each start of the runtime (two per create, run and exec: the protective re-exec) skips
+/// what nucleus does not need: reading /proc/self/maps for the main thread's stack guard,
+/// a signal stack and SIGSEGV/SIGBUS handlers for a stack-overflow message (an overflow
+/// still kills the process with SIGSEGV), and their teardown at exit: 17 syscalls a start.
+/// What nucleus relies on is in [`start_up`]. Arguments still come from
+/// `std::env::args_os` (on glibc, std takes them from its `.init_array` hook, not from
+/// `lang_start`); panics still print and abort (`panic = "abort"`).
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    start_up();
     let code = command();
     // No process of this command outlives it (see sealed_exe::reap_helper).
     nucleus::process::sealed_exe::reap_helper();
-    code
+    // std flushed stdout as `main` returned; the C library's exit does not know Rust's buffer.
+    let _ = std::io::stdout().lock().flush();
+    libc::c_int::from(code)
 }
 
-fn command() -> ExitCode {
+/// What std's start-up gave the runtime and it still needs:
+/// - fds 0, 1 and 2 open: a closed one is opened on /dev/null, so no file the runtime opens
+///   later (a state file, a container's pipe) becomes a standard stream by accident;
+/// - SIGPIPE ignored: a write to a closed pipe is an EPIPE error, not death. The verbs that
+///   only print take the default back (`command`), and `process::setup` resets every
+///   ignored signal before a container process's execve.
+fn start_up() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll on a live array of three pollfds; a zero timeout only reports.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    for p in &fds {
+        let closed = if r < 0 {
+            // SAFETY: fcntl with an integer command on an fd number.
+            let r = unsafe { libc::fcntl(p.fd, libc::F_GETFD) };
+            r < 0 && nix::errno::Errno::last() == nix::errno::Errno::EBADF
+        } else {
+            p.revents & libc::POLLNVAL != 0
+        };
+        // Not close-on-exec: it stands for a standard stream, which children inherit. The
+        // lowest free number is the closed one.
+        // SAFETY: a NUL-terminated path; the fd is left open on purpose.
+        if closed && unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } != p.fd {
+            // As std does: a process whose standard streams cannot be made safe stops.
+            std::process::abort();
+        }
+    }
+    // SAFETY: setting one signal's disposition to ignore; no handler is involved.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+fn command() -> u8 {
     // Verbs that put processes into a container run from a copy of the binary nobody can
     // write (re-executing once if needed), before any other work.
     let sealed = if enters_container(std::env::args_os().skip(1)) {
@@ -449,15 +554,11 @@ fn command() -> ExitCode {
     } else {
         None
     };
-    let cli = Cli::parse();
+    let cli = parse();
     if matches!(
         cli.cmd,
         Some(
-            Cmd::State { .. }
-                | Cmd::List { .. }
-                | Cmd::Ps { .. }
-                | Cmd::Features
-                | Cmd::Events { .. }
+            Cmd::State(_) | Cmd::List { .. } | Cmd::Ps { .. } | Cmd::Features | Cmd::Events { .. }
         )
     ) {
         // A verb that only prints ends quietly when its reader goes away (`nucleus list |
@@ -465,67 +566,78 @@ fn command() -> ExitCode {
         // SAFETY: resetting one signal's disposition to its default; no handler is involved.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
-    let format: Format = match cli.log_format.parse() {
+    let format: Format = match cli.global.log_format.parse() {
         Ok(f) => f,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(1);
+            return 1;
         }
     };
     // Before the log file is opened: it would otherwise fill a hole in the preserved
     // range and reach the container.
     let preserved = match &cli.cmd {
-        Some(Cmd::Create(a)) | Some(Cmd::Run { create: a, .. }) => a.preserve_fds,
+        Some(Cmd::Create(a)) | Some(Cmd::Run(RunArgs { create: a, .. })) => a.preserve_fds,
         Some(Cmd::Exec(a)) => a.preserve_fds,
         _ => 0,
     };
     let fds = container::check_preserved_fds(preserved);
-    if let Err(e) = logger::init(cli.log.as_deref(), format, cli.debug) {
+    if let Err(e) = logger::init(cli.global.log.as_deref(), format, cli.global.debug) {
         eprintln!("{e}");
-        return ExitCode::from(1);
+        return 1;
     }
     // The argv look is only a shortcut: what clap parsed decides.
     let sealed = match (&cli.cmd, sealed) {
-        (Some(Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec(_)), None) => {
+        (Some(Cmd::Create(_) | Cmd::Run(_) | Cmd::Exec(_)), None) => {
             Some(nucleus::process::sealed_exe::ensure())
         }
         (_, s) => s,
     };
     if let Some(Err(e)) = sealed {
         report(&e.into());
-        return ExitCode::from(1);
+        return 1;
     }
     if let Err(e) = fds {
         report(&anyhow::Error::from(e));
         // runc exits 255 when exec's process could not be started.
-        return ExitCode::from(if matches!(cli.cmd, Some(Cmd::Exec(_))) {
+        return if matches!(cli.cmd, Some(Cmd::Exec(_))) {
             255
         } else {
             1
-        });
+        };
     }
     match dispatch(cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(e) => {
             report(&e);
-            ExitCode::from(1)
+            1
         }
     }
 }
 
 /// Whether the verb (the first word after the global flags) is one that starts processes
 /// inside a container. A cheap look at argv, so the re-exec happens before clap runs.
-fn enters_container(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+fn enters_container(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    matches!(verb(args).as_deref(), Some("create" | "run" | "exec"))
+}
+
+/// The first word after the global flags (what clap will take for the verb, unless the
+/// command line is malformed).
+fn verb(args: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
     const FLAGS_WITH_VALUE: [&str; 3] = ["--root", "--log", "--log-format"];
+    let mut args = args.peekable();
     while let Some(a) = args.next() {
-        let Some(a) = a.to_str() else { return false };
-        if FLAGS_WITH_VALUE.contains(&a) {
+        let a = a.into_string().ok()?;
+        let optional_value = a == "--rootless"
+            && args
+                .peek()
+                .is_some_and(|v| v == "true" || v == "false" || v == "auto");
+        if FLAGS_WITH_VALUE.contains(&a.as_str()) || optional_value {
             args.next();
         } else if !a.starts_with('-') {
-            return matches!(a, "create" | "run" | "exec");
+            return Some(a);
         }
     }
-    false
+    None
 }
 
 /// Log a failure as runc does: an error line in the log, and the bare message on stderr
@@ -583,13 +695,17 @@ fn rootless_cgroups(flag: Option<&str>) -> Result<bool> {
 
 /// Whether this process runs in a user namespace other than the initial one (whose
 /// uid_map maps every id onto itself).
+/// Read once: the state root and `--rootless` both ask.
 fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    static IN_USERNS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN_USERNS.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+    })
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {
-    if cli.version {
+    if cli.global.version {
         print!("{}", version_text());
         return Ok(0);
     }
@@ -597,22 +713,22 @@ fn dispatch(cli: Cli) -> Result<u8> {
         anyhow::bail!("no command given; see nucleus --help");
     };
     let rt = Runtime {
-        root: Root::new(cli.root.unwrap_or_else(default_root)),
-        systemd_cgroup: cli.systemd_cgroup,
-        rootless_cgroups: rootless_cgroups(cli.rootless.as_deref())?,
+        root: Root::new(cli.global.root.unwrap_or_else(default_root)),
+        systemd_cgroup: cli.global.systemd_cgroup,
+        rootless_cgroups: rootless_cgroups(cli.global.rootless.as_deref())?,
     };
     match cmd {
         Cmd::Create(a) => {
             container::create(&rt, &a.options(false))?;
         }
-        Cmd::Start { id } => container::start(&rt, &id)?,
-        Cmd::State { id } => println!("{}", container::state_json(&rt, &id)?),
-        Cmd::Kill { all, id, signal } => {
+        Cmd::Start(IdArgs { id }) => container::start(&rt, &id)?,
+        Cmd::State(IdArgs { id }) => println!("{}", container::state_json(&rt, &id)?),
+        Cmd::Kill(KillArgs { all, id, signal }) => {
             let sig = container::parse_signal(&signal)?;
             container::kill(&rt, &id, sig, all)?;
         }
-        Cmd::Delete { force, id } => container::delete(&rt, &id, force)?,
-        Cmd::Run { create, detach, .. } => {
+        Cmd::Delete(DeleteArgs { force, id }) => container::delete(&rt, &id, force)?,
+        Cmd::Run(RunArgs { create, detach, .. }) => {
             let code = container::run(&rt, &create.options(!detach), detach)?;
             return Ok(code.clamp(0, 255) as u8);
         }
@@ -705,7 +821,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         }
         // `spec --rootless` (runc's flag of `spec`) reaches us as the global flag.
         Cmd::Spec { bundle } => {
-            nucleus::spec::write_default(&bundle, cli.rootless.as_deref() == Some("true"))?
+            nucleus::spec::write_default(&bundle, cli.global.rootless.as_deref() == Some("true"))?
         }
     }
     Ok(0)
@@ -776,7 +892,74 @@ fn print_list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::enters_container;
+    use super::{enters_container, parse_one_verb, Cli};
+    use clap::{CommandFactory, Parser};
+
+    fn argv(line: &str) -> Vec<std::ffi::OsString> {
+        std::iter::once("nucleus")
+            .chain(line.split_whitespace())
+            .map(std::ffi::OsString::from)
+            .collect()
+    }
+
+    #[test]
+    fn the_full_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_lifecycle_verb_parsed_alone_gives_what_the_full_parser_gives() {
+        for line in [
+            "create c",
+            "--root /r --log l --log-format json --debug create -b /b --pid-file p --console-socket s --no-pivot --no-new-keyring --preserve-fds 2 c",
+            "run -d --keep --bundle /b c",
+            "--root /a --root /b run c --root /c",
+            "--systemd-cgroup --rootless false run --detach c",
+            "exec -t -d -e A=B --env C=D --cwd / -u 0:0 -g 1 -g 2 --cap CAP_KILL -p p.json c sh -c 'x'",
+            "exec c true -- --not-a-flag",
+            "--debug exec --preserve-fds 1 --pid-file p c ls -l",
+            "start c",
+            "state c",
+            "state --root /r c",
+            "kill c",
+            "kill -a c 9",
+            "kill --all c SIGKILL",
+            "delete c",
+            "delete -f c",
+            "--rootless true delete --force c",
+        ] {
+            let args = argv(line);
+            let one = parse_one_verb(&args).unwrap_or_else(|| panic!("{line}: not parsed alone"));
+            let full = Cli::try_parse_from(&args).unwrap();
+            assert_eq!(format!("{one:?}"), format!("{full:?}"), "{line}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_the_full_parser() {
+        for line in [
+            "",
+            "--version",
+            "--help",
+            "help run",
+            "run --help",
+            "run",
+            "run a b",
+            "state",
+            "kill c SIGKILL extra",
+            "run --bogus c",
+            "--root",
+            "list",
+            "ps c",
+            "features",
+            "checkpoint c",
+            "frobnicate c",
+            // clap takes `delete` for the value of --rootless: an error, the full parser's.
+            "--rootless delete --force c",
+        ] {
+            assert!(parse_one_verb(&argv(line)).is_none(), "{line:?}");
+        }
+    }
 
     fn verb(args: &[&str]) -> bool {
         enters_container(args.iter().map(std::ffi::OsString::from))
@@ -797,6 +980,8 @@ mod tests {
         ]));
         assert!(verb(&["--debug", "--root=/r", "exec", "x", "sh"]));
         assert!(verb(&["--systemd-cgroup", "--rootless", "create", "x"]));
+        assert!(verb(&["--rootless", "false", "run", "x"]));
+        assert!(!verb(&["--rootless", "true", "state", "x"]));
         assert!(!verb(&["--root", "create", "state", "x"]));
         assert!(!verb(&["state", "create"]));
         assert!(!verb(&["--version"]));

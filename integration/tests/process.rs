@@ -356,7 +356,7 @@ fn stdio_fds_only() {
     assert!(fds.len() <= 4 && fds[..3] == [0, 1, 2], "fds: {:?}", fds);
 }
 
-/// The runtime itself ignores SIGPIPE (Rust's start-up code), and an ignored signal survives
+/// The runtime itself ignores SIGPIPE (its start-up in main.rs), and an ignored signal survives
 /// execve: the init and `exec`'d processes must start with every signal at its default, as
 /// under runc, or a writer into a closed pipe never dies (`yes | head` would not end).
 #[test]

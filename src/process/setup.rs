@@ -316,7 +316,7 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, SetupError> {
 }
 
 /// Every signal back to its default disposition. An ignored signal stays ignored across
-/// execve: Rust's start-up code makes the runtime ignore SIGPIPE, and the runtime's caller may
+/// execve: the runtime ignores SIGPIPE (its start-up, main.rs), and the runtime's caller may
 /// have ignored others (nohup: SIGHUP). Without this a container process would inherit them
 /// (`yes | head` would never end); under runc every signal starts at its default. Handled
 /// signals are reset by execve itself. The raw syscall reaches glibc's internal real-time
