@@ -4,16 +4,17 @@
 //! otherwise a bind of the container's own cgroup directory from the host.
 
 use std::collections::BTreeSet;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::MsFlags;
+use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::symlinkat;
 
 use super::error::RootfsError;
-use super::mounts::{MountEntry, Mounter};
-use super::options::MountOptions;
+use super::mounts::{mount_err, MountEntry, Mounter};
+use super::options::{AttrChange, MountOptions, MOUNT_ATTR_RDONLY};
 use super::resolve;
 use super::syscall::MountApi;
 use crate::procinfo::mountinfo::{self, MountInfo};
@@ -104,17 +105,24 @@ pub fn mount_cgroup<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result
     if host_v2 {
         return mount_v2(mnt, e);
     }
-    let info = mountinfo::read_self().map_err(|source| RootfsError::HostInfo {
-        path: "/proc/self/mountinfo".into(),
-        source,
-    })?;
+    let read;
+    let info = match mnt.host_mounts {
+        Some(info) => info,
+        None => {
+            read = mountinfo::read_self().map_err(|source| RootfsError::HostInfo {
+                path: "/proc/self/mountinfo".into(),
+                source,
+            })?;
+            &read
+        }
+    };
     let self_cg = crate::procinfo::read_to_string("/proc/self/cgroup").map_err(|source| {
         RootfsError::HostInfo {
             path: "/proc/self/cgroup".into(),
             source,
         }
     })?;
-    let list = hierarchies(&info, &self_cg);
+    let list = hierarchies(info, &self_cg);
     if list.is_empty() {
         return Err(cg_err(
             &e.dest,
@@ -136,45 +144,46 @@ pub fn mount_cgroup<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result
         opts: tmpfs_opts,
     };
     mnt.mount(&tmpfs)?;
+    // The root of that tmpfs, resolved once: it is empty and no other process has seen it,
+    // so the hierarchies' directories are made and mounted on by name from this fd.
+    let dir = resolve::open_path(mnt.root, &e.dest).map_err(|errno| RootfsError::Resolve {
+        path: e.dest.clone(),
+        errno,
+    })?;
 
     let mut hier_opts = e.opts.clone();
     hier_opts.data.clear();
     hier_opts.propagation.clear();
     for h in &list {
         let dest = e.dest.join(&h.name);
-        let entry = if mnt.cgroup_ns {
+        if mnt.cgroup_ns {
             let mut opts = hier_opts.clone();
             if !h.data.is_empty() {
                 opts.data = vec![h.data.clone()];
             }
-            MountEntry {
+            mnt.mount_fs(&MountEntry {
                 dest,
                 fstype: h.fstype.clone(),
                 source: Some(h.fstype.clone().into()),
                 opts,
-            }
+            })?;
         } else {
             let mut opts = hier_opts.clone();
             opts.flags |= MsFlags::MS_BIND;
-            MountEntry {
-                dest,
-                fstype: "bind".into(),
-                source: Some(h.host_dir.clone()),
-                opts,
-            }
-        };
-        if entry.is_bind() {
-            mnt.mount(&entry)?;
-        } else {
-            mnt.mount_fs(&entry)?;
+            bind_hierarchy(
+                mnt,
+                dir.as_fd(),
+                h,
+                &MountEntry {
+                    dest,
+                    fstype: "bind".into(),
+                    source: Some(h.host_dir.clone()),
+                    opts,
+                },
+            )?;
         }
         // Co-mounted controllers ("cpu,cpuacct") are also reachable by each name.
         if h.name.contains(',') {
-            let dir =
-                resolve::open_path(mnt.root, &e.dest).map_err(|errno| RootfsError::Resolve {
-                    path: e.dest.clone(),
-                    errno,
-                })?;
             for part in h.name.split(',') {
                 if part == h.name || part.starts_with("name=") {
                     continue;
@@ -193,9 +202,56 @@ pub fn mount_cgroup<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result
         }
     }
     if e.opts.flags.contains(MsFlags::MS_RDONLY) {
-        mnt.remount_readonly(&e.dest)?;
+        mnt.api
+            .setattr(
+                dir.as_fd(),
+                false,
+                AttrChange {
+                    set: MOUNT_ATTR_RDONLY,
+                    clr: 0,
+                },
+                MsFlags::empty(),
+            )
+            .map_err(|errno| RootfsError::Readonly {
+                path: e.dest.clone(),
+                errno,
+            })?;
     }
     Ok(())
+}
+
+/// The bind of one hierarchy's host directory (`entry.source`) onto a new directory
+/// `h.name` of the cgroup tmpfs `dir`: cloned straight from its host path, given the
+/// mount's flags while still detached, attached by name (a directory made here, in a
+/// file system only this process has seen, so no lookup inside the rootfs is needed).
+fn bind_hierarchy<M: MountApi>(
+    mnt: &Mounter<'_, M>,
+    dir: BorrowedFd<'_>,
+    h: &Hierarchy,
+    entry: &MountEntry,
+) -> Result<(), RootfsError> {
+    let tree = mnt
+        .api
+        .clone_path(&h.host_dir, entry.opts.is_recursive_bind())
+        .map_err(|errno| RootfsError::Source {
+            dest: entry.dest.clone(),
+            src: h.host_dir.clone(),
+            errno,
+        })?;
+    mnt.set_attrs(entry, tree.as_fd())?;
+    let name = std::ffi::OsStr::new(&h.name);
+    match mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(errno) => {
+            return Err(RootfsError::Resolve {
+                path: entry.dest.clone(),
+                errno,
+            })
+        }
+    }
+    mnt.api
+        .attach_at(tree.as_fd(), dir, name)
+        .map_err(|errno| mount_err(entry, errno))
 }
 
 fn mount_v2<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result<(), RootfsError> {
