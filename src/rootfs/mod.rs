@@ -552,6 +552,10 @@ pub fn detach_host_rootfs(path: &Path, below: u64, ours: Option<u64>) -> Result<
 /// RESOLVE_NO_MAGICLINKS): /proc/self/fd/N and the like are refused, so no fd the process
 /// still holds can make a host directory its working directory (CVE-2024-21626 class).
 pub fn chdir_in_root(cwd: &Path) -> Result<(), Errno> {
+    // "/" (or "/."): the process's root itself, where no link can lead.
+    if resolve::relative(cwd) == Path::new(".") {
+        return chdir("/");
+    }
     let root = open_dir(Path::new("/"), OFlag::O_PATH)?;
     let dir = resolve::open(root.as_fd(), cwd, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
     fchdir(dir.as_fd())
