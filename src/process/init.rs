@@ -158,6 +158,8 @@ fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepare
             set_domainname(d)?;
         }
     }
+    // While /proc is not yet the container's.
+    setup::note_ignored_signals();
     let rootfs = RootfsSetup {
         spec,
         rootfs: cfg.rootfs,

@@ -343,6 +343,42 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, SetupError> {
         .collect()
 }
 
+/// The signals this process ignores, when known: [`note_ignored_signals`] read them. Only
+/// those need resetting before the execve (see [`reset_ignored_signals`]).
+static IGNORED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Records the signals this process ignores (SigIgn of /proc/self/status, read only from a
+/// procfs), so that the reset before the execve makes one rt_sigaction per ignored signal
+/// instead of 62. The init calls it before pivot_root, while /proc is still the host's (or
+/// the joined mount namespace's); nothing it runs afterwards ignores a signal. Unknown (no
+/// procfs there), every signal is reset as before.
+pub fn note_ignored_signals() {
+    if let Some(mask) = read_ignored_signals() {
+        let _ = IGNORED.set(mask);
+    }
+}
+
+fn read_ignored_signals() -> Option<u64> {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let mut f = std::fs::File::open("/proc/self/status").ok()?;
+    let fs = nix::sys::statfs::fstatfs(f.as_fd()).ok()?;
+    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return None;
+    }
+    let mut text = String::with_capacity(4096);
+    f.read_to_string(&mut text).ok()?;
+    sig_ign_mask(&text)
+}
+
+/// The SigIgn mask of a /proc/PID/status text.
+fn sig_ign_mask(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
 /// Every signal back to its default disposition. An ignored signal stays ignored across
 /// execve: Rust's start-up code makes the runtime ignore SIGPIPE, and the runtime's caller may
 /// have ignored others (nohup: SIGHUP). Without this a container process would inherit them
@@ -350,6 +386,7 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, SetupError> {
 /// signals are reset by execve itself. The raw syscall reaches glibc's internal real-time
 /// signals too, which the process is about to leave behind with the execve.
 fn reset_ignored_signals() {
+    let ignored = IGNORED.get().copied();
     let default = libc::sigaction {
         sa_sigaction: libc::SIG_DFL,
         // SAFETY: sigset_t is a plain bit set; all-zero is the empty set.
@@ -359,6 +396,9 @@ fn reset_ignored_signals() {
     };
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        if ignored.is_some_and(|m| m & (1u64 << (sig - 1)) == 0) {
             continue;
         }
         // SAFETY: rt_sigaction with a valid struct and the kernel's sigset size (8 bytes);
@@ -435,6 +475,16 @@ mod tests {
         let map = "         0     100000       1000\n      1000       5000          1\n";
         assert!(id_mapped(map, 0) && id_mapped(map, 999) && id_mapped(map, 1000));
         assert!(!id_mapped(map, 1001) && !id_mapped(map, 5000));
+    }
+
+    #[test]
+    fn sig_ign_is_parsed() {
+        let status = "Name:\tx\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001001\nSigCgt:\t0\n";
+        assert_eq!(sig_ign_mask(status), Some(0x1001));
+        assert_eq!(sig_ign_mask("Name:\tx\n"), None);
+        // This test process (Rust's runtime ignores SIGPIPE) reads its own.
+        let mask = read_ignored_signals().expect("SigIgn of /proc/self/status");
+        assert_ne!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{mask:#x}");
     }
 
     #[test]
