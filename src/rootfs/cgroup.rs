@@ -13,8 +13,8 @@ use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::symlinkat;
 
 use super::error::RootfsError;
-use super::mounts::{mount_err, MountEntry, Mounter};
-use super::options::{AttrChange, MountOptions, MOUNT_ATTR_RDONLY};
+use super::mounts::{mount_err, set_readonly, MountEntry, Mounter};
+use super::options::MountOptions;
 use super::resolve;
 use super::syscall::MountApi;
 use crate::procinfo::mountinfo::{self, MountInfo};
@@ -202,20 +202,7 @@ pub fn mount_cgroup<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result
         }
     }
     if e.opts.flags.contains(MsFlags::MS_RDONLY) {
-        mnt.api
-            .setattr(
-                dir.as_fd(),
-                false,
-                AttrChange {
-                    set: MOUNT_ATTR_RDONLY,
-                    clr: 0,
-                },
-                MsFlags::empty(),
-            )
-            .map_err(|errno| RootfsError::Readonly {
-                path: e.dest.clone(),
-                errno,
-            })?;
+        set_readonly(mnt.api, dir.as_fd(), &e.dest)?;
     }
     Ok(())
 }

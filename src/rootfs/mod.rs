@@ -415,19 +415,7 @@ impl RootfsSetup<'_> {
             .and_then(|r| r.readonly())
             .unwrap_or(false)
         {
-            api.setattr(
-                root.as_fd(),
-                false,
-                AttrChange {
-                    set: MOUNT_ATTR_RDONLY,
-                    clr: 0,
-                },
-                MsFlags::empty(),
-            )
-            .map_err(|errno| RootfsError::Readonly {
-                path: "/".into(),
-                errno,
-            })?;
+            mounts::set_readonly(api, root.as_fd(), Path::new("/"))?;
         }
         if let Some(p) = self.root_propagation()? {
             api.setattr(

@@ -459,21 +459,30 @@ impl<M: MountApi> Mounter<'_, M> {
     /// Makes the mount at `dest` read-only (keeping its other flags).
     pub fn remount_readonly(&self, dest: &Path) -> Result<(), RootfsError> {
         let fd = resolve::open_path(self.root, dest).map_err(resolve_err(dest))?;
-        self.api
-            .setattr(
-                fd.as_fd(),
-                false,
-                AttrChange {
-                    set: MOUNT_ATTR_RDONLY,
-                    clr: 0,
-                },
-                MsFlags::empty(),
-            )
-            .map_err(|errno| RootfsError::Readonly {
-                path: dest.to_path_buf(),
-                errno,
-            })
+        set_readonly(self.api, fd.as_fd(), dest)
     }
+}
+
+/// Makes the mount at `fd` (the root of a mount, `path` in messages) read-only, keeping its
+/// other flags.
+pub(super) fn set_readonly<M: MountApi>(
+    api: &M,
+    fd: BorrowedFd<'_>,
+    path: &Path,
+) -> Result<(), RootfsError> {
+    api.setattr(
+        fd,
+        false,
+        AttrChange {
+            set: MOUNT_ATTR_RDONLY,
+            clr: 0,
+        },
+        MsFlags::empty(),
+    )
+    .map_err(|errno| RootfsError::Readonly {
+        path: path.to_path_buf(),
+        errno,
+    })
 }
 
 #[cfg(test)]

@@ -122,6 +122,16 @@ pub(super) fn fsconfig_create(fs: &OwnedFd) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// open_tree(2) flags of a detached copy (close-on-exec), with submounts when `recursive`.
+fn clone_flags(recursive: bool) -> libc::c_uint {
+    let flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags | libc::AT_RECURSIVE as libc::c_uint
+    } else {
+        flags
+    }
+}
+
 impl MountApi for Kernel {
     fn mount(
         &self,
@@ -135,10 +145,7 @@ impl MountApi for Kernel {
     }
 
     fn clone_tree(&self, fd: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd, Errno> {
-        let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint;
-        if recursive {
-            flags |= libc::AT_RECURSIVE as libc::c_uint;
-        }
+        let flags = clone_flags(recursive) | libc::AT_EMPTY_PATH as libc::c_uint;
         // SAFETY: the path is a valid NUL-terminated empty string and fd is a live fd.
         let ret =
             unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
@@ -147,10 +154,7 @@ impl MountApi for Kernel {
 
     fn clone_path(&self, path: &Path, recursive: bool) -> Result<OwnedFd, Errno> {
         let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-        let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
-        if recursive {
-            flags |= libc::AT_RECURSIVE as libc::c_uint;
-        }
+        let flags = clone_flags(recursive);
         // SAFETY: c is a NUL-terminated path that outlives the call.
         let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
         owned(ret)
