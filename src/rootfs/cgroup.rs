@@ -273,6 +273,61 @@ fn mount_v2<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result<(), Roo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rootfs::syscall::mock::Recorder;
+
+    #[test]
+    fn hierarchy_bind_is_cloned_flagged_then_attached_by_name() {
+        let rootfs = tempfile::tempdir().expect("tempdir");
+        let open = |p: &Path| {
+            nix::fcntl::open(
+                p,
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .expect("open")
+        };
+        let root = open(rootfs.path());
+        std::fs::create_dir(rootfs.path().join("cg")).expect("mkdir");
+        let dir = open(&rootfs.path().join("cg"));
+        let api = Recorder::default();
+        let mnt = Mounter {
+            api: &api,
+            root: root.as_fd(),
+            rootfs: rootfs.path(),
+            bundle: rootfs.path(),
+            user_ns: false,
+            cgroup_ns: false,
+            mount_label: None,
+            host_mounts: None,
+        };
+        let h = Hierarchy {
+            name: "cpu,cpuacct".into(),
+            fstype: "cgroup".into(),
+            data: "cpu,cpuacct".into(),
+            host_dir: "/sys/fs/cgroup/cpu,cpuacct/c1".into(),
+        };
+        let words = ["bind", "nosuid", "noexec", "nodev", "ro"].map(String::from);
+        let entry = MountEntry {
+            dest: "/sys/fs/cgroup/cpu,cpuacct".into(),
+            fstype: "bind".into(),
+            source: Some(h.host_dir.clone()),
+            opts: crate::rootfs::options::parse(&words).expect("options"),
+        };
+        bind_hierarchy(&mnt, dir.as_fd(), &h, &entry).expect("bind");
+        assert_eq!(
+            *api.calls.borrow(),
+            vec![
+                "clone_path /sys/fs/cgroup/cpu,cpuacct/c1 recursive=false".to_string(),
+                "setattr recursive=false set=0xf clr=0x0 propagation=MsFlags(0x0)".into(),
+                "attach_at cpu,cpuacct".into(),
+            ]
+        );
+        assert!(rootfs.path().join("cg/cpu,cpuacct").is_dir());
+        // A directory already there (a retried mount) is mounted on, not refused.
+        bind_hierarchy(&mnt, dir.as_fd(), &h, &entry).expect("again");
+    }
 
     #[test]
     fn hybrid_hierarchies() {
