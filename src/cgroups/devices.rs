@@ -5,7 +5,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
-use super::files::{read_file, write_file};
+use super::files::{read_file, write_each, write_file};
 use super::CgroupError;
 
 pub const ACC_MKNOD: u8 = 1;
@@ -267,13 +267,15 @@ pub fn apply_v1(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
     if rules.first() != Some(&deny_all) {
         write_file(dir, "devices.deny", "a")?;
     }
-    for r in rules {
-        let file = if r.allow {
+    // Consecutive rules for the same file go through one open of it.
+    for run in rules.chunk_by(|a, b| a.allow == b.allow) {
+        let file = if run[0].allow {
             "devices.allow"
         } else {
             "devices.deny"
         };
-        write_file(dir, file, &r.v1_string())?;
+        let lines: Vec<String> = run.iter().map(Rule::v1_string).collect();
+        write_each(dir, file, &lines)?;
     }
     Ok(())
 }

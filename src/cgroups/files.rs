@@ -24,6 +24,32 @@ pub fn write_file(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError
     })
 }
 
+/// Write each of `values` to `dir/file` in a write(2) of its own (the kernel parses each
+/// write separately), through one open of the file: for controls that take one entry per
+/// write, such as v1's devices.allow.
+pub fn write_each(dir: &Path, file: &str, values: &[String]) -> Result<(), CgroupError> {
+    let path = dir.join(file);
+    let err = |value: &str, source| CgroupError::Write {
+        path: path.clone(),
+        value: value.to_string(),
+        source,
+    };
+    let Some(first) = values.first() else {
+        return Ok(());
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| err(first, e))?;
+    for value in values {
+        #[cfg(test)]
+        record_write(&path, value);
+        f.write_all(value.as_bytes()).map_err(|e| err(value, e))?;
+    }
+    Ok(())
+}
+
 /// The content of `dir/file` without surrounding whitespace.
 pub fn read_file(dir: &Path, file: &str) -> Result<String, CgroupError> {
     let path = dir.join(file);

@@ -208,7 +208,8 @@ fn run_process(req: ExecRequest<'_>) -> InitError {
             console::setup_exec(sock, size)?;
         }
         setup::apply_rlimits(p.rlimits().as_deref().unwrap_or(&[]))?;
-        let env = setup::environment(p.env().as_deref().unwrap_or(&[]), p.user().uid());
+        let users = setup::UserDb::default();
+        let env = setup::environment(&users, p.env().as_deref().unwrap_or(&[]), p.user().uid());
         let args = p.args().as_deref().unwrap_or(&[]);
         let exe = setup::lookup(args.first().map_or("", String::as_str), &env)?;
         // As in the init (see there): while still root with every capability, before
@@ -223,6 +224,7 @@ fn run_process(req: ExecRequest<'_>) -> InitError {
             req.seccomp,
             landlock.as_ref(),
             &req.state_json,
+            &users,
             &exe,
             &env,
         )

@@ -134,6 +134,8 @@ struct Prepared {
     /// until `start`, which refuses such a container before it reaches the init).
     launch: Option<(PathBuf, Vec<String>)>,
     landlock: Option<crate::landlock::Ruleset>,
+    /// The container's /etc/passwd and /etc/group as read before Ready.
+    users: setup::UserDb,
 }
 
 fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepared, InitError> {
@@ -156,6 +158,8 @@ fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepare
             set_domainname(d)?;
         }
     }
+    // While /proc is not yet the container's.
+    setup::note_ignored_signals();
     let rootfs = RootfsSetup {
         spec,
         rootfs: cfg.rootfs,
@@ -185,8 +189,9 @@ fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepare
     // After the masks: a /dev/null the rootfs planted (a symlink, a file) is refused by the
     // masked-path check first, whose message names the real problem.
     rootfs.reopen_stdio_dev_null()?;
+    let users = setup::UserDb::default();
     let launch = match spec.process() {
-        Some(proc_) => Some(prepare_process(cfg, plan, proc_)?),
+        Some(proc_) => Some(prepare_process(cfg, plan, proc_, &users)?),
         None => None,
     };
     // Inside the container, its mounts all made: the ruleset's paths are the container's.
@@ -196,6 +201,7 @@ fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepare
         state_json,
         launch,
         landlock,
+        users,
     })
 }
 
@@ -205,6 +211,7 @@ fn prepare_process(
     cfg: &InitConfig<'_>,
     plan: &Plan,
     proc_: &Process,
+    users: &setup::UserDb,
 ) -> Result<(PathBuf, Vec<String>), InitError> {
     let spec = cfg.spec;
     if let Some(sock) = cfg.console.as_ref() {
@@ -217,12 +224,17 @@ fn prepare_process(
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         setup::apply_personality(p)?;
     }
-    let env = setup::environment(proc_.env().as_deref().unwrap_or(&[]), proc_.user().uid());
+    let env = setup::environment(
+        users,
+        proc_.env().as_deref().unwrap_or(&[]),
+        proc_.user().uid(),
+    );
     let args = proc_.args().as_deref().unwrap_or(&[]);
     let exe = setup::lookup(&args[0], &env)?;
     // Whatever can fail between `start` and the execve is checked now, so that it fails
     // `create` with its cause instead.
     setup::check_user(
+        users,
         proc_.user(),
         plan.has(LinuxNamespaceType::User),
         setgroups_allowed(plan),
@@ -313,6 +325,7 @@ fn finish_inner(cfg: &InitConfig<'_>, plan: &Plan, p: Prepared) -> Result<Never,
         cfg.seccomp,
         p.landlock.as_ref(),
         &p.state_json,
+        &p.users,
         exe,
         env,
     )
@@ -328,6 +341,7 @@ pub(crate) fn become_process(
     seccomp: Option<&SeccompSetup>,
     landlock: Option<&crate::landlock::Ruleset>,
     state_json: &[u8],
+    users: &setup::UserDb,
     exe: &Path,
     env: &[String],
 ) -> Result<Never, InitError> {
@@ -349,7 +363,7 @@ pub(crate) fn become_process(
     }
     // SAFETY: PR_SET_KEEPCAPS keeps permitted caps across the uid switch below.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
-    setup::switch_user(proc_.user(), setgroups_allowed(plan))?;
+    setup::switch_user(users, proc_.user(), setgroups_allowed(plan))?;
     // A uid change sets dumpability from fs.suid_dumpable, which a host may set to 1.
     super::sealed_exe::make_undumpable();
     // SAFETY: back to the default: later uid changes by the workload drop caps as usual.

@@ -107,15 +107,37 @@ pub fn apply_personality(p: &LinuxPersonality) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// A passwd entry of the container's /etc/passwd (read after pivot_root).
+/// The container's /etc/passwd and /etc/group (read after pivot_root), each read at most
+/// once however many look-ups need it: HOME, the check before Ready and the user switch
+/// after `start` share one reading, taken at create as runc's init does.
+#[derive(Default)]
+pub struct UserDb {
+    passwd: std::cell::OnceCell<Option<String>>,
+    group: std::cell::OnceCell<Option<String>>,
+}
+
+impl UserDb {
+    fn passwd(&self) -> Option<&str> {
+        self.passwd
+            .get_or_init(|| crate::procinfo::read_to_string("/etc/passwd").ok())
+            .as_deref()
+    }
+
+    fn group(&self) -> Option<&str> {
+        self.group
+            .get_or_init(|| crate::procinfo::read_to_string("/etc/group").ok())
+            .as_deref()
+    }
+}
+
+/// A passwd entry of the container's /etc/passwd.
 struct PasswdEntry {
     name: String,
     home: String,
 }
 
-fn passwd_entry(uid: u32) -> Option<PasswdEntry> {
-    let text = crate::procinfo::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|l| {
+fn passwd_entry(db: &UserDb, uid: u32) -> Option<PasswdEntry> {
+    db.passwd()?.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| PasswdEntry {
             name: f[0].to_string(),
@@ -125,8 +147,8 @@ fn passwd_entry(uid: u32) -> Option<PasswdEntry> {
 }
 
 /// Groups of the container's /etc/group that list `name` as a member.
-fn member_groups(name: &str) -> Vec<u32> {
-    let Ok(text) = crate::procinfo::read_to_string("/etc/group") else {
+fn member_groups(db: &UserDb, name: &str) -> Vec<u32> {
+    let Some(text) = db.group() else {
         return Vec::new();
     };
     text.lines()
@@ -140,15 +162,15 @@ fn member_groups(name: &str) -> Vec<u32> {
 }
 
 /// The user's home from the container's passwd, for a HOME the config does not set.
-pub fn home_of(uid: u32) -> String {
-    passwd_entry(uid).map_or_else(|| "/".to_string(), |e| e.home)
+fn home_of(db: &UserDb, uid: u32) -> String {
+    passwd_entry(db, uid).map_or_else(|| "/".to_string(), |e| e.home)
 }
 
 /// The supplementary groups: those the container's /etc/group gives the user, plus
 /// additionalGids.
-fn supplementary_groups(user: &User) -> Vec<u32> {
-    let mut groups: Vec<u32> = passwd_entry(user.uid())
-        .map(|e| member_groups(&e.name))
+fn supplementary_groups(db: &UserDb, user: &User) -> Vec<u32> {
+    let mut groups: Vec<u32> = passwd_entry(db, user.uid())
+        .map(|e| member_groups(db, &e.name))
         .unwrap_or_default();
     groups.extend(user.additional_gids().iter().flatten().copied());
     groups.dedup();
@@ -158,10 +180,10 @@ fn supplementary_groups(user: &User) -> Vec<u32> {
 /// Switch to the configured uid/gid with supplementary groups: those the container's
 /// /etc/group gives the user, plus additionalGids. `setgroups_allowed` is false in a user
 /// namespace whose setgroups is denied.
-pub fn switch_user(user: &User, setgroups_allowed: bool) -> Result<(), SetupError> {
+pub fn switch_user(db: &UserDb, user: &User, setgroups_allowed: bool) -> Result<(), SetupError> {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
     if setgroups_allowed {
-        let groups = supplementary_groups(user);
+        let groups = supplementary_groups(db, user);
         let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
         setgroups(&gids).map_err(|source| SetupError::User {
             call: "setgroups",
@@ -186,18 +208,24 @@ pub fn switch_user(user: &User, setgroups_allowed: bool) -> Result<(), SetupErro
 /// Check, before the init reports ready, that `switch_user` will succeed: in a user
 /// namespace every id must be mapped (setresuid/setgroups refuse unmapped ones).
 pub fn check_user(
+    db: &UserDb,
     user: &User,
     in_user_ns: bool,
     setgroups_allowed: bool,
 ) -> Result<(), SetupError> {
     if setgroups_allowed {
-        let max: usize = crate::procinfo::read_to_string("/proc/sys/kernel/ngroups_max")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(65536);
-        let n = supplementary_groups(user).len();
-        if n > max {
-            return Err(SetupError::TooManyGroups { n, max });
+        let n = supplementary_groups(db, user).len();
+        // The kernel's NGROUPS_MAX, which kernel.ngroups_max (read-only) reports: the file
+        // is read only for a list that long.
+        const NGROUPS_MAX: usize = 65536;
+        if n > NGROUPS_MAX {
+            let max: usize = crate::procinfo::read_to_string("/proc/sys/kernel/ngroups_max")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(NGROUPS_MAX);
+            if n > max {
+                return Err(SetupError::TooManyGroups { n, max });
+            }
         }
     }
     if !in_user_ns {
@@ -315,6 +343,42 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, SetupError> {
         .collect()
 }
 
+/// The signals this process ignores, when known: [`note_ignored_signals`] read them. Only
+/// those need resetting before the execve (see [`reset_ignored_signals`]).
+static IGNORED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Records the signals this process ignores (SigIgn of /proc/self/status, read only from a
+/// procfs), so that the reset before the execve makes one rt_sigaction per ignored signal
+/// instead of 62. The init calls it before pivot_root, while /proc is still the host's (or
+/// the joined mount namespace's); nothing it runs afterwards ignores a signal. Unknown (no
+/// procfs there), every signal is reset as before.
+pub fn note_ignored_signals() {
+    if let Some(mask) = read_ignored_signals() {
+        let _ = IGNORED.set(mask);
+    }
+}
+
+fn read_ignored_signals() -> Option<u64> {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let mut f = std::fs::File::open("/proc/self/status").ok()?;
+    let fs = nix::sys::statfs::fstatfs(f.as_fd()).ok()?;
+    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return None;
+    }
+    let mut text = String::with_capacity(4096);
+    f.read_to_string(&mut text).ok()?;
+    sig_ign_mask(&text)
+}
+
+/// The SigIgn mask of a /proc/PID/status text.
+fn sig_ign_mask(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
 /// Every signal back to its default disposition. An ignored signal stays ignored across
 /// execve: the runtime ignores SIGPIPE (its start-up, main.rs), and the runtime's caller may
 /// have ignored others (nohup: SIGHUP). Without this a container process would inherit them
@@ -322,6 +386,7 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, SetupError> {
 /// signals are reset by execve itself. The raw syscall reaches glibc's internal real-time
 /// signals too, which the process is about to leave behind with the execve.
 fn reset_ignored_signals() {
+    let ignored = IGNORED.get().copied();
     let default = libc::sigaction {
         sa_sigaction: libc::SIG_DFL,
         // SAFETY: sigset_t is a plain bit set; all-zero is the empty set.
@@ -331,6 +396,9 @@ fn reset_ignored_signals() {
     };
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        if ignored.is_some_and(|m| m & (1u64 << (sig - 1)) == 0) {
             continue;
         }
         // SAFETY: rt_sigaction with a valid struct and the kernel's sigset size (8 bytes);
@@ -369,10 +437,10 @@ pub fn exec(path: &Path, args: &[String], env: &[String]) -> SetupError {
 
 /// The environment of the container process: config env, with HOME from the container's
 /// passwd when the config does not set it (as runc does).
-pub fn environment(env: &[String], uid: u32) -> Vec<String> {
+pub fn environment(db: &UserDb, env: &[String], uid: u32) -> Vec<String> {
     let mut out = env.to_vec();
     if !out.iter().any(|e| e.starts_with("HOME=")) {
-        out.push(format!("HOME={}", home_of(uid)));
+        out.push(format!("HOME={}", home_of(db, uid)));
     }
     out
 }
@@ -410,10 +478,21 @@ mod tests {
     }
 
     #[test]
+    fn sig_ign_is_parsed() {
+        let status = "Name:\tx\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001001\nSigCgt:\t0\n";
+        assert_eq!(sig_ign_mask(status), Some(0x1001));
+        assert_eq!(sig_ign_mask("Name:\tx\n"), None);
+        // This test process (Rust's runtime ignores SIGPIPE) reads its own.
+        let mask = read_ignored_signals().expect("SigIgn of /proc/self/status");
+        assert_ne!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{mask:#x}");
+    }
+
+    #[test]
     fn home_is_added_once() {
-        let env = environment(&["HOME=/h".into()], 0);
+        let db = UserDb::default();
+        let env = environment(&db, &["HOME=/h".into()], 0);
         assert_eq!(env, vec!["HOME=/h".to_string()]);
-        let env = environment(&[], 0);
+        let env = environment(&db, &[], 0);
         assert!(env[0].starts_with("HOME="));
     }
 }

@@ -4,15 +4,16 @@
 //! otherwise a bind of the container's own cgroup directory from the host.
 
 use std::collections::BTreeSet;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::MsFlags;
+use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::symlinkat;
 
 use super::error::RootfsError;
-use super::mounts::{MountEntry, Mounter};
+use super::mounts::{mount_err, set_readonly, MountEntry, Mounter};
 use super::options::MountOptions;
 use super::resolve;
 use super::syscall::MountApi;
@@ -104,17 +105,24 @@ pub fn mount_cgroup<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result
     if host_v2 {
         return mount_v2(mnt, e);
     }
-    let info = mountinfo::read_self().map_err(|source| RootfsError::HostInfo {
-        path: "/proc/self/mountinfo".into(),
-        source,
-    })?;
+    let read;
+    let info = match mnt.host_mounts {
+        Some(info) => info,
+        None => {
+            read = mountinfo::read_self().map_err(|source| RootfsError::HostInfo {
+                path: "/proc/self/mountinfo".into(),
+                source,
+            })?;
+            &read
+        }
+    };
     let self_cg = crate::procinfo::read_to_string("/proc/self/cgroup").map_err(|source| {
         RootfsError::HostInfo {
             path: "/proc/self/cgroup".into(),
             source,
         }
     })?;
-    let list = hierarchies(&info, &self_cg);
+    let list = hierarchies(info, &self_cg);
     if list.is_empty() {
         return Err(cg_err(
             &e.dest,
@@ -136,45 +144,46 @@ pub fn mount_cgroup<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result
         opts: tmpfs_opts,
     };
     mnt.mount(&tmpfs)?;
+    // The root of that tmpfs, resolved once: it is empty and no other process has seen it,
+    // so the hierarchies' directories are made and mounted on by name from this fd.
+    let dir = resolve::open_path(mnt.root, &e.dest).map_err(|errno| RootfsError::Resolve {
+        path: e.dest.clone(),
+        errno,
+    })?;
 
     let mut hier_opts = e.opts.clone();
     hier_opts.data.clear();
     hier_opts.propagation.clear();
     for h in &list {
         let dest = e.dest.join(&h.name);
-        let entry = if mnt.cgroup_ns {
+        if mnt.cgroup_ns {
             let mut opts = hier_opts.clone();
             if !h.data.is_empty() {
                 opts.data = vec![h.data.clone()];
             }
-            MountEntry {
+            mnt.mount_fs(&MountEntry {
                 dest,
                 fstype: h.fstype.clone(),
                 source: Some(h.fstype.clone().into()),
                 opts,
-            }
+            })?;
         } else {
             let mut opts = hier_opts.clone();
             opts.flags |= MsFlags::MS_BIND;
-            MountEntry {
-                dest,
-                fstype: "bind".into(),
-                source: Some(h.host_dir.clone()),
-                opts,
-            }
-        };
-        if entry.is_bind() {
-            mnt.mount(&entry)?;
-        } else {
-            mnt.mount_fs(&entry)?;
+            bind_hierarchy(
+                mnt,
+                dir.as_fd(),
+                h,
+                &MountEntry {
+                    dest,
+                    fstype: "bind".into(),
+                    source: Some(h.host_dir.clone()),
+                    opts,
+                },
+            )?;
         }
         // Co-mounted controllers ("cpu,cpuacct") are also reachable by each name.
         if h.name.contains(',') {
-            let dir =
-                resolve::open_path(mnt.root, &e.dest).map_err(|errno| RootfsError::Resolve {
-                    path: e.dest.clone(),
-                    errno,
-                })?;
             for part in h.name.split(',') {
                 if part == h.name || part.starts_with("name=") {
                     continue;
@@ -193,9 +202,43 @@ pub fn mount_cgroup<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result
         }
     }
     if e.opts.flags.contains(MsFlags::MS_RDONLY) {
-        mnt.remount_readonly(&e.dest)?;
+        set_readonly(mnt.api, dir.as_fd(), &e.dest)?;
     }
     Ok(())
+}
+
+/// The bind of one hierarchy's host directory (`entry.source`) onto a new directory
+/// `h.name` of the cgroup tmpfs `dir`: cloned straight from its host path, given the
+/// mount's flags while still detached, attached by name (a directory made here, in a
+/// file system only this process has seen, so no lookup inside the rootfs is needed).
+fn bind_hierarchy<M: MountApi>(
+    mnt: &Mounter<'_, M>,
+    dir: BorrowedFd<'_>,
+    h: &Hierarchy,
+    entry: &MountEntry,
+) -> Result<(), RootfsError> {
+    let tree = mnt
+        .api
+        .clone_path(&h.host_dir, entry.opts.is_recursive_bind())
+        .map_err(|errno| RootfsError::Source {
+            dest: entry.dest.clone(),
+            src: h.host_dir.clone(),
+            errno,
+        })?;
+    mnt.set_attrs(entry, tree.as_fd())?;
+    let name = std::ffi::OsStr::new(&h.name);
+    match mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(errno) => {
+            return Err(RootfsError::Resolve {
+                path: entry.dest.clone(),
+                errno,
+            })
+        }
+    }
+    mnt.api
+        .attach_at(tree.as_fd(), dir, name)
+        .map_err(|errno| mount_err(entry, errno))
 }
 
 fn mount_v2<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result<(), RootfsError> {
@@ -230,6 +273,61 @@ fn mount_v2<M: MountApi>(mnt: &Mounter<'_, M>, e: &MountEntry) -> Result<(), Roo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rootfs::syscall::mock::Recorder;
+
+    #[test]
+    fn hierarchy_bind_is_cloned_flagged_then_attached_by_name() {
+        let rootfs = tempfile::tempdir().expect("tempdir");
+        let open = |p: &Path| {
+            nix::fcntl::open(
+                p,
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .expect("open")
+        };
+        let root = open(rootfs.path());
+        std::fs::create_dir(rootfs.path().join("cg")).expect("mkdir");
+        let dir = open(&rootfs.path().join("cg"));
+        let api = Recorder::default();
+        let mnt = Mounter {
+            api: &api,
+            root: root.as_fd(),
+            rootfs: rootfs.path(),
+            bundle: rootfs.path(),
+            user_ns: false,
+            cgroup_ns: false,
+            mount_label: None,
+            host_mounts: None,
+        };
+        let h = Hierarchy {
+            name: "cpu,cpuacct".into(),
+            fstype: "cgroup".into(),
+            data: "cpu,cpuacct".into(),
+            host_dir: "/sys/fs/cgroup/cpu,cpuacct/c1".into(),
+        };
+        let words = ["bind", "nosuid", "noexec", "nodev", "ro"].map(String::from);
+        let entry = MountEntry {
+            dest: "/sys/fs/cgroup/cpu,cpuacct".into(),
+            fstype: "bind".into(),
+            source: Some(h.host_dir.clone()),
+            opts: crate::rootfs::options::parse(&words).expect("options"),
+        };
+        bind_hierarchy(&mnt, dir.as_fd(), &h, &entry).expect("bind");
+        assert_eq!(
+            *api.calls.borrow(),
+            vec![
+                "clone_path /sys/fs/cgroup/cpu,cpuacct/c1 recursive=false".to_string(),
+                "setattr recursive=false set=0xf clr=0x0 propagation=MsFlags(0x0)".into(),
+                "attach_at cpu,cpuacct".into(),
+            ]
+        );
+        assert!(rootfs.path().join("cg/cpu,cpuacct").is_dir());
+        // A directory already there (a retried mount) is mounted on, not refused.
+        bind_hierarchy(&mnt, dir.as_fd(), &h, &entry).expect("again");
+    }
 
     #[test]
     fn hybrid_hierarchies() {

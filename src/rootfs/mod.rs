@@ -122,6 +122,7 @@ impl RootfsSetup<'_> {
                 .and_then(|l| l.devices().as_deref())
                 .unwrap_or(&[]),
         )?;
+        let mut host_mounts = None;
         if self.in_host_mount_ns() {
             self.bind_rootfs_privately(api)?;
         } else {
@@ -136,7 +137,7 @@ impl RootfsSetup<'_> {
                     path: "/".into(),
                     errno,
                 })?;
-            self.make_holder_mount_slave(api)?;
+            host_mounts = Some(self.make_holder_mount_slave(api)?);
             api.mount(
                 Some(self.rootfs),
                 self.rootfs,
@@ -165,6 +166,7 @@ impl RootfsSetup<'_> {
             user_ns: self.user_ns,
             cgroup_ns: self.cgroup_ns(),
             mount_label: self.mount_label(),
+            host_mounts: host_mounts.as_deref(),
         };
         for e in &entries {
             mnt.mount(e)?;
@@ -219,8 +221,12 @@ impl RootfsSetup<'_> {
     /// pivot_root(2) refuses a new root whose mount or parent mount is shared. The mount
     /// holding the rootfs (the rootfs itself when it is a mount point, as runc looks it up)
     /// is made a slave: no longer shared, yet still receiving the host's mounts, so that
-    /// finalize() can give the root any requested propagation, "slave" included.
-    fn make_holder_mount_slave<M: MountApi>(&self, api: &M) -> Result<(), RootfsError> {
+    /// finalize() can give the root any requested propagation, "slave" included. Returns
+    /// the mount table it read, for the cgroup mount's look-up of the host's hierarchies.
+    fn make_holder_mount_slave<M: MountApi>(
+        &self,
+        api: &M,
+    ) -> Result<Vec<mountinfo::MountInfo>, RootfsError> {
         let info = mountinfo::read_self().map_err(|source| RootfsError::HostInfo {
             path: "/proc/self/mountinfo".into(),
             source,
@@ -236,7 +242,7 @@ impl RootfsSetup<'_> {
                     errno,
                 })?;
         }
-        Ok(())
+        Ok(info)
     }
 
     /// Makes the rootfs the process's root; the old root is detached, not left visible.
@@ -398,6 +404,7 @@ impl RootfsSetup<'_> {
                 user_ns: self.user_ns,
                 cgroup_ns: false,
                 mount_label: self.mount_label(),
+                host_mounts: None,
             };
             mnt.remount_readonly(Path::new("/dev"))?;
         }
@@ -408,19 +415,7 @@ impl RootfsSetup<'_> {
             .and_then(|r| r.readonly())
             .unwrap_or(false)
         {
-            api.setattr(
-                root.as_fd(),
-                false,
-                AttrChange {
-                    set: MOUNT_ATTR_RDONLY,
-                    clr: 0,
-                },
-                MsFlags::empty(),
-            )
-            .map_err(|errno| RootfsError::Readonly {
-                path: "/".into(),
-                errno,
-            })?;
+            mounts::set_readonly(api, root.as_fd(), Path::new("/"))?;
         }
         if let Some(p) = self.root_propagation()? {
             api.setattr(
@@ -545,6 +540,10 @@ pub fn detach_host_rootfs(path: &Path, below: u64, ours: Option<u64>) -> Result<
 /// RESOLVE_NO_MAGICLINKS): /proc/self/fd/N and the like are refused, so no fd the process
 /// still holds can make a host directory its working directory (CVE-2024-21626 class).
 pub fn chdir_in_root(cwd: &Path) -> Result<(), Errno> {
+    // "/" (or "/."): the process's root itself, where no link can lead.
+    if resolve::relative(cwd) == Path::new(".") {
+        return chdir("/");
+    }
     let root = open_dir(Path::new("/"), OFlag::O_PATH)?;
     let dir = resolve::open(root.as_fd(), cwd, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
     fchdir(dir.as_fd())

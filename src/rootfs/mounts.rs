@@ -16,6 +16,7 @@ use super::error::RootfsError;
 use super::options::{self, AttrChange, MountOptions, MOUNT_ATTR_RDONLY};
 use super::resolve;
 use super::syscall::{fd_path, MountApi};
+use crate::procinfo::mountinfo::MountInfo;
 
 /// Files under /proc that may be mounted over (what LXCFS-style tools emulate), as in runc.
 const PROC_MOUNT_ALLOWED: &[&str] = &[
@@ -44,6 +45,9 @@ pub struct Mounter<'a, M: MountApi> {
     pub cgroup_ns: bool,
     /// linux.mountLabel, for the file systems runc labels (see `mount_fs`).
     pub mount_label: Option<&'a str>,
+    /// The mount table already read by this process in its mount namespace, if any: the
+    /// mounts made since are all inside the rootfs, so what lies outside it is still there.
+    pub host_mounts: Option<&'a [MountInfo]>,
 }
 
 /// A spec mount, normalised.
@@ -92,7 +96,7 @@ impl MountEntry {
     }
 }
 
-fn mount_err(e: &MountEntry, errno: Errno) -> RootfsError {
+pub(super) fn mount_err(e: &MountEntry, errno: Errno) -> RootfsError {
     RootfsError::Mount {
         dest: e.dest.clone(),
         src: e
@@ -235,7 +239,7 @@ impl<M: MountApi> Mounter<'_, M> {
         self.set_propagation(e, tree.as_fd())
     }
 
-    fn set_attrs(&self, e: &MountEntry, fd: BorrowedFd<'_>) -> Result<(), RootfsError> {
+    pub(super) fn set_attrs(&self, e: &MountEntry, fd: BorrowedFd<'_>) -> Result<(), RootfsError> {
         let change = e.opts.bind_attr_change();
         if !change.is_empty() {
             self.api
@@ -455,21 +459,30 @@ impl<M: MountApi> Mounter<'_, M> {
     /// Makes the mount at `dest` read-only (keeping its other flags).
     pub fn remount_readonly(&self, dest: &Path) -> Result<(), RootfsError> {
         let fd = resolve::open_path(self.root, dest).map_err(resolve_err(dest))?;
-        self.api
-            .setattr(
-                fd.as_fd(),
-                false,
-                AttrChange {
-                    set: MOUNT_ATTR_RDONLY,
-                    clr: 0,
-                },
-                MsFlags::empty(),
-            )
-            .map_err(|errno| RootfsError::Readonly {
-                path: dest.to_path_buf(),
-                errno,
-            })
+        set_readonly(self.api, fd.as_fd(), dest)
     }
+}
+
+/// Makes the mount at `fd` (the root of a mount, `path` in messages) read-only, keeping its
+/// other flags.
+pub(super) fn set_readonly<M: MountApi>(
+    api: &M,
+    fd: BorrowedFd<'_>,
+    path: &Path,
+) -> Result<(), RootfsError> {
+    api.setattr(
+        fd,
+        false,
+        AttrChange {
+            set: MOUNT_ATTR_RDONLY,
+            clr: 0,
+        },
+        MsFlags::empty(),
+    )
+    .map_err(|errno| RootfsError::Readonly {
+        path: path.to_path_buf(),
+        errno,
+    })
 }
 
 #[cfg(test)]
@@ -528,6 +541,7 @@ mod tests {
                 user_ns: false,
                 cgroup_ns: false,
                 mount_label: self.mount_label,
+                host_mounts: None,
             };
             self.api.calls.borrow_mut().clear();
             mnt.mount(&MountEntry::from_spec(&m)?)?;
@@ -654,6 +668,7 @@ mod tests {
             user_ns: true,
             cgroup_ns: false,
             mount_label: None,
+            host_mounts: None,
         };
         let m = MountBuilder::default()
             .destination("/sys")

@@ -1,7 +1,9 @@
 //! The mount system calls used by the rootfs setup, behind a trait so the sequence of calls
 //! for a mount can be checked without a kernel.
 
+use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -47,8 +49,20 @@ pub trait MountApi {
     /// open_tree(2) with OPEN_TREE_CLONE on an fd (AT_EMPTY_PATH): a detached copy of the
     /// mount at `fd`, with its submounts when `recursive`.
     fn clone_tree(&self, fd: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd, Errno>;
+    /// open_tree(2) with OPEN_TREE_CLONE on a host path (outside any rootfs: the caller
+    /// trusts it), without opening it first.
+    fn clone_path(&self, path: &Path, recursive: bool) -> Result<OwnedFd, Errno>;
     /// move_mount(2) of a detached tree onto the file `to`.
     fn attach(&self, tree: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), Errno>;
+    /// move_mount(2) of a detached tree onto `name` in the directory `dir`: one component,
+    /// a final symlink not followed (no MOVE_MOUNT_T_SYMLINKS), for a directory the
+    /// runtime made itself in a file system no other process has seen yet.
+    fn attach_at(
+        &self,
+        tree: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+    ) -> Result<(), Errno>;
     /// mount_setattr(2) on the mount at `fd`: attribute change and an optional propagation.
     fn setattr(
         &self,
@@ -108,6 +122,16 @@ pub(super) fn fsconfig_create(fs: &OwnedFd) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// open_tree(2) flags of a detached copy (close-on-exec), with submounts when `recursive`.
+fn clone_flags(recursive: bool) -> libc::c_uint {
+    let flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags | libc::AT_RECURSIVE as libc::c_uint
+    } else {
+        flags
+    }
+}
+
 impl MountApi for Kernel {
     fn mount(
         &self,
@@ -121,14 +145,44 @@ impl MountApi for Kernel {
     }
 
     fn clone_tree(&self, fd: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd, Errno> {
-        let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint;
-        if recursive {
-            flags |= libc::AT_RECURSIVE as libc::c_uint;
-        }
+        let flags = clone_flags(recursive) | libc::AT_EMPTY_PATH as libc::c_uint;
         // SAFETY: the path is a valid NUL-terminated empty string and fd is a live fd.
         let ret =
             unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
         owned(ret)
+    }
+
+    fn clone_path(&self, path: &Path, recursive: bool) -> Result<OwnedFd, Errno> {
+        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+        let flags = clone_flags(recursive);
+        // SAFETY: c is a NUL-terminated path that outlives the call.
+        let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+        owned(ret)
+    }
+
+    fn attach_at(
+        &self,
+        tree: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+    ) -> Result<(), Errno> {
+        if name.as_bytes().contains(&b'/') {
+            return Err(Errno::EINVAL);
+        }
+        let c = CString::new(name.as_bytes()).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: both fds are live; the source path is an empty C string and the target a
+        // NUL-terminated name, both outliving the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            )
+        };
+        Errno::result(ret).map(drop)
     }
 
     fn attach(&self, tree: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), Errno> {
@@ -240,8 +294,26 @@ pub mod mock {
                 .push(format!("clone_tree recursive={recursive}"));
             dummy_fd()
         }
+        fn clone_path(&self, path: &Path, recursive: bool) -> Result<OwnedFd, Errno> {
+            self.calls.borrow_mut().push(format!(
+                "clone_path {} recursive={recursive}",
+                path.display()
+            ));
+            dummy_fd()
+        }
         fn attach(&self, _tree: BorrowedFd<'_>, _to: BorrowedFd<'_>) -> Result<(), Errno> {
             self.calls.borrow_mut().push("attach".into());
+            Ok(())
+        }
+        fn attach_at(
+            &self,
+            _tree: BorrowedFd<'_>,
+            _dir: BorrowedFd<'_>,
+            name: &OsStr,
+        ) -> Result<(), Errno> {
+            self.calls
+                .borrow_mut()
+                .push(format!("attach_at {}", name.to_string_lossy()));
             Ok(())
         }
         fn setattr(
