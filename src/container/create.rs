@@ -263,6 +263,7 @@ fn setup(
     // The annotations first: the state file is what makes the container exist.
     dir.save_annotations(&st.annotations)?;
     dir.save(st)?;
+    dir.drop_creating()?;
     if let Some(p) = opts.pid_file.as_deref() {
         write_pid_file(p, pid)?;
     }
