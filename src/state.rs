@@ -181,10 +181,22 @@ pub struct OciState<'a> {
     pub rootfs: Option<&'a Path>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<&'a str>,
+    #[serde(
+        skip_serializing_if = "HashMap::is_empty",
+        serialize_with = "serialize_sorted"
+    )]
+    pub annotations: &'a HashMap<String, String>,
+    /// After the annotations, where runc puts it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<&'a str>,
-    #[serde(skip_serializing_if = "HashMap::is_empty")]
-    pub annotations: &'a HashMap<String, String>,
+}
+
+/// A map with its keys in order, as Go's encoding/json writes maps (runc's `state`, `list`).
+pub fn serialize_sorted<S: serde::Serializer>(
+    m: &HashMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(m.iter().collect::<std::collections::BTreeMap<_, _>>())
 }
 
 impl ContainerState {
