@@ -155,7 +155,9 @@ macro_rules! warn { ($($t:tt)*) => { $crate::logger::log($crate::logger::Level::
 #[macro_export]
 macro_rules! error { ($($t:tt)*) => { $crate::logger::log($crate::logger::Level::Error, &format!($($t)*)) } }
 
-/// UTC time as RFC 3339, with nanoseconds when `nanos` (the OCI state's `created` field).
+/// UTC time as RFC 3339, with nanoseconds when `nanos` (the OCI state's `created` field),
+/// written as Go's RFC3339Nano writes them (and runc's state shows them): trailing zeros
+/// of the fraction dropped, and the point with them when the fraction is zero.
 pub fn rfc3339_now(nanos: bool) -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -170,7 +172,10 @@ pub fn rfc3339(secs: i64, nanos: Option<u32>) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let frac = nanos.map(|n| format!(".{n:09}")).unwrap_or_default();
+    let frac = match nanos {
+        Some(n) if n > 0 => format!(".{n:09}").trim_end_matches('0').to_string(),
+        _ => String::new(),
+    };
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{frac}Z",
         rem / 3600,
@@ -206,6 +211,11 @@ mod tests {
             rfc3339(1_700_000_000, Some(5)),
             "2023-11-14T22:13:20.000000005Z"
         );
+        assert_eq!(
+            rfc3339(1_700_000_000, Some(123_450_000)),
+            "2023-11-14T22:13:20.12345Z"
+        );
+        assert_eq!(rfc3339(1_700_000_000, Some(0)), "2023-11-14T22:13:20Z");
     }
 
     #[test]

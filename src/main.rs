@@ -722,7 +722,12 @@ fn dispatch(cli: Cli) -> Result<u8> {
             container::create(&rt, &a.options(false))?;
         }
         Cmd::Start(IdArgs { id }) => container::start(&rt, &id)?,
-        Cmd::State(IdArgs { id }) => println!("{}", container::state_json(&rt, &id)?),
+        Cmd::State(IdArgs { id }) => {
+            // As runc: the JSON without a newline after it.
+            let mut out = std::io::stdout().lock();
+            out.write_all(container::state_json(&rt, &id)?.as_bytes())?;
+            out.flush()?;
+        }
         Cmd::Kill(KillArgs { all, id, signal }) => {
             let sig = container::parse_signal(&signal)?;
             container::kill(&rt, &id, sig, all)?;
@@ -828,7 +833,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
 }
 
 fn print_list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
-    let entries = container::list(rt)?;
+    let entries = container::list(rt, format == "json" && !quiet)?;
     let mut out = std::io::stdout().lock();
     if quiet {
         for e in &entries {
@@ -837,6 +842,8 @@ fn print_list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
         return Ok(());
     }
     match format {
+        // runc's: `null` for no containers.
+        "json" if entries.is_empty() => writeln!(out, "null")?,
         "json" => writeln!(
             out,
             "{}",

@@ -31,7 +31,8 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const ANNOTATIONS_FILE: &str = "annotations.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 /// What a create in progress has made so far: written before each thing it records exists,
-/// so `delete --force` can undo a create that was killed at any point.
+/// so `delete --force` can undo a create that was killed at any point; removed once the
+/// state file is written (from then on the state says what to undo).
 pub const CREATING_FILE: &str = "creating.json";
 /// The OCI runtime-spec version nucleus implements.
 pub const OCI_VERSION: &str = "1.2.0";
@@ -180,10 +181,22 @@ pub struct OciState<'a> {
     pub rootfs: Option<&'a Path>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<&'a str>,
+    #[serde(
+        skip_serializing_if = "HashMap::is_empty",
+        serialize_with = "serialize_sorted"
+    )]
+    pub annotations: &'a HashMap<String, String>,
+    /// After the annotations, where runc puts it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<&'a str>,
-    #[serde(skip_serializing_if = "HashMap::is_empty")]
-    pub annotations: &'a HashMap<String, String>,
+}
+
+/// A map with its keys in order, as Go's encoding/json writes maps (runc's `state`, `list`).
+pub fn serialize_sorted<S: serde::Serializer>(
+    m: &HashMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(m.iter().collect::<std::collections::BTreeMap<_, _>>())
 }
 
 impl ContainerState {
@@ -508,6 +521,16 @@ impl ContainerDir {
     /// Replace the record of what a create in progress has made (atomically, as state.json).
     pub fn save_creating(&self, rec: &CreatingRecord) -> Result<(), StateError> {
         self.write_json(CREATING_FILE, rec)
+    }
+
+    /// The create is done (its state file written): the record of what it was making is
+    /// no longer needed, and a created container's directory holds only what it needs.
+    pub fn drop_creating(&self) -> Result<(), StateError> {
+        let p = self.path.join(CREATING_FILE);
+        match fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &p)(e)),
+            _ => Ok(()),
+        }
     }
 
     /// The record a create left, if it wrote one (an unreadable one counts as none: it

@@ -208,6 +208,14 @@ fn checkpoint_then_restore_under_a_new_id_keeps_counting() {
     // The restored processes are in the new container's cgroup.
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     assert!(cgroup.contains(&cg), "restored init not in {cg}: {cgroup}");
+    // Like a created one, a restored container's state dir holds nothing of the restore's
+    // own bookkeeping (its record of what to undo, were it killed part-way).
+    let mut files: Vec<String> = std::fs::read_dir(c.root().join(&new_id))
+        .expect("state dir")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["config.json", "state.json"]);
     c.cmd(&["delete", "--force", &new_id]).ok();
     assert!(
         !pid_alive(pid),

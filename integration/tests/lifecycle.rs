@@ -504,3 +504,59 @@ fn large_config_with_a_bad_entry_fails_cleanly() {
     );
     c.state().fails();
 }
+
+/// The names in a container's state dir, sorted.
+fn state_dir_files(c: &Container) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(c.root().join(&c.id))
+        .expect("state dir")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Once `create` (or `run --detach`) has succeeded, the state dir holds what the later
+/// verbs read and nothing of the create's own bookkeeping (its record of what to undo
+/// should it be killed part-way).
+#[test]
+fn created_state_dir_holds_only_what_the_container_needs() {
+    let mut c = Container::new("state-dir-files");
+    c.args(&["sleep", "30"]);
+    c.create().ok();
+    assert_eq!(
+        state_dir_files(&c),
+        ["config.json", "exec.fifo", "state.json"]
+    );
+    c.start().ok();
+    assert_eq!(c.status(), "running");
+    assert_eq!(state_dir_files(&c), ["config.json", "state.json"]);
+    c.delete_force().ok();
+    assert!(!c.root().join(&c.id).exists(), "state dir left by delete");
+
+    let mut c = Container::new("state-dir-files-ann");
+    c.args(&["sleep", "30"]);
+    c.config()["annotations"] = json!({"org.nucleus.test": "v"});
+    c.run_detached().ok();
+    assert_eq!(c.status(), "running");
+    assert_eq!(
+        state_dir_files(&c),
+        ["annotations.json", "config.json", "state.json"]
+    );
+}
+
+/// A create that fails after making its state dir (the init cannot mount a bind whose
+/// source is missing) leaves no directory behind.
+#[test]
+fn create_failing_after_its_state_dir_leaves_none() {
+    let mut c = Container::new("state-dir-failed");
+    c.add_mount(json!({
+        "destination": "/mnt",
+        "type": "bind",
+        "source": "/nonexistent-nucleus-it-source",
+        "options": ["bind"]
+    }));
+    c.create().fails();
+    let left: Vec<_> = fs::read_dir(c.root()).unwrap().collect();
+    assert!(left.is_empty(), "left in the state root: {left:?}");
+    c.state().fails();
+}

@@ -415,6 +415,7 @@ pub fn restore(rt: &Runtime, opts: &RestoreOptions) -> Result<i32, ContainerErro
     dir.save_config(&mut config)?;
     dir.save_annotations(&st.annotations)?;
     dir.save(&st)?;
+    dir.drop_creating()?;
     if let Some(p) = opts.pid_file.as_deref() {
         write_pid_file(p, pid)?;
     }

@@ -61,8 +61,15 @@ pub(crate) fn create_with_console(
     if let Some(p) = &landlock {
         annotations.extend(p.state_annotations());
     }
-    let seccomp_prog =
-        SeccompSetup::prepare(&config, config.process().as_ref(), &annotations, &bundle)?;
+    // The container's namespaces, worked out once for the filter and the spawn.
+    let plan = crate::namespaces::Plan::from_spec(&config);
+    let seccomp_prog = SeccompSetup::prepare(
+        &config,
+        config.process().as_ref(),
+        &plan,
+        &annotations,
+        &bundle,
+    )?;
     let terminal = config
         .process()
         .as_ref()
@@ -123,6 +130,7 @@ pub(crate) fn create_with_console(
         &dir,
         &mut st,
         &config,
+        &plan,
         &mut record,
         opts,
         console,
@@ -183,6 +191,7 @@ fn setup(
     dir: &ContainerDir,
     st: &mut ContainerState,
     config: &oci_spec::runtime::Spec,
+    plan: &crate::namespaces::Plan,
     record: &mut CreatingRecord,
     opts: &CreateOptions,
     console: Option<std::os::fd::OwnedFd>,
@@ -213,6 +222,7 @@ fn setup(
             seccomp: seccomp_prog.as_ref(),
             landlock: st.landlock.as_ref(),
         },
+        plan,
         cgroup: Some(cg),
         state_lock: Some(dir.lock_fd()),
     };
@@ -263,6 +273,7 @@ fn setup(
     // The annotations first: the state file is what makes the container exist.
     dir.save_annotations(&st.annotations)?;
     dir.save(st)?;
+    dir.drop_creating()?;
     if let Some(p) = opts.pid_file.as_deref() {
         write_pid_file(p, pid)?;
     }

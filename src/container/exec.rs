@@ -154,10 +154,11 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
     let process = build_process(&base, o)?;
     let terminal = process.terminal().unwrap_or(false);
     let console = console::for_process(terminal, o.console_socket.as_deref(), None)?;
-    let seccomp = SeccompSetup::prepare(&config, Some(&process), &st.annotations, &st.bundle)?;
+    let plan = Plan::from_spec(&config);
+    let seccomp =
+        SeccompSetup::prepare(&config, Some(&process), &plan, &st.annotations, &st.bundle)?;
     let landlock = crate::landlock::Plan::from_state(&st.annotations, &st.landlock_ids)?;
     let state_json = serde_json::to_vec(&st.oci(status, false)).unwrap_or_default();
-    let plan = Plan::from_spec(&config);
     // The lock is only needed to read a consistent state; a long-running exec must not
     // block other commands on this container.
     drop(dir);

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{status, ContainerError, Runtime};
 use crate::state::OCI_VERSION;
 
-/// One row of `nucleus list` (the JSON shape runc prints).
+/// One row of `nucleus list` (the JSON shape runc prints, in its order).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListEntry {
@@ -16,19 +16,29 @@ pub struct ListEntry {
     pub bundle: String,
     pub rootfs: String,
     pub created: String,
+    #[serde(
+        skip_serializing_if = "HashMap::is_empty",
+        serialize_with = "crate::state::serialize_sorted"
+    )]
+    pub annotations: HashMap<String, String>,
     pub owner: String,
 }
 
-pub fn list(rt: &Runtime) -> Result<Vec<ListEntry>, ContainerError> {
+/// The containers under the root; with `annotations` (runc's JSON format has them) each
+/// one's annotations are read too, else left empty.
+pub fn list(rt: &Runtime, annotations: bool) -> Result<Vec<ListEntry>, ContainerError> {
     let mut out = Vec::new();
     // Owner names by uid: /etc/passwd is read once per user, not once per container.
     let mut owners: HashMap<u32, String> = HashMap::new();
     for id in rt.root.list()? {
         // A container deleted while we list is simply not listed.
         let Ok(dir) = rt.root.open(&id) else { continue };
-        let Ok(st) = dir.load() else {
+        let Ok(mut st) = dir.load() else {
             continue;
         };
+        if annotations && dir.load_annotations(&mut st).is_err() {
+            continue;
+        }
         let s = status(&dir, &st);
         out.push(ListEntry {
             oci_version: OCI_VERSION.into(),
@@ -42,6 +52,7 @@ pub fn list(rt: &Runtime) -> Result<Vec<ListEntry>, ContainerError> {
             bundle: st.bundle.display().to_string(),
             rootfs: st.rootfs.display().to_string(),
             created: st.created.clone(),
+            annotations: std::mem::take(&mut st.annotations),
             owner: if st.owner.is_empty() {
                 dir_owner(&dir.path, &mut owners)
             } else {

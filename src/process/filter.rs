@@ -31,16 +31,17 @@ const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
 impl SeccompSetup {
     /// The filter of `process` (the container's init or an exec'd process) from the
     /// container's `linux.seccomp` section and annotations; None when it gets no filter.
-    /// Warnings and built-in merges are logged here, once.
+    /// Warnings and built-in merges are logged here, once. `plan`: the container's
+    /// namespaces, as the caller worked them out from `spec`.
     pub fn prepare(
         spec: &Spec,
         process: Option<&Process>,
+        plan: &Plan,
         annotations: &HashMap<String, String>,
         bundle: &Path,
     ) -> Result<Option<SeccompSetup>, SeccompError> {
         let ann = Annotations::parse(annotations)?;
         let section = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-        let plan = Plan::from_spec(spec);
         let new_netns = plan.creates(LinuxNamespaceType::Network);
         let user_ns = if plan.creates(LinuxNamespaceType::User) {
             UserNs::New

@@ -66,6 +66,8 @@ fn set_own_oom_score_adj(value: i32) -> Result<(), SpawnError> {
 /// the intermediate, and what only the runtime and the intermediate use.
 pub struct SpawnRequest<'a> {
     pub init: InitConfig<'a>,
+    /// The namespaces of `init.spec`, worked out once by the caller.
+    pub plan: &'a Plan,
     pub cgroup: Option<&'a Cgroup>,
     /// The fd locking the container's state dir: must never reach a child.
     pub state_lock: Option<RawFd>,
@@ -126,7 +128,7 @@ pub fn spawn(
     mut runtime_hooks: impl FnMut(i32) -> Result<(), String>,
     mut record: impl FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<Spawned, SpawnError> {
-    let plan = Plan::from_spec(req.init.spec);
+    let plan = req.plan;
     let (ours, theirs) = sync::pair()?;
     // The init is re-parented to us when the intermediate exits, so that if it dies during
     // setup without a word (killed by the OOM killer, say) we can tell how it died.
@@ -273,7 +275,7 @@ fn drive(
     }
     // The steps in the order the intermediate and the init take them (intermediate_inner,
     // init::prepare), each decided from the same spec on both sides.
-    let plan = Plan::from_spec(req.init.spec);
+    let plan = req.plan;
     let steps = chan.setup();
     if plan.new_user {
         steps.id_maps(|| {
@@ -305,7 +307,7 @@ fn drive(
 }
 
 /// The intermediate process: never returns.
-fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: ChildEnd) -> ! {
+fn intermediate(req: SpawnRequest<'_>, plan: &Plan, chan: ChildEnd) -> ! {
     let _ = SigSet::empty().thread_set_mask();
     let mut keep: Vec<RawFd> = vec![chan.raw()];
     keep.push(req.init.fifo.as_raw_fd());
@@ -322,12 +324,12 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: ChildEnd) -> ! {
         // SAFETY: closing our copy of the lock fd; the runtime keeps its own.
         unsafe { libc::close(l) };
     }
-    match intermediate_inner(&req, &plan, &chan) {
+    match intermediate_inner(&req, plan, &chan) {
         Ok(ForkResult::Parent { child }) => {
             let _ = chan.init_pid(child.as_raw());
             fork::exit_child(0)
         }
-        Ok(ForkResult::Child) => init::run(req.init, &plan, chan),
+        Ok(ForkResult::Child) => init::run(req.init, plan, chan),
         Err(e) => {
             let _ = chan.error(&e.to_string());
             fork::exit_child(1)

@@ -2,7 +2,9 @@
 //! class): a file bound over /proc/sys/..., a symlink or another file system there (a
 //! shared mount, a racing attacker). Writes go through a private procfs instance of our
 //! own, checked to be procfs, with no symlink, magic link or mount crossing on the way.
+//! Reads take the same way, below such a root or below the runtime's own /proc/sys.
 
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
@@ -61,22 +63,58 @@ pub fn private_procfs() -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
-/// Writes `value` to `rel` below a procfs root from [`private_procfs`], in one write(2).
-/// The file is reached without symlinks, magic links or mount crossings and must be a
-/// regular procfs file.
-pub fn write(proc: BorrowedFd<'_>, rel: &Path, value: &[u8]) -> Result<(), Errno> {
-    let how = OpenHow::new()
-        .flags(OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+/// The runtime's own /proc/sys (its namespaces' sysctls) as a root for [`read`],
+/// checked to be procfs.
+pub fn runtime_sysctls() -> Result<OwnedFd, Errno> {
+    let fd = nix::fcntl::open(
+        "/proc/sys",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    if fstatfs(fd.as_fd())?.filesystem_type() != PROC_SUPER_MAGIC {
+        return Err(Errno::EXDEV);
+    }
+    Ok(fd)
+}
+
+/// How a file below a procfs root is reached: beneath it, without symlinks, magic links
+/// or mount crossings.
+fn how(flags: OFlag) -> OpenHow {
+    OpenHow::new()
+        .flags(flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
         .resolve(
             ResolveFlag::RESOLVE_BENEATH
                 | ResolveFlag::RESOLVE_NO_SYMLINKS
                 | ResolveFlag::RESOLVE_NO_MAGICLINKS
                 | ResolveFlag::RESOLVE_NO_XDEV,
-        );
-    let fd = resolve::openat2(proc, rel, how)?;
+        )
+}
+
+/// `rel` below a procfs root opened with `flags` (reached as [`how`] says), checked on the
+/// fd to be a procfs file.
+fn open_checked(root: BorrowedFd<'_>, rel: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+    let fd = resolve::openat2(root, rel, how(flags))?;
     if fstatfs(fd.as_fd())?.filesystem_type() != PROC_SUPER_MAGIC {
         return Err(Errno::EXDEV);
     }
+    Ok(fd)
+}
+
+/// The contents of `rel` below a procfs root ([`private_procfs`], [`runtime_sysctls`]),
+/// reached as by [`write`].
+pub fn read(root: BorrowedFd<'_>, rel: &Path) -> Result<Vec<u8>, Errno> {
+    let mut data = Vec::new();
+    std::fs::File::from(open_checked(root, rel, OFlag::O_RDONLY)?)
+        .read_to_end(&mut data)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    Ok(data)
+}
+
+/// Writes `value` to `rel` below a procfs root from [`private_procfs`], in one write(2).
+/// The file is reached without symlinks, magic links or mount crossings and must be a
+/// regular procfs file.
+pub fn write(proc: BorrowedFd<'_>, rel: &Path, value: &[u8]) -> Result<(), Errno> {
+    let fd = open_checked(proc, rel, OFlag::O_WRONLY)?;
     let kind = SFlag::from_bits_truncate(fstat(fd.as_fd())?.st_mode & SFlag::S_IFMT.bits());
     if kind != SFlag::S_IFREG {
         return Err(Errno::EINVAL);
@@ -91,15 +129,7 @@ pub fn write(proc: BorrowedFd<'_>, rel: &Path, value: &[u8]) -> Result<(), Errno
 /// Whether `rel` exists below a procfs root from [`private_procfs`] (reached as by
 /// [`write`]).
 pub fn exists(proc: BorrowedFd<'_>, rel: &Path) -> bool {
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
-        .resolve(
-            ResolveFlag::RESOLVE_BENEATH
-                | ResolveFlag::RESOLVE_NO_SYMLINKS
-                | ResolveFlag::RESOLVE_NO_MAGICLINKS
-                | ResolveFlag::RESOLVE_NO_XDEV,
-        );
-    resolve::openat2(proc, rel, how).is_ok()
+    resolve::openat2(proc, rel, how(OFlag::O_PATH)).is_ok()
 }
 
 #[cfg(test)]
@@ -115,5 +145,21 @@ mod tests {
         let now = std::fs::read_to_string("/proc/self/oom_score_adj").expect("read");
         write(proc.as_fd(), Path::new(&mine), now.trim().as_bytes()).expect("write");
         assert!(write(proc.as_fd(), Path::new("../etc/passwd"), b"x").is_err());
+    }
+
+    #[test]
+    fn reads_below_either_root_refuse_symlinks_and_leaving_it() {
+        let host = std::fs::read("/proc/sys/kernel/osrelease").expect("read");
+        let sys = runtime_sysctls().expect("/proc/sys");
+        assert_eq!(
+            read(sys.as_fd(), Path::new("kernel/osrelease")),
+            Ok(host.clone())
+        );
+        assert!(read(sys.as_fd(), Path::new("../self/status")).is_err());
+        let proc = private_procfs().expect("private procfs");
+        let rel = Path::new("sys/kernel/osrelease");
+        assert_eq!(read(proc.as_fd(), rel), Ok(host));
+        let err = read(proc.as_fd(), Path::new("self/status")).unwrap_err();
+        assert_eq!(err, Errno::ELOOP);
     }
 }

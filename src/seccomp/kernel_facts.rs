@@ -4,11 +4,12 @@
 //! kernel already refuses everything the rule refuses, for every process holding the filter.
 
 use std::collections::HashSet;
-use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
 
-use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
 use oci_spec::runtime::{Capability, Process};
+
+use crate::rootfs::procfs;
 
 /// The user namespace of the processes holding the filter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,11 +44,13 @@ impl KernelFacts {
     /// The facts for `process` (the container's init or an exec'd process), the sysctls read
     /// now.
     pub fn read(process: Option<&Process>, user_ns: UserNs) -> KernelFacts {
+        let sys = procfs::runtime_sysctls().ok();
+        let sysctl = |rel| sys.as_ref().and_then(|s| read_sysctl(s.as_fd(), rel));
         KernelFacts {
             capabilities: process.map(held_capabilities).unwrap_or(None),
             user_ns,
-            legacy_tiocsti: read_sysctl("dev/tty/legacy_tiocsti").map(|v| v != 0),
-            max_user_namespaces: read_sysctl("user/max_user_namespaces"),
+            legacy_tiocsti: sysctl("dev/tty/legacy_tiocsti").map(|v| v != 0),
+            max_user_namespaces: sysctl("user/max_user_namespaces"),
         }
     }
 
@@ -82,21 +85,12 @@ fn held_capabilities(p: &Process) -> Option<HashSet<Capability>> {
     Some(sets.into_iter().flatten().flatten().copied().collect())
 }
 
-/// An unsigned integer sysctl below the runtime's /proc/sys, read only from procfs (the fd
-/// is checked); None when absent, unreadable or not a number.
-fn read_sysctl(rel: &str) -> Option<u64> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(format!("/proc/sys/{rel}"))
-        .ok()?;
-    if fstatfs(f.as_fd()).ok()?.filesystem_type() != PROC_SUPER_MAGIC {
-        return None;
-    }
-    let mut s = String::new();
-    f.read_to_string(&mut s).ok()?;
-    s.trim().parse().ok()
+/// An unsigned integer sysctl below the runtime's /proc/sys (`sys`, from
+/// [`procfs::runtime_sysctls`]), read only from procfs (the fd is checked); None when
+/// absent, unreadable or not a number.
+fn read_sysctl(sys: BorrowedFd<'_>, rel: &str) -> Option<u64> {
+    let data = procfs::read(sys, Path::new(rel)).ok()?;
+    std::str::from_utf8(&data).ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]
@@ -110,9 +104,11 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        assert_eq!(read_sysctl("user/max_user_namespaces"), Some(want));
-        assert_eq!(read_sysctl("user/no_such_sysctl"), None);
-        assert_eq!(read_sysctl("kernel/osrelease"), None, "not a number");
+        let sys = procfs::runtime_sysctls().unwrap();
+        let sys = sys.as_fd();
+        assert_eq!(read_sysctl(sys, "user/max_user_namespaces"), Some(want));
+        assert_eq!(read_sysctl(sys, "user/no_such_sysctl"), None);
+        assert_eq!(read_sysctl(sys, "kernel/osrelease"), None, "not a number");
     }
 
     #[test]
