@@ -18,13 +18,17 @@ use strict;
 use warnings;
 
 my ($main, $t0, $tself, $tfork, $tfirst, $tpivot, $texec, $cpid, $texit, $tend);
-my (%dstart, %run, %ours, %forked, @dw, @cpu);
+my (%dstart, %run, %ours, %forked, %nsenter, @dw, @cpu);
 while (<>) {
 	next unless /-(\d+)\s+\[\d+\]\s+\S+\s+([\d.]+): (\w+)(?:: |\()(.*)$/;
 	my ($pid, $t, $ev, $rest) = ($1, $2 * 1000, $3, $4);
 	if ($ev eq 'sched_process_exec') {
 		my ($file) = $rest =~ /filename=(\S+)/;
-		if (!defined $main && $file =~ m{/(nucleus|crun|runc)$}) {
+		# The runtime is what the wrapper's nsenter execs (the wrapper script itself is
+		# named like the runtime: $work/nucleus, $work/crun).
+		if (!defined $main && $file =~ m{/nsenter$}) {
+			$nsenter{$pid} = 1;
+		} elsif (!defined $main && $nsenter{$pid}) {
 			($main, $t0, $tself) = ($pid, $t, $t);
 			$run{$pid} = $t;
 			$ours{$pid} = 1;
