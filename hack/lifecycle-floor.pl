@@ -3,7 +3,7 @@
 # output for traced run I of runtime NAME) and the untraced interleaved runs (hack/interleave.pl's
 # lines: NAME median ... in seconds, a "baseline" line among them), prints one table per runtime
 # (median over the runs of each category: wall ms, its D-state and runnable parts, CPU ms,
-# count), then what the first runtime pays that the last does not and the reverse, the kernel
+# count; and the mean of wall, whose rows add up to the mean run), then what the first runtime pays that the last does not and the reverse, the kernel
 # work both pay (the floor), and the tracing overhead.
 #   hack/lifecycle-floor.pl DIR IL.TSV NAME...   (the last NAME is the reference, e.g. crun)
 use strict;
@@ -21,6 +21,7 @@ my @kernel = (
 	'wait4/waitid',
 );
 my @rest = (
+	'close/close_range (a detached mount tree goes with its last fd)', 'poll/ppoll/epoll_wait',
 	'open/openat/openat2', 'read/write', 'mmap/mprotect/munmap/brk', 'other syscalls',
 	'user: runtime', 'user: other processes of the runtime', 'user: container process (/bin/true)',
 );
@@ -33,16 +34,18 @@ sub median {
 	return ($v[$#v / 2 - 0.5] + $v[$#v / 2 + 0.5]) / 2;
 }
 
-my %untraced;
+# Several lines per NAME (one per round): their median.
+my (%untraced, %ilv);
 open my $fh, '<', $il or die "$il: $!\n";
 while (<$fh>) {
 	my ($n, $med) = split;
-	$untraced{$n} = $med * 1000;
+	push @{$ilv{$n}}, $med * 1000;
 }
 close $fh;
+$untraced{$_} = median(@{$ilv{$_}}) for keys %ilv;
 die "$il: no baseline line\n" unless defined $untraced{baseline};
 
-my (%med, %meta, %labels);
+my (%med, %mean, %meta, %labels);
 for my $name (@names) {
 	my @files = sort glob "$dir/$name.*";
 	die "no runs of $name in $dir\n" unless @files;
@@ -75,8 +78,14 @@ for my $name (@names) {
 			unshift @{$vals{$l}[$i]}, 0 while @{$vals{$l}[$i]} < $runs;
 		}
 		$med{$name}{$l} = [map { median(@{$vals{$l}[$_]}) } 0 .. 4];
+		my $sum = 0;
+		$sum += $_ for @{$vals{$l}[1]};
+		$mean{$name}{$l} = $sum / $runs;
 	}
 	$meta{$name} = {map { $_ => median(@{$m{$_}}) } keys %m};
+	my $wsum = 0;
+	$wsum += $_ for @{$m{'#window'}};
+	$meta{$name}{'#window mean'} = $wsum / $runs;
 	$meta{$name}{runs} = $runs;
 }
 
@@ -86,15 +95,17 @@ for my $name (@names) {
 	my $m = $meta{$name};
 	printf "\n%s: medians over %d traced runs (ms; wall: each instant of the run given to one category)\n",
 		$name, $m->{runs};
-	printf "%-62s %8s %8s %8s %8s %6s\n", 'category', 'wall', 'of it D', 'runnable', 'CPU', 'count';
-	my @sum = (0, 0, 0, 0, 0);
+	printf "%-62s %8s %8s %8s %8s %8s %6s\n", 'category', 'wall', 'D', 'runnable', 'CPU', 'wall', 'count';
+	printf "%-62s %8s %8s %8s %8s %8s %6s\n", '', 'median', 'median', 'median', 'median', 'mean', 'median';
+	my @sum = (0, 0, 0, 0, 0, 0);
 	for my $l (@rows) {
 		my $v = $med{$name}{$l} or next;
-		printf "%-62s %8.3f %8.3f %8.3f %8.3f %6d\n", $l, @$v[1 .. 4], $v->[0];
-		$sum[$_] += $v->[$_] for 0 .. 4;
+		my @c = ($v->[1], $v->[3], $v->[4], $v->[2], $mean{$name}{$l}, $v->[0]);
+		printf "%-62s %8.3f %8.3f %8.3f %8.3f %8.3f %6d\n", $l, @c;
+		$sum[$_] += $c[$_] for 0 .. 5;
 	}
-	printf "%-62s %8.3f %8.3f %8.3f %8.3f %6d\n", 'sum of the medians above', @sum[1 .. 4], $sum[0];
-	printf "%-62s %8.3f\n", 'traced run (runtime execve -> runtime exit), median', $m->{'#window'};
+	printf "%-62s %8.3f %8.3f %8.3f %8.3f %8.3f %6d\n", 'sum of the rows', @sum;
+	printf "%-62s %8.3f %35.3f\n", 'traced run (runtime execve -> runtime exit)', $m->{'#window'}, $m->{'#window mean'};
 	for my $k (sort grep { /^#faults / } keys %$m) {
 		(my $what = $k) =~ s/^#faults //;
 		printf "%-62s %8s %8s %8s %8s %6d\n", "page faults: $what", '', '', '', '', $m->{$k};
@@ -106,13 +117,17 @@ for my $name (@names) {
 }
 
 my $ref = $names[-1];
-for my $name (@names[0 .. $#names - 1]) {
-	printf "\n%s against %s (wall medians, ms):\n", $name, $ref;
-	my ($floor, $more, $less, $kn, $kr) = (0, 0, 0, 0, 0);
+# compare NAME COLUMN WHAT: NAME against the reference on one column of the medians.
+sub compare {
+	my ($name, $col, $what) = @_;
+	printf "\n%s against %s, %s (medians, ms):\n", $name, $ref, $what;
+	my ($floor, $more, $less, $kn, $kr, $tn, $tr) = (0, 0, 0, 0, 0, 0, 0);
 	my (@more, @less);
 	for my $l (@rows) {
-		my $a = $med{$name}{$l} ? $med{$name}{$l}[1] : 0;
-		my $b = $med{$ref}{$l} ? $med{$ref}{$l}[1] : 0;
+		my $a = $med{$name}{$l} ? $med{$name}{$l}[$col] : 0;
+		my $b = $med{$ref}{$l} ? $med{$ref}{$l}[$col] : 0;
+		$tn += $a;
+		$tr += $b;
 		if ($is_kernel{$l}) {
 			$floor += $a < $b ? $a : $b;
 			$kn += $a;
@@ -123,12 +138,15 @@ for my $name (@names[0 .. $#names - 1]) {
 		$more += $a - $b if $a > $b;
 		$less += $b - $a if $b > $a;
 	}
-	my $w = $meta{$name}{'#window'};
 	printf "  pays more than %s (rows >= 0.05 ms): %s\n", $ref, join('; ', @more) || 'none';
 	printf "  pays less than %s (rows >= 0.05 ms): %s\n", $ref, join('; ', @less) || 'none';
 	printf "  all rows: %.3f ms more, %.3f ms less\n", $more, $less;
 	printf "  kernel's container work (the first %d rows): %s %.3f ms, %s %.3f ms; both pay %.3f ms\n",
 		scalar @kernel, $name, $kn, $ref, $kr, $floor;
-	printf "  that floor is %.0f%% of %s's traced run (%.3f ms), %.0f%% of %s's (%.3f ms)\n",
-		100 * $floor / $w, $name, $w, 100 * $floor / $meta{$ref}{'#window'}, $ref, $meta{$ref}{'#window'};
+	printf "  that floor is %.0f%% of %s's sum of rows (%.3f ms), %.0f%% of %s's (%.3f ms)\n",
+		100 * $floor / $tn, $name, $tn, 100 * $floor / $tr, $ref, $tr;
+}
+for my $name (@names[0 .. $#names - 1]) {
+	compare($name, 1, 'wall');
+	compare($name, 2, 'CPU');
 }

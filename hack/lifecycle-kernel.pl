@@ -39,6 +39,10 @@ my %nr = (
 	2 => 'open/openat/openat2', 257 => 'open/openat/openat2', 437 => 'open/openat/openat2',
 	0 => 'read/write', 1 => 'read/write', 17 => 'read/write', 18 => 'read/write',
 	19 => 'read/write', 20 => 'read/write',
+	3 => 'close/close_range (a detached mount tree goes with its last fd)',
+	436 => 'close/close_range (a detached mount tree goes with its last fd)',
+	7 => 'poll/ppoll/epoll_wait', 271 => 'poll/ppoll/epoll_wait', 232 => 'poll/ppoll/epoll_wait',
+	281 => 'poll/ppoll/epoll_wait', 441 => 'poll/ppoll/epoll_wait',
 );
 my $other = 'other syscalls';
 
