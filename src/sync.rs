@@ -31,6 +31,8 @@ pub enum SyncError {
     Frame(u8),
     #[error("bad sync message: {0}")]
     Decode(serde_json::Error),
+    #[error("bad seccomp program in sync message ({0} hex digits, not whole instructions)")]
+    Program(usize),
     #[error("unexpected sync message {got:?} while waiting for {want}")]
     Unexpected { got: Msg, want: &'static str },
     /// The child's own error, reported instead of the step the runtime waited for.
@@ -68,6 +70,9 @@ pub enum Msg {
     /// Runtime → init: the container state (with the init's host pid) for hooks and the
     /// seccomp agent.
     State(String),
+    /// Runtime → init (or exec'd process): its seccomp filter, compiled while it set up;
+    /// the `SECCOMP_FILTER_FLAG_*` and the instructions, 16 hex digits each.
+    Seccomp { flags: u64, program: String },
     /// Init → runtime: mounts done; run prestart and createRuntime hooks now.
     RunHooks,
     /// Runtime → init: hooks done.
@@ -297,6 +302,11 @@ impl RuntimeEnd {
         }
     }
 
+    /// `exec`: the process's seccomp filter, which it takes before its last steps.
+    pub fn exec_seccomp(&self, program: &crate::seccomp::Program) -> Result<(), SyncError> {
+        self.0.send(&encode_program(program))
+    }
+
     /// `exec`: Ok once the process has exec'd (its end closes on exec), or its error.
     pub fn exec_done(&self) -> Result<(), SyncError> {
         match self.0.recv() {
@@ -368,6 +378,12 @@ impl<'a> InitState<'a> {
 pub struct Init<'a>(&'a Channel);
 
 impl Init<'_> {
+    /// The init's seccomp filter, which it takes once its mounts are made (before its
+    /// hooks request).
+    pub fn seccomp(&self, program: &crate::seccomp::Program) -> Result<(), SyncError> {
+        self.0.send(&encode_program(program))
+    }
+
     /// The init's mounts are done: `run` the prestart and createRuntime hooks.
     pub fn hooks<E: From<SyncError>>(&self, run: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
         self.0
@@ -444,6 +460,17 @@ impl ChildEnd {
         }
     }
 
+    /// The seccomp filter the runtime compiled for us (a filter it deferred).
+    pub fn seccomp(&self) -> Result<crate::seccomp::Program, SyncError> {
+        match self.0.recv()? {
+            Msg::Seccomp { flags, program } => decode_program(flags, &program),
+            got => Err(SyncError::Unexpected {
+                got,
+                want: "seccomp filter",
+            }),
+        }
+    }
+
     /// Ask the runtime to run its prestart and createRuntime hooks; returns once it has.
     pub fn hooks(&self) -> Result<(), SyncError> {
         self.0.send(&Msg::RunHooks)?;
@@ -469,6 +496,55 @@ impl ChildEnd {
     pub fn error(&self, e: &str) -> Result<(), SyncError> {
         self.0.send(&Msg::Error(e.to_string()))
     }
+}
+
+fn encode_program(p: &crate::seccomp::Program) -> Msg {
+    use std::fmt::Write;
+    let mut program = String::with_capacity(p.instructions.len() * 16);
+    for i in &p.instructions {
+        let word = u64::from(i.code) << 48
+            | u64::from(i.jt) << 40
+            | u64::from(i.jf) << 32
+            | u64::from(i.k);
+        let _ = write!(program, "{word:016x}");
+    }
+    Msg::Seccomp {
+        flags: p.flags,
+        program,
+    }
+}
+
+/// A received filter: only what `seccomp::install` uses (a deferred filter has no notify
+/// rule; its notes were logged by the runtime).
+fn decode_program(flags: u64, hex: &str) -> Result<crate::seccomp::Program, SyncError> {
+    let bad = || SyncError::Program(hex.len());
+    if hex.len() % 16 != 0 {
+        return Err(bad());
+    }
+    let instructions = hex
+        .as_bytes()
+        .chunks(16)
+        .map(|c| {
+            let word = std::str::from_utf8(c)
+                .ok()
+                .and_then(|t| u64::from_str_radix(t, 16).ok())
+                .ok_or_else(bad)?;
+            let [c0, c1, jt, jf, k0, k1, k2, k3] = word.to_be_bytes();
+            Ok(libc::sock_filter {
+                code: u16::from_be_bytes([c0, c1]),
+                jt,
+                jf,
+                k: u32::from_be_bytes([k0, k1, k2, k3]),
+            })
+        })
+        .collect::<Result<Vec<_>, SyncError>>()?;
+    Ok(crate::seccomp::Program {
+        instructions,
+        flags,
+        uses_notify: false,
+        warnings: Vec::new(),
+        debug: Vec::new(),
+    })
 }
 
 #[cfg(test)]

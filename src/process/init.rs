@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
-use super::filter::SeccompSetup;
+use super::filter::{Filter, SeccompSetup};
 use super::setup::{self, SetupError};
 use super::{caps, console, lsm};
 use crate::hooks;
@@ -67,7 +67,7 @@ pub struct InitConfig<'a> {
     pub no_pivot: bool,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
-    pub seccomp: Option<&'a SeccompSetup>,
+    pub seccomp: Option<&'a Filter>,
     pub landlock: Option<&'a crate::landlock::Plan>,
 }
 
@@ -134,6 +134,8 @@ struct Prepared {
     /// until `start`, which refuses such a container before it reaches the init).
     launch: Option<(PathBuf, Vec<String>)>,
     landlock: Option<crate::landlock::Ruleset>,
+    /// The filter the runtime compiled while the init set up ([`Filter::Deferred`]).
+    seccomp: Option<SeccompSetup>,
 }
 
 fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepared, InitError> {
@@ -164,6 +166,11 @@ fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepare
         user_ns: plan.has(LinuxNamespaceType::User),
     };
     rootfs.prepare()?;
+    // The runtime compiled a deferred filter while the mounts were made.
+    let seccomp = match cfg.seccomp {
+        Some(Filter::Deferred(_)) => Some(SeccompSetup::received(chan.seccomp()?)),
+        _ => None,
+    };
     if needs_runtime_hooks(spec) {
         chan.hooks()?;
     }
@@ -196,6 +203,7 @@ fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepare
         state_json,
         launch,
         landlock,
+        seccomp,
     })
 }
 
@@ -310,7 +318,7 @@ fn finish_inner(cfg: &InitConfig<'_>, plan: &Plan, p: Prepared) -> Result<Never,
         proc_,
         cfg.preserve_fds,
         plan,
-        cfg.seccomp,
+        cfg.seccomp.and_then(Filter::ready).or(p.seccomp.as_ref()),
         p.landlock.as_ref(),
         &p.state_json,
         exe,

@@ -100,7 +100,7 @@ fn check_internal_fds(req: &SpawnRequest<'_>, chans: [RawFd; 2]) -> Result<(), S
         .chain(
             req.init
                 .seccomp
-                .and_then(|f| f.agent.as_ref())
+                .and_then(|f| f.agent())
                 .map(|a| a.as_raw_fd()),
         )
         .chain(req.state_lock);
@@ -295,6 +295,16 @@ fn drive(
     } else {
         String::new()
     })?;
+    // The init builds its mounts meanwhile, and takes the filter once they are made.
+    let section = req
+        .init
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref());
+    if let (Some(d), Some(section)) = (req.init.seccomp.and_then(|f| f.deferred()), section) {
+        init.seccomp(&d.compile(section, req.init.spec.process().as_ref())?)?;
+    }
     if init::needs_runtime_hooks(req.init.spec) {
         init.hooks(|| runtime_hooks(p).map_err(SpawnError::Hook))?;
     }
@@ -312,7 +322,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: Plan, chan: ChildEnd) -> ! {
     if let Some(c) = req.init.console.as_ref() {
         keep.push(c.as_raw_fd());
     }
-    if let Some(a) = req.init.seccomp.and_then(|f| f.agent.as_ref()) {
+    if let Some(a) = req.init.seccomp.and_then(|f| f.agent()) {
         keep.push(a.as_raw_fd());
     }
     fork::close_fds_except(3 + req.init.preserve_fds, &keep);

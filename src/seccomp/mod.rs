@@ -188,6 +188,20 @@ pub fn compile(spec: &LinuxSeccomp, opts: &CompileOptions) -> Result<Program, Se
     })
 }
 
+/// Whether `spec` may involve a notify listener (a rule or the default action
+/// SCMP_ACT_NOTIFY, or a `listenerPath`): its agent connection is made before the runtime
+/// forks, so such a profile is compiled first.
+pub fn names_notify(spec: &LinuxSeccomp) -> bool {
+    use oci_spec::runtime::LinuxSeccompAction::ScmpActNotify;
+    spec.listener_path().is_some()
+        || spec.default_action() == ScmpActNotify
+        || spec
+            .syscalls()
+            .iter()
+            .flatten()
+            .any(|s| s.action() == ScmpActNotify)
+}
+
 /// What a container gets: the program its init installs and, for trace mode or deny
 /// logging, what the supervisor does with the listener.
 #[derive(Clone, Debug)]
