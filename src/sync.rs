@@ -618,6 +618,55 @@ mod tests {
     }
 
     #[test]
+    fn a_seccomp_program_arrives_whole_where_the_child_takes_it() {
+        let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+        // Every field at its extremes, and a program past one datagram (4096 instructions).
+        let mut instructions = vec![insn(0xffff, 0xff, 0, 0xffff_ffff), insn(0x06, 0, 0xff, 0)];
+        instructions.extend((0..4094u32).map(|i| insn(0x15, 1, 2, i.wrapping_mul(0x9e37_79b9))));
+        let program = crate::seccomp::Program {
+            instructions,
+            flags: libc::SECCOMP_FILTER_FLAG_LOG,
+            uses_notify: false,
+            warnings: vec!["not sent".into()],
+            debug: Vec::new(),
+        };
+        let (rt, child) = pair().unwrap();
+        let sent = program.clone();
+        let t = std::thread::spawn(move || {
+            let (_, state) = rt.setup().init_pid().unwrap();
+            state.send(String::new()).unwrap().seccomp(&sent).unwrap();
+        });
+        child.init_pid(3).unwrap();
+        assert_eq!(child.state().unwrap(), "");
+        let got = child.seccomp().unwrap();
+        t.join().unwrap();
+        let words = |p: &crate::seccomp::Program| -> Vec<(u16, u8, u8, u32)> {
+            p.instructions
+                .iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect()
+        };
+        assert_eq!(words(&got), words(&program));
+        assert_eq!(got.flags, program.flags);
+        assert!(!got.uses_notify && got.warnings.is_empty());
+        // Where the child waits for its filter, another message is an error, not a filter.
+        let (rt, child) = pair().unwrap();
+        rt.created().unwrap();
+        assert!(matches!(
+            child.seccomp(),
+            Err(SyncError::Unexpected {
+                got: Msg::Created,
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode_program(0, "0123"),
+            Err(SyncError::Program(4))
+        ));
+        assert!(decode_program(0, "zzzzzzzzzzzzzzzz").is_err());
+    }
+
+    #[test]
     fn a_step_out_of_order_fails_instead_of_running() {
         // Hooks asked for before the init's pid is known: they would run with no pid.
         let (rt, child) = pair().unwrap();
