@@ -243,6 +243,21 @@ impl Channel {
         }
     }
 
+    /// The channel's poll(2) events right now (0 when none or on error).
+    fn poll_now(&self) -> libc::c_short {
+        let mut fd = libc::pollfd {
+            fd: self.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        if unsafe { libc::poll(&mut fd, 1, 0) } == 1 {
+            fd.revents
+        } else {
+            0
+        }
+    }
+
     /// Receive and insist on `want`; a child's `Error` becomes this side's error text.
     fn expect(&self, want: Msg, name: &'static str) -> Result<(), SyncError> {
         match self.recv()? {
@@ -281,13 +296,22 @@ impl RuntimeEnd {
         Intermediate(&self.0)
     }
 
-    /// After a step failed on a closed channel: the error a child queued before it went,
-    /// if any (it says more than the EPIPE of our send).
+    /// After a step failed: the error a child queued before it went, if any (it says more
+    /// than the EPIPE of our send). Never waits: a send can fail while the children live
+    /// on, each waiting for our next message.
     pub fn child_error(&self) -> Option<String> {
+        if self.0.poll_now() & libc::POLLIN == 0 {
+            return None;
+        }
         match self.0.recv() {
             Ok(Msg::Error(e)) => Some(e),
             _ => None,
         }
+    }
+
+    /// Every process holding the other end has closed it (exited).
+    pub fn children_gone(&self) -> bool {
+        self.0.poll_now() & libc::POLLHUP != 0
     }
 
     /// `exec`: the host pid of the process the intermediate forked.
@@ -706,6 +730,12 @@ mod tests {
         }
         drop(child);
         assert_eq!(rt.child_error(), None);
+        assert!(rt.children_gone());
+        // A child alive and silent: nothing to report, and no wait for it.
+        let (rt, child) = pair().unwrap();
+        assert_eq!(rt.child_error(), None);
+        assert!(!rt.children_gone());
+        drop(child);
         // exec: EOF after the pid means the process exec'd.
         let (rt, child) = pair().unwrap();
         child.init_pid(5).unwrap();

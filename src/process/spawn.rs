@@ -161,6 +161,11 @@ pub fn spawn(
         Err(SpawnError::Sync(SyncError::Child(e))) => Err(SpawnError::Child(e)),
         Err(SpawnError::Sync(e)) => match ours.child_error() {
             Some(child_err) => Err(SpawnError::Child(child_err)),
+            // Our own send failed with the children alive, waiting for it: they are
+            // killed below, and how they died would hide the cause.
+            None if matches!(e, SyncError::Send(_)) && !ours.children_gone() => {
+                Err(SpawnError::Sync(e))
+            }
             // The channel is closed and nothing said why: every child holding it is gone.
             // How they died is the message.
             None => Err(death_cause(&req, child, init_pid).unwrap_or(SpawnError::Sync(e))),
