@@ -140,13 +140,12 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
     let result = (|| {
         // Compiled while the intermediate joins the namespaces; the process takes it
         // before its last steps.
-        let section = req
-            .config
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().as_ref());
-        if let (Some(d), Some(section)) = (req.seccomp.and_then(|f| f.deferred()), section) {
-            if let Err(e) = ours.exec_seccomp(&d.compile(section, Some(req.process))?) {
+        let deferred = match req.seccomp {
+            Some(f) => f.compile_deferred(req.config, Some(req.process))?,
+            None => None,
+        };
+        if let Some(program) = deferred {
+            if let Err(e) = ours.exec_seccomp(&program) {
                 // The children are gone: what they said before says more than EPIPE.
                 ours.exec_pid()?;
                 ours.exec_done()?;

@@ -64,7 +64,7 @@ impl Filter {
         bundle: &Path,
     ) -> Result<Option<Filter>, SeccompError> {
         let ann = Annotations::parse(annotations)?;
-        let section = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        let section = section(spec);
         let plan = Plan::from_spec(spec);
         let new_netns = plan.creates(LinuxNamespaceType::Network);
         let user_ns = if plan.creates(LinuxNamespaceType::User) {
@@ -122,20 +122,28 @@ impl Filter {
         self.ready().and_then(|s| s.agent.as_ref())
     }
 
-    /// The compile left for after the fork, if any.
-    pub fn deferred(&self) -> Option<&Deferred> {
-        match self {
-            Filter::Deferred(d) => Some(d),
-            Filter::Ready(_) => None,
+    /// A deferred filter compiled from `spec` (the one given to [`Filter::prepare`]) for
+    /// `process`, to send to it; None when there is none to send.
+    pub fn compile_deferred(
+        &self,
+        spec: &Spec,
+        process: Option<&Process>,
+    ) -> Result<Option<seccomp::Program>, SeccompError> {
+        match (self, section(spec)) {
+            (Filter::Deferred(d), Some(s)) => d.compile(s, process).map(Some),
+            _ => Ok(None),
         }
     }
 }
 
+fn section(spec: &Spec) -> Option<&LinuxSeccomp> {
+    spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())
+}
+
 impl Deferred {
-    /// Compile `section` (the container's `linux.seccomp`, as given to
-    /// [`Filter::prepare`]) for `process`, the kernel facts read now from the runtime's
+    /// Compile `section` for `process`, the kernel facts read now from the runtime's
     /// /proc/sys; its notes are logged here, once.
-    pub fn compile(
+    fn compile(
         &self,
         section: &LinuxSeccomp,
         process: Option<&Process>,

@@ -301,14 +301,12 @@ fn drive(
         String::new()
     })?;
     // The init builds its mounts meanwhile, and takes the filter once they are made.
-    let section = req
-        .init
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref());
-    if let (Some(d), Some(section)) = (req.init.seccomp.and_then(|f| f.deferred()), section) {
-        init.seccomp(&d.compile(section, req.init.spec.process().as_ref())?)?;
+    if let Some(f) = req.init.seccomp {
+        if let Some(program) =
+            f.compile_deferred(req.init.spec, req.init.spec.process().as_ref())?
+        {
+            init.seccomp(&program)?;
+        }
     }
     if init::needs_runtime_hooks(req.init.spec) {
         init.hooks(|| runtime_hooks(p).map_err(SpawnError::Hook))?;
