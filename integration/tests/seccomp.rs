@@ -45,6 +45,27 @@ fn denied_syscall_gets_the_profile_errno() {
 }
 
 #[test]
+fn an_exec_d_process_gets_the_profile_too() {
+    let mut c = Container::new("sc-exec");
+    c.config()["linux"]["seccomp"] = allow_all_but(json!([
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
+    ]));
+    c.args(&["sleep", "60"]);
+    c.run_detached().ok();
+    let probe = "mkdir /tmp/x 2>&1; echo mkdir=$?; rmdir /tmp/none 2>&1; echo rmdir=$?";
+    let out = c.cmd(&["exec", &c.id, "sh", "-c", probe]).ok();
+    // The profile's errno for mkdir; rmdir reaches the kernel (EROFS here).
+    assert!(
+        out.stdout.contains("'/tmp/x': Permission denied")
+            && out.stdout.contains("mkdir=1")
+            && out.stdout.contains("'/tmp/none': Read-only file system")
+            && out.stdout.contains("rmdir=1"),
+        "{out}"
+    );
+    c.kill("KILL").ok();
+}
+
+#[test]
 fn kill_action_kills_the_process() {
     let mut c = Container::new("sc-kill");
     c.config()["linux"]["seccomp"] = allow_all_but(json!([
