@@ -8,7 +8,8 @@
 //!
 //! Messages are sent only through the typed ends below, one call per step of the setup:
 //! the runtime's `Intermediate` → `InitState` → `Init` → `Waiting` take the steps in the
-//! one order both sides follow (id maps, cgroup, init pid, state, hooks, ready, created)
+//! one order both sides follow (id maps, cgroup, init pid, state, seccomp filter when the
+//! runtime compiles it after the fork, hooks, ready, created)
 //! and a message out of that order (`RunHooks` before `InitPid`, say) fails the create
 //! instead of acting on a step not yet taken.
 

@@ -17,8 +17,9 @@
 //!   refuse gets the profile's default action, except clone3, which gets ENOSYS so that
 //!   libc falls back to clone (whose flags a filter can read).
 //!
-//! Flow for a container: [`prepare`] in the runtime before forking the container init
-//! (allocation-free afterwards); in the init, right before exec, [`install`] the program and,
+//! Flow for a container: [`prepare`] or [`compile`] in the runtime, before forking the
+//! container init or (an enforced profile without notify) while it sets up, the program then
+//! sent to it over the sync channel; in the init, right before exec, [`install`] the program and,
 //! when [`Setup::supervision`] is set, [`ListenerSlot::publish`] the returned fd; in the
 //! monitor, [`ListenerSlot::take`] it and run [`supervise`]. With SCMP_ACT_NOTIFY in the
 //! profile (and no supervision), the listener goes to the agent with [`send_listener`].
