@@ -420,6 +420,20 @@ fn deny_log_reports_every_denied_call_of_a_burst() {
     assert!(denied.iter().all(|v| v["level"] == "warning"));
 }
 
+/// No state dir under the container's root, no cgroup of it.
+fn assert_nothing_left(c: &Container) {
+    assert!(
+        std::fs::read_dir(c.root())
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "state left behind"
+    );
+    assert!(
+        cgroup_dirs(&format!("/{}", c.id)).is_empty(),
+        "cgroup left behind"
+    );
+}
+
 #[test]
 fn bad_annotation_value_fails_create_cleanly() {
     if runtime_is_runc() {
@@ -436,16 +450,7 @@ fn bad_annotation_value_fails_create_cleanly() {
         let out = c.run().fails();
         assert!(out.stderr.contains(k) && out.stderr.contains(v), "{out}");
         assert!(out.stderr.lines().count() == 1, "one line: {out}");
-        assert!(
-            std::fs::read_dir(c.root())
-                .map(|d| d.count() == 0)
-                .unwrap_or(true),
-            "state left behind"
-        );
-        assert!(
-            cgroup_dirs(&format!("/{}", c.id)).is_empty(),
-            "cgroup left behind"
-        );
+        assert_nothing_left(&c);
     }
 }
 
@@ -488,16 +493,7 @@ fn a_profile_the_compiler_refuses_fails_create_before_any_hook() {
     } else {
         assert!(ran.is_empty(), "hooks ran: {ran:?}");
     }
-    assert!(
-        std::fs::read_dir(c.root())
-            .map(|d| d.count() == 0)
-            .unwrap_or(true),
-        "state left behind"
-    );
-    assert!(
-        cgroup_dirs(&format!("/{}", c.id)).is_empty(),
-        "cgroup left behind"
-    );
+    assert_nothing_left(&c);
 }
 
 /// x86_64 numbers of the syscalls the precedence tests make (all harmless with any integer
