@@ -8,6 +8,9 @@
 //!   `prefix-hardened`, `prefix-strict` (every built-in at its strictest) or
 //!   `prefix-no-builtins` (SOURCE: an OCI
 //!   profile compiled by nucleus), or `bpf` (SOURCE: a raw program, e.g. libseccomp's).
+//! - `seccomp_bench load BUNDLE N`: loads BUNDLE's config.json and compiles its profile
+//!   the way `create` does, N times in a loop, printing nothing: a workload to profile
+//!   (`perf record -e cpu-clock`, callgrind) or time from outside.
 
 use nucleus::seccomp::{compile, install, BuiltinFilters, CompileOptions, Layout, Program};
 use oci_spec::runtime::LinuxSeccomp;
@@ -181,6 +184,19 @@ fn exec_under(filter: &str, source: &str, argv: &[String]) -> ! {
     panic!("exec {}: {}", argv[0], std::io::Error::last_os_error());
 }
 
+fn load_loop(bundle: &str, n: usize) {
+    let bundle = std::path::Path::new(bundle);
+    for _ in 0..n {
+        let spec = nucleus::spec::load(bundle).unwrap();
+        nucleus::spec::validate(&spec).unwrap();
+        let section = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        if let Some(s) = section {
+            std::hint::black_box(compile(s, &CompileOptions::default()).unwrap());
+        }
+        std::hint::black_box(spec);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -189,6 +205,7 @@ fn main() {
             paths(&args[2], &args[3]);
         }
         Some("exec") => exec_under(&args[2], &args[3], &args[4..]),
+        Some("load") => load_loop(&args[2], args[3].parse().expect("N: a count")),
         _ => {
             eprintln!("usage: seccomp_bench compile PROFILE | exec FILTER SOURCE PROGRAM [ARGS]");
             std::process::exit(2);

@@ -434,6 +434,29 @@ fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), SpecE
 /// or fail only at exec): checked over the whole config, keys included, except the
 /// annotations, which are the caller's own data. `at` is the JSON path so far.
 fn check_no_nul(v: &serde_json::Value, at: &mut String) -> Result<(), SpecError> {
+    // The walk below builds each value's path as it goes (an allocation per array
+    // element: 400 for a seccomp profile); it runs only to name a NUL found.
+    if !has_nul(v, true) {
+        return Ok(());
+    }
+    check_no_nul_at(v, at)
+}
+
+/// Whether a string or key of `v` holds a NUL byte; the top level's `annotations` are
+/// not looked at.
+fn has_nul(v: &serde_json::Value, top: bool) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(|x| has_nul(x, false)),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, x)| k.contains('\0') || (!(top && k == "annotations") && has_nul(x, false))),
+        _ => false,
+    }
+}
+
+fn check_no_nul_at(v: &serde_json::Value, at: &mut String) -> Result<(), SpecError> {
     use serde_json::Value;
     let nul = |at: &str, s: &str| {
         SpecError::Invalid(format!(
@@ -448,7 +471,7 @@ fn check_no_nul(v: &serde_json::Value, at: &mut String) -> Result<(), SpecError>
             for (i, x) in a.iter().enumerate() {
                 let len = at.len();
                 at.push_str(&format!("[{i}]"));
-                check_no_nul(x, at)?;
+                check_no_nul_at(x, at)?;
                 at.truncate(len);
             }
             Ok(())
@@ -464,7 +487,7 @@ fn check_no_nul(v: &serde_json::Value, at: &mut String) -> Result<(), SpecError>
                     return Err(nul(at, k));
                 }
                 if at != "annotations" {
-                    check_no_nul(x, at)?;
+                    check_no_nul_at(x, at)?;
                 }
                 at.truncate(len);
             }
@@ -694,6 +717,31 @@ mod tests {
     fn default_config_parses_and_validates() {
         let s: Spec = parse(CONFIG_FILE, DEFAULT_CONFIG.as_bytes()).unwrap();
         validate(&s).unwrap();
+    }
+
+    #[test]
+    fn a_nul_is_found_and_named_anywhere_but_in_the_annotations() {
+        let check = |j: serde_json::Value| check_no_nul(&j, &mut String::new());
+        let names: Vec<String> = (0..400).map(|i| format!("call{i}")).collect();
+        let clean = serde_json::json!({"linux": {"seccomp": {"syscalls": [{"names": names}]}},
+            "annotations": {"a\u{0}": "b\u{0}"}});
+        check(clean.clone()).unwrap();
+        let mut bad = clean.clone();
+        bad["linux"]["seccomp"]["syscalls"][0]["names"][399] = "read\u{0}".into();
+        let e = check(bad).unwrap_err().to_string();
+        assert!(
+            e.contains(": linux.seccomp.syscalls[0].names[399]: ") && e.contains("NUL"),
+            "{e}"
+        );
+        // Only the top level's annotations are the caller's own data.
+        let mut nested = clean.clone();
+        nested["linux"]["annotations"] = serde_json::json!({"k": "v\u{0}"});
+        let e = check(nested).unwrap_err().to_string();
+        assert!(e.contains(": linux.annotations.k: "), "{e}");
+        let mut key = clean;
+        key["process"] = serde_json::json!({"env\u{0}": []});
+        let e = check(key).unwrap_err().to_string();
+        assert!(e.contains(": process.env"), "{e}");
     }
 
     #[test]

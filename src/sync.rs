@@ -8,7 +8,8 @@
 //!
 //! Messages are sent only through the typed ends below, one call per step of the setup:
 //! the runtime's `Intermediate` → `InitState` → `Init` → `Waiting` take the steps in the
-//! one order both sides follow (id maps, cgroup, init pid, state, hooks, ready, created)
+//! one order both sides follow (id maps, cgroup, init pid, state, seccomp filter when the
+//! runtime compiles it after the fork, hooks, ready, created)
 //! and a message out of that order (`RunHooks` before `InitPid`, say) fails the create
 //! instead of acting on a step not yet taken.
 
@@ -31,6 +32,8 @@ pub enum SyncError {
     Frame(u8),
     #[error("bad sync message: {0}")]
     Decode(serde_json::Error),
+    #[error("bad seccomp program in sync message ({0} hex digits, not whole instructions)")]
+    Program(usize),
     #[error("unexpected sync message {got:?} while waiting for {want}")]
     Unexpected { got: Msg, want: &'static str },
     /// The child's own error, reported instead of the step the runtime waited for.
@@ -68,6 +71,9 @@ pub enum Msg {
     /// Runtime → init: the container state (with the init's host pid) for hooks and the
     /// seccomp agent.
     State(String),
+    /// Runtime → init (or exec'd process): its seccomp filter, compiled while it set up;
+    /// the `SECCOMP_FILTER_FLAG_*` and the instructions, 16 hex digits each.
+    Seccomp { flags: u64, program: String },
     /// Init → runtime: mounts done; run prestart and createRuntime hooks now.
     RunHooks,
     /// Runtime → init: hooks done.
@@ -238,6 +244,21 @@ impl Channel {
         }
     }
 
+    /// The channel's poll(2) events right now (0 when none or on error).
+    fn poll_now(&self) -> libc::c_short {
+        let mut fd = libc::pollfd {
+            fd: self.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        if unsafe { libc::poll(&mut fd, 1, 0) } == 1 {
+            fd.revents
+        } else {
+            0
+        }
+    }
+
     /// Receive and insist on `want`; a child's `Error` becomes this side's error text.
     fn expect(&self, want: Msg, name: &'static str) -> Result<(), SyncError> {
         match self.recv()? {
@@ -276,13 +297,22 @@ impl RuntimeEnd {
         Intermediate(&self.0)
     }
 
-    /// After a step failed on a closed channel: the error a child queued before it went,
-    /// if any (it says more than the EPIPE of our send).
+    /// After a step failed: the error a child queued before it went, if any (it says more
+    /// than the EPIPE of our send). Never waits: a send can fail while the children live
+    /// on, each waiting for our next message.
     pub fn child_error(&self) -> Option<String> {
+        if self.0.poll_now() & libc::POLLIN == 0 {
+            return None;
+        }
         match self.0.recv() {
             Ok(Msg::Error(e)) => Some(e),
             _ => None,
         }
+    }
+
+    /// Every process holding the other end has closed it (exited).
+    pub fn children_gone(&self) -> bool {
+        self.0.poll_now() & libc::POLLHUP != 0
     }
 
     /// `exec`: the host pid of the process the intermediate forked.
@@ -295,6 +325,11 @@ impl RuntimeEnd {
                 want: "exec pid",
             }),
         }
+    }
+
+    /// `exec`: the process's seccomp filter, which it takes before its last steps.
+    pub fn exec_seccomp(&self, program: &crate::seccomp::Program) -> Result<(), SyncError> {
+        self.0.send(&encode_program(program))
     }
 
     /// `exec`: Ok once the process has exec'd (its end closes on exec), or its error.
@@ -368,6 +403,12 @@ impl<'a> InitState<'a> {
 pub struct Init<'a>(&'a Channel);
 
 impl Init<'_> {
+    /// The init's seccomp filter, which it takes once its mounts are made (before its
+    /// hooks request).
+    pub fn seccomp(&self, program: &crate::seccomp::Program) -> Result<(), SyncError> {
+        self.0.send(&encode_program(program))
+    }
+
     /// The init's mounts are done: `run` the prestart and createRuntime hooks.
     pub fn hooks<E: From<SyncError>>(&self, run: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
         self.0
@@ -444,6 +485,17 @@ impl ChildEnd {
         }
     }
 
+    /// The seccomp filter the runtime compiled for us (a filter it deferred).
+    pub fn seccomp(&self) -> Result<crate::seccomp::Program, SyncError> {
+        match self.0.recv()? {
+            Msg::Seccomp { flags, program } => decode_program(flags, &program),
+            got => Err(SyncError::Unexpected {
+                got,
+                want: "seccomp filter",
+            }),
+        }
+    }
+
     /// Ask the runtime to run its prestart and createRuntime hooks; returns once it has.
     pub fn hooks(&self) -> Result<(), SyncError> {
         self.0.send(&Msg::RunHooks)?;
@@ -469,6 +521,55 @@ impl ChildEnd {
     pub fn error(&self, e: &str) -> Result<(), SyncError> {
         self.0.send(&Msg::Error(e.to_string()))
     }
+}
+
+fn encode_program(p: &crate::seccomp::Program) -> Msg {
+    use std::fmt::Write;
+    let mut program = String::with_capacity(p.instructions.len() * 16);
+    for i in &p.instructions {
+        let word = u64::from(i.code) << 48
+            | u64::from(i.jt) << 40
+            | u64::from(i.jf) << 32
+            | u64::from(i.k);
+        let _ = write!(program, "{word:016x}");
+    }
+    Msg::Seccomp {
+        flags: p.flags,
+        program,
+    }
+}
+
+/// A received filter: only what `seccomp::install` uses (a deferred filter has no notify
+/// rule; its notes were logged by the runtime).
+fn decode_program(flags: u64, hex: &str) -> Result<crate::seccomp::Program, SyncError> {
+    let bad = || SyncError::Program(hex.len());
+    if hex.len() % 16 != 0 {
+        return Err(bad());
+    }
+    let instructions = hex
+        .as_bytes()
+        .chunks(16)
+        .map(|c| {
+            let word = std::str::from_utf8(c)
+                .ok()
+                .and_then(|t| u64::from_str_radix(t, 16).ok())
+                .ok_or_else(bad)?;
+            let [c0, c1, jt, jf, k0, k1, k2, k3] = word.to_be_bytes();
+            Ok(libc::sock_filter {
+                code: u16::from_be_bytes([c0, c1]),
+                jt,
+                jf,
+                k: u32::from_be_bytes([k0, k1, k2, k3]),
+            })
+        })
+        .collect::<Result<Vec<_>, SyncError>>()?;
+    Ok(crate::seccomp::Program {
+        instructions,
+        flags,
+        uses_notify: false,
+        warnings: Vec::new(),
+        debug: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -542,6 +643,55 @@ mod tests {
     }
 
     #[test]
+    fn a_seccomp_program_arrives_whole_where_the_child_takes_it() {
+        let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+        // Every field at its extremes, and a program past one datagram (4096 instructions).
+        let mut instructions = vec![insn(0xffff, 0xff, 0, 0xffff_ffff), insn(0x06, 0, 0xff, 0)];
+        instructions.extend((0..4094u32).map(|i| insn(0x15, 1, 2, i.wrapping_mul(0x9e37_79b9))));
+        let program = crate::seccomp::Program {
+            instructions,
+            flags: libc::SECCOMP_FILTER_FLAG_LOG,
+            uses_notify: false,
+            warnings: vec!["not sent".into()],
+            debug: Vec::new(),
+        };
+        let (rt, child) = pair().unwrap();
+        let sent = program.clone();
+        let t = std::thread::spawn(move || {
+            let (_, state) = rt.setup().init_pid().unwrap();
+            state.send(String::new()).unwrap().seccomp(&sent).unwrap();
+        });
+        child.init_pid(3).unwrap();
+        assert_eq!(child.state().unwrap(), "");
+        let got = child.seccomp().unwrap();
+        t.join().unwrap();
+        let words = |p: &crate::seccomp::Program| -> Vec<(u16, u8, u8, u32)> {
+            p.instructions
+                .iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect()
+        };
+        assert_eq!(words(&got), words(&program));
+        assert_eq!(got.flags, program.flags);
+        assert!(!got.uses_notify && got.warnings.is_empty());
+        // Where the child waits for its filter, another message is an error, not a filter.
+        let (rt, child) = pair().unwrap();
+        rt.created().unwrap();
+        assert!(matches!(
+            child.seccomp(),
+            Err(SyncError::Unexpected {
+                got: Msg::Created,
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode_program(0, "0123"),
+            Err(SyncError::Program(4))
+        ));
+        assert!(decode_program(0, "zzzzzzzzzzzzzzzz").is_err());
+    }
+
+    #[test]
     fn a_step_out_of_order_fails_instead_of_running() {
         // Hooks asked for before the init's pid is known: they would run with no pid.
         let (rt, child) = pair().unwrap();
@@ -581,6 +731,12 @@ mod tests {
         }
         drop(child);
         assert_eq!(rt.child_error(), None);
+        assert!(rt.children_gone());
+        // A child alive and silent: nothing to report, and no wait for it.
+        let (rt, child) = pair().unwrap();
+        assert_eq!(rt.child_error(), None);
+        assert!(!rt.children_gone());
+        drop(child);
         // exec: EOF after the pid means the process exec'd.
         let (rt, child) = pair().unwrap();
         child.init_pid(5).unwrap();

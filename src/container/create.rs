@@ -6,7 +6,7 @@ use super::{ContainerError, Runtime};
 use crate::cgroups::Cgroup;
 use crate::hooks;
 use crate::process::console;
-use crate::process::filter::SeccompSetup;
+use crate::process::filter::Filter;
 use crate::process::init::InitConfig;
 use crate::process::spawn::{self, SpawnRequest};
 use crate::spec;
@@ -63,7 +63,7 @@ pub(crate) fn create_with_console(
     }
     // The container's namespaces, worked out once for the filter and the spawn.
     let plan = crate::namespaces::Plan::from_spec(&config);
-    let seccomp_prog = SeccompSetup::prepare(
+    let seccomp_prog = Filter::prepare(
         &config,
         config.process().as_ref(),
         &plan,
@@ -195,7 +195,7 @@ fn setup(
     record: &mut CreatingRecord,
     opts: &CreateOptions,
     console: Option<std::os::fd::OwnedFd>,
-    seccomp_prog: Option<SeccompSetup>,
+    seccomp_prog: Option<Filter>,
     commit: bool,
 ) -> Result<Option<spawn::Spawned>, ContainerError> {
     let fifo = dir.fifo_path();
@@ -264,7 +264,7 @@ fn setup(
         st.landlock_ids = p.paths.iter().filter_map(|r| r.id).collect();
     }
     st.pid_start = state::process_start_time(pid).unwrap_or(0);
-    if let Some(f) = seccomp_prog.as_ref() {
+    if let Some(f) = seccomp_prog.as_ref().and_then(Filter::ready) {
         st.monitor_pid = f.start_monitor(pid, opts.foreground)?;
         if let Some(m) = st.monitor_pid {
             record_pid(m)?;

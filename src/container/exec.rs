@@ -9,7 +9,7 @@ use super::{open, ContainerError, Runtime};
 use crate::namespaces::Plan;
 use crate::process::console;
 use crate::process::exec::{self, ExecRequest};
-use crate::process::filter::SeccompSetup;
+use crate::process::filter::Filter;
 use crate::spec;
 use crate::state::Status;
 
@@ -155,8 +155,7 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
     let terminal = process.terminal().unwrap_or(false);
     let console = console::for_process(terminal, o.console_socket.as_deref(), None)?;
     let plan = Plan::from_spec(&config);
-    let seccomp =
-        SeccompSetup::prepare(&config, Some(&process), &plan, &st.annotations, &st.bundle)?;
+    let seccomp = Filter::prepare(&config, Some(&process), &plan, &st.annotations, &st.bundle)?;
     let landlock = crate::landlock::Plan::from_state(&st.annotations, &st.landlock_ids)?;
     let state_json = serde_json::to_vec(&st.oci(status, false)).unwrap_or_default();
     // The lock is only needed to read a consistent state; a long-running exec must not
@@ -175,6 +174,7 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
         console,
         preserve_fds: o.preserve_fds,
         seccomp: seccomp.as_ref(),
+        config: &config,
         landlock: landlock.as_ref(),
         state_json,
         foreground: !o.detach,

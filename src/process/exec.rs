@@ -7,9 +7,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::signal::SigSet;
 use nix::unistd::{ForkResult, Pid};
-use oci_spec::runtime::{LinuxNamespaceType, Process};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
-use super::filter::SeccompSetup;
+use super::filter::{Filter, SeccompSetup};
 use super::fork::{self, close_fds_except, open_cgroup_dir};
 use super::init::{self, InitError};
 use super::{console, setup};
@@ -28,7 +28,9 @@ pub struct ExecRequest<'a> {
     pub cgroup: Option<&'a Cgroup>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
-    pub seccomp: Option<&'a SeccompSetup>,
+    pub seccomp: Option<&'a Filter>,
+    /// The container's config (its `linux.seccomp`, for a deferred filter).
+    pub config: &'a Spec,
     /// The container's Landlock confinement, from its state.
     pub landlock: Option<&'a crate::landlock::Plan>,
     /// The container's state, for the seccomp agent.
@@ -107,7 +109,7 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
             if let Some(c) = req.console.as_ref() {
                 keep.push(c.as_raw_fd());
             }
-            if let Some(a) = req.seccomp.and_then(|f| f.agent.as_ref()) {
+            if let Some(a) = req.seccomp.and_then(|f| f.agent()) {
                 keep.push(a.as_raw_fd());
             }
             close_fds_except(3 + req.preserve_fds, &keep);
@@ -119,7 +121,7 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
                 Ok(ForkResult::Child) => {
                     drop(joins);
                     let e = match enter_root(root) {
-                        Ok(()) => run_process(req),
+                        Ok(()) => run_process(req, &theirs),
                         Err(e) => e,
                     };
                     let _ = theirs.error(&e.to_string());
@@ -136,6 +138,20 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
     drop(theirs);
     drop(joins);
     let result = (|| {
+        // Compiled while the intermediate joins the namespaces; the process takes it
+        // before its last steps.
+        let deferred = match req.seccomp {
+            Some(f) => f.compile_deferred(req.config, Some(req.process))?,
+            None => None,
+        };
+        if let Some(program) = deferred {
+            if let Err(e) = ours.exec_seccomp(&program) {
+                // The children are gone: what they said before says more than EPIPE.
+                ours.exec_pid()?;
+                ours.exec_done()?;
+                return Err(e.into());
+            }
+        }
         let pid = match ours.exec_pid() {
             Ok(p) => p,
             Err(SyncError::Child(e)) => return Err(SpawnError::Child(e)),
@@ -143,7 +159,7 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
         };
         // The process hands its listener over before it execs: the monitor must be there
         // first.
-        if let Some(f) = req.seccomp {
+        if let Some(f) = req.seccomp.and_then(Filter::ready) {
             f.start_monitor(pid, req.foreground)?;
         }
         match ours.exec_done() {
@@ -196,7 +212,7 @@ fn enter_root(root: Option<std::fs::File>) -> Result<(), InitError> {
     nix::unistd::chdir("/").map_err(sys("chdir to /"))
 }
 
-fn run_process(req: ExecRequest<'_>) -> InitError {
+fn run_process(req: ExecRequest<'_>, chan: &sync::ChildEnd) -> InitError {
     let p = req.process;
     let r = (|| -> Result<init::Never, InitError> {
         nix::unistd::setsid().map_err(|e| InitError::Sys {
@@ -217,11 +233,15 @@ fn run_process(req: ExecRequest<'_>) -> InitError {
         // it later (after its user switch), which only changes what could refuse the write.
         super::lsm::Lsm::of(p).apply_on_exec()?;
         let landlock = req.landlock.map(|p| p.build()).transpose()?;
+        let received = match req.seccomp {
+            Some(Filter::Deferred(_)) => Some(SeccompSetup::received(chan.seccomp()?)),
+            _ => None,
+        };
         init::become_process(
             p,
             req.preserve_fds,
             req.plan,
-            req.seccomp,
+            req.seccomp.and_then(Filter::ready).or(received.as_ref()),
             landlock.as_ref(),
             &req.state_json,
             &users,

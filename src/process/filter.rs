@@ -1,6 +1,12 @@
 //! The seccomp filter a container process gets: compiled from the bundle by the runtime,
 //! installed by the process itself right before exec, and, in trace or deny-log mode,
 //! served by a monitor process the runtime leaves behind.
+//!
+//! An enforced profile whose children inherit nothing of it (no listener slot, no agent
+//! connection: the common case, e.g. Podman's default profile) is compiled by the runtime
+//! after it forks, while its children build the namespaces and mounts, and sent to the
+//! process over the sync channel ([`Filter::Deferred`]): the compile is then off the
+//! critical path on a machine with a second CPU.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
@@ -8,13 +14,31 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::unistd::ForkResult;
-use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccomp, Process, Spec};
 
 use super::fork;
 use crate::namespaces::Plan;
 use crate::seccomp::{
-    self, Annotations, KernelFacts, ListenerSlot, SeccompError, SupervisionPlan, UserNs,
+    self, Annotations, BuiltinFilters, KernelFacts, ListenerSlot, SeccompError, SupervisionPlan,
+    UserNs,
 };
+
+/// A container process's filter as the runtime holds it when it forks.
+pub enum Filter {
+    /// Compiled before the fork: trace and deny-log modes (the children inherit the
+    /// monitor's listener slot) and SCMP_ACT_NOTIFY profiles (the agent's connection).
+    Ready(SeccompSetup),
+    /// Compiled by the runtime after the fork ([`Deferred::compile`]) and received by the
+    /// process with `ChildEnd::seccomp` before it reports ready.
+    Deferred(Deferred),
+}
+
+/// How to compile an enforced profile once the children are on their way.
+pub struct Deferred {
+    builtin: BuiltinFilters,
+    new_netns: bool,
+    user_ns: UserNs,
+}
 
 pub struct SeccompSetup {
     pub program: seccomp::Program,
@@ -28,20 +52,21 @@ pub struct SeccompSetup {
 /// How long the container process waits at install for the monitor to take its listener.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl SeccompSetup {
+impl Filter {
     /// The filter of `process` (the container's init or an exec'd process) from the
     /// container's `linux.seccomp` section and annotations; None when it gets no filter.
-    /// Warnings and built-in merges are logged here, once. `plan`: the container's
-    /// namespaces, as the caller worked them out from `spec`.
+    /// Everything that can be checked without compiling is checked here; an enforced
+    /// profile without SCMP_ACT_NOTIFY is left for [`Deferred::compile`]. `plan`: the
+    /// container's namespaces, as the caller worked them out from `spec`.
     pub fn prepare(
         spec: &Spec,
         process: Option<&Process>,
         plan: &Plan,
         annotations: &HashMap<String, String>,
         bundle: &Path,
-    ) -> Result<Option<SeccompSetup>, SeccompError> {
+    ) -> Result<Option<Filter>, SeccompError> {
         let ann = Annotations::parse(annotations)?;
-        let section = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        let section = section(spec);
         let new_netns = plan.creates(LinuxNamespaceType::Network);
         let user_ns = if plan.creates(LinuxNamespaceType::User) {
             UserNs::New
@@ -50,18 +75,19 @@ impl SeccompSetup {
         } else {
             UserNs::Runtime
         };
+        let inherited = ann.mode == seccomp::Mode::Trace || ann.log_denied;
+        if section.is_some_and(|s| !inherited && !seccomp::names_notify(s)) {
+            return Ok(Some(Filter::Deferred(Deferred {
+                builtin: ann.builtin,
+                new_netns,
+                user_ns,
+            })));
+        }
         let facts = || KernelFacts::read(process, user_ns);
         let Some(setup) = seccomp::prepare(section, &ann, bundle, new_netns, facts)? else {
             return Ok(None);
         };
-        // Profiles written for many architectures name syscalls x86 lacks; runc skips them
-        // silently, and callers such as conmon show a runtime's stderr to the user.
-        for w in &setup.program.warnings {
-            crate::debug!("{w}");
-        }
-        for d in &setup.program.debug {
-            crate::debug!("{d}");
-        }
+        log_notes(&setup.program);
         let supervision = match setup.supervision {
             Some(plan) => Some((plan, ListenerSlot::new()?)),
             None => None,
@@ -75,13 +101,87 @@ impl SeccompSetup {
         } else {
             None
         };
-        Ok(Some(SeccompSetup {
+        Ok(Some(Filter::Ready(SeccompSetup {
             program: setup.program,
             agent,
             listener_path,
             metadata: section.and_then(|s| s.listener_metadata().clone()),
             supervision,
-        }))
+        })))
+    }
+
+    /// The filter compiled before the fork, if it was.
+    pub fn ready(&self) -> Option<&SeccompSetup> {
+        match self {
+            Filter::Ready(s) => Some(s),
+            Filter::Deferred(_) => None,
+        }
+    }
+
+    /// The seccomp agent's connection, which the children must keep.
+    pub fn agent(&self) -> Option<&OwnedFd> {
+        self.ready().and_then(|s| s.agent.as_ref())
+    }
+
+    /// A deferred filter compiled from `spec` (the one given to [`Filter::prepare`]) for
+    /// `process`, to send to it; None when there is none to send.
+    pub fn compile_deferred(
+        &self,
+        spec: &Spec,
+        process: Option<&Process>,
+    ) -> Result<Option<seccomp::Program>, SeccompError> {
+        match (self, section(spec)) {
+            (Filter::Deferred(d), Some(s)) => d.compile(s, process).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn section(spec: &Spec) -> Option<&LinuxSeccomp> {
+    spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())
+}
+
+impl Deferred {
+    /// Compile `section` for `process`, the kernel facts read now from the runtime's
+    /// /proc/sys; its notes are logged here, once.
+    fn compile(
+        &self,
+        section: &LinuxSeccomp,
+        process: Option<&Process>,
+    ) -> Result<seccomp::Program, SeccompError> {
+        let opts = seccomp::CompileOptions {
+            builtin: self.builtin.clone(),
+            new_netns: self.new_netns,
+            facts: KernelFacts::read(process, self.user_ns),
+            ..Default::default()
+        };
+        let program = seccomp::compile(section, &opts)?;
+        log_notes(&program);
+        Ok(program)
+    }
+}
+
+/// Profiles written for many architectures name syscalls x86 lacks; runc skips them
+/// silently, and callers such as conmon show a runtime's stderr to the user.
+fn log_notes(program: &seccomp::Program) {
+    for w in &program.warnings {
+        crate::debug!("{w}");
+    }
+    for d in &program.debug {
+        crate::debug!("{d}");
+    }
+}
+
+impl SeccompSetup {
+    /// The filter a process received over the sync channel ([`Filter::Deferred`]).
+    pub fn received(program: seccomp::Program) -> SeccompSetup {
+        SeccompSetup {
+            program,
+            agent: None,
+            listener_path: String::new(),
+            metadata: None,
+            supervision: None,
+        }
     }
 
     /// Load the filter into this process; hand the notify listener to the agent or to

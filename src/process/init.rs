@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
-use super::filter::SeccompSetup;
+use super::filter::{Filter, SeccompSetup};
 use super::setup::{self, SetupError};
 use super::{caps, console, lsm};
 use crate::hooks;
@@ -67,7 +67,7 @@ pub struct InitConfig<'a> {
     pub no_pivot: bool,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
-    pub seccomp: Option<&'a SeccompSetup>,
+    pub seccomp: Option<&'a Filter>,
     pub landlock: Option<&'a crate::landlock::Plan>,
 }
 
@@ -136,6 +136,8 @@ struct Prepared {
     landlock: Option<crate::landlock::Ruleset>,
     /// The container's /etc/passwd and /etc/group as read before Ready.
     users: setup::UserDb,
+    /// The filter the runtime compiled while the init set up ([`Filter::Deferred`]).
+    seccomp: Option<SeccompSetup>,
 }
 
 fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepared, InitError> {
@@ -168,6 +170,11 @@ fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepare
         user_ns: plan.has(LinuxNamespaceType::User),
     };
     rootfs.prepare()?;
+    // The runtime compiled a deferred filter while the mounts were made.
+    let seccomp = match cfg.seccomp {
+        Some(Filter::Deferred(_)) => Some(SeccompSetup::received(chan.seccomp()?)),
+        _ => None,
+    };
     if needs_runtime_hooks(spec) {
         chan.hooks()?;
     }
@@ -202,6 +209,7 @@ fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepare
         launch,
         landlock,
         users,
+        seccomp,
     })
 }
 
@@ -322,7 +330,7 @@ fn finish_inner(cfg: &InitConfig<'_>, plan: &Plan, p: Prepared) -> Result<Never,
         proc_,
         cfg.preserve_fds,
         plan,
-        cfg.seccomp,
+        cfg.seccomp.and_then(Filter::ready).or(p.seccomp.as_ref()),
         p.landlock.as_ref(),
         &p.state_json,
         &p.users,

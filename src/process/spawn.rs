@@ -102,7 +102,7 @@ fn check_internal_fds(req: &SpawnRequest<'_>, chans: [RawFd; 2]) -> Result<(), S
         .chain(
             req.init
                 .seccomp
-                .and_then(|f| f.agent.as_ref())
+                .and_then(|f| f.agent())
                 .map(|a| a.as_raw_fd()),
         )
         .chain(req.state_lock);
@@ -163,6 +163,11 @@ pub fn spawn(
         Err(SpawnError::Sync(SyncError::Child(e))) => Err(SpawnError::Child(e)),
         Err(SpawnError::Sync(e)) => match ours.child_error() {
             Some(child_err) => Err(SpawnError::Child(child_err)),
+            // Our own send failed with the children alive, waiting for it: they are
+            // killed below, and how they died would hide the cause.
+            None if matches!(e, SyncError::Send(_)) && !ours.children_gone() => {
+                Err(SpawnError::Sync(e))
+            }
             // The channel is closed and nothing said why: every child holding it is gone.
             // How they died is the message.
             None => Err(death_cause(&req, child, init_pid).unwrap_or(SpawnError::Sync(e))),
@@ -297,6 +302,14 @@ fn drive(
     } else {
         String::new()
     })?;
+    // The init builds its mounts meanwhile, and takes the filter once they are made.
+    if let Some(f) = req.init.seccomp {
+        if let Some(program) =
+            f.compile_deferred(req.init.spec, req.init.spec.process().as_ref())?
+        {
+            init.seccomp(&program)?;
+        }
+    }
     if init::needs_runtime_hooks(req.init.spec) {
         init.hooks(|| runtime_hooks(p).map_err(SpawnError::Hook))?;
     }
@@ -314,7 +327,7 @@ fn intermediate(req: SpawnRequest<'_>, plan: &Plan, chan: ChildEnd) -> ! {
     if let Some(c) = req.init.console.as_ref() {
         keep.push(c.as_raw_fd());
     }
-    if let Some(a) = req.init.seccomp.and_then(|f| f.agent.as_ref()) {
+    if let Some(a) = req.init.seccomp.and_then(|f| f.agent()) {
         keep.push(a.as_raw_fd());
     }
     fork::close_fds_except(3 + req.init.preserve_fds, &keep);

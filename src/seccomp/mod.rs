@@ -19,8 +19,9 @@
 //!   leaves the hot syscalls (ioctl, prctl, clone, clone3, unshare) in the kernel's action
 //!   cache; `hardened` filters them too (see [`builtin_filters`]).
 //!
-//! Flow for a container: [`prepare`] in the runtime before forking the container init
-//! (allocation-free afterwards); in the init, right before exec, [`install`] the program and,
+//! Flow for a container: [`prepare`] or [`compile`] in the runtime, before forking the
+//! container init or (an enforced profile without notify) while it sets up, the program then
+//! sent to it over the sync channel; in the init, right before exec, [`install`] the program and,
 //! when [`Setup::supervision`] is set, [`ListenerSlot::publish`] the returned fd; in the
 //! monitor, [`ListenerSlot::take`] it and run [`supervise`]. With SCMP_ACT_NOTIFY in the
 //! profile (and no supervision), the listener goes to the agent with [`send_listener`].
@@ -188,6 +189,20 @@ pub fn compile(spec: &LinuxSeccomp, opts: &CompileOptions) -> Result<Program, Se
         warnings: policy.warnings,
         debug,
     })
+}
+
+/// Whether `spec` may involve a notify listener (a rule or the default action
+/// SCMP_ACT_NOTIFY, or a `listenerPath`): its agent connection is made before the runtime
+/// forks, so such a profile is compiled first.
+pub fn names_notify(spec: &LinuxSeccomp) -> bool {
+    use oci_spec::runtime::LinuxSeccompAction::ScmpActNotify;
+    spec.listener_path().is_some()
+        || spec.default_action() == ScmpActNotify
+        || spec
+            .syscalls()
+            .iter()
+            .flatten()
+            .any(|s| s.action() == ScmpActNotify)
 }
 
 /// What a container gets: the program its init installs and, for trace mode or deny
