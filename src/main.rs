@@ -379,9 +379,15 @@ struct RunArgs {
 /// that parse succeeds the full one would give the same result (the same definitions, with
 /// fewer alternatives), and anything else (help, a usage error, another verb) goes through
 /// the full command, so every message and exit status stays the full parser's.
-fn parse() -> Cli {
+/// A usage error, help or version comes back as clap's error for the caller to print: clap's
+/// own exit would skip [`main`]'s reaping of the protected copy's closer, which then
+/// outlives the command.
+fn parse() -> Result<Cli, clap::Error> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    parse_one_verb(&args).unwrap_or_else(|| Cli::parse_from(args))
+    match parse_one_verb(&args) {
+        Some(cli) => Ok(cli),
+        None => Cli::try_parse_from(args),
+    }
 }
 
 /// The command line parsed against a command that defines only its verb, if it is one of the
@@ -554,7 +560,14 @@ fn command() -> u8 {
     } else {
         None
     };
-    let cli = parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout, usage errors to stderr, as clap's exit does.
+            let _ = e.print();
+            return u8::try_from(e.exit_code()).unwrap_or(1);
+        }
+    };
     if matches!(
         cli.cmd,
         Some(
