@@ -199,7 +199,9 @@ fn setup(
     commit: bool,
 ) -> Result<Option<spawn::Spawned>, ContainerError> {
     let fifo = dir.fifo_path();
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+    // The owner's alone (the umask can only narrow it): writing it starts the container,
+    // and the state root (0711) lets other users reach it by id. The init gets it as an fd.
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
         .map_err(|e| super::io_err(format!("mkfifo {}", fifo.display()))(e.into()))?;
     let cg = st.cgroup.as_ref().expect("cgroup set at create");
     // The state the prestart, createRuntime, createContainer and startContainer hooks
