@@ -681,3 +681,27 @@ fn state_and_list_json_match_runc() {
         assert_eq!(a, b, "{what}: ours\n{a}\nrunc\n{b}");
     }
 }
+
+/// cap_last_cap is read only from procfs: a file bound over /proc/sys/kernel/cap_last_cap
+/// (here claiming the kernel knows six capabilities) is refused, and the runtime falls back
+/// to 40 (CAP_CHECKPOINT_RESTORE) rather than trusting it (its bounding-set drop and
+/// `features` both stop at that number).
+#[test]
+fn cap_last_cap_is_not_read_from_a_file_bound_over_procfs() {
+    let c = Container::new("feat-caplast");
+    let fake = c.root().join("cap_last_cap");
+    fs::write(&fake, "5\n").unwrap();
+    let out = exec(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$0\" /proc/sys/kernel/cap_last_cap && exec \"$1\" features")
+            .arg(&fake)
+            .arg(&c.runtime),
+        Duration::from_secs(30),
+    )
+    .ok();
+    let v: Value = serde_json::from_str(&out.stdout).expect("features is JSON");
+    let caps = v["linux"]["capabilities"].as_array().expect("capabilities");
+    assert_eq!(caps.len(), 41, "{caps:?}");
+    assert_eq!(caps[40], "CAP_CHECKPOINT_RESTORE");
+}

@@ -67,14 +67,13 @@ pub fn parse_cgroup(text: &str) -> Vec<CgroupEntry> {
 }
 
 /// The highest capability the running kernel knows (40, CAP_CHECKPOINT_RESTORE, when
-/// /proc/sys/kernel/cap_last_cap cannot be read).
+/// /proc/sys/kernel/cap_last_cap cannot be read or is not procfs's).
 /// Read once per process (and inherited by its forks).
 pub fn cap_last_cap() -> u8 {
     static LAST: OnceLock<u8> = OnceLock::new();
     *LAST.get_or_init(|| {
-        read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
+        crate::rootfs::procfs::runtime_sysctl("kernel/cap_last_cap")
+            .and_then(|n| u8::try_from(n).ok())
             .unwrap_or(40)
     })
 }

@@ -77,6 +77,18 @@ pub fn runtime_sysctls() -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
+/// An unsigned integer sysctl below a /proc/sys root (`sys`, from [`runtime_sysctls`]), read
+/// only from procfs (the fd is checked); None when absent, unreadable or not a number.
+pub fn sysctl(sys: BorrowedFd<'_>, rel: &str) -> Option<u64> {
+    let data = read(sys, Path::new(rel)).ok()?;
+    std::str::from_utf8(&data).ok()?.trim().parse().ok()
+}
+
+/// [`sysctl`] of the runtime's own /proc/sys, for a single read.
+pub fn runtime_sysctl(rel: &str) -> Option<u64> {
+    sysctl(runtime_sysctls().ok()?.as_fd(), rel)
+}
+
 /// How a file below a procfs root is reached: beneath it, without symlinks, magic links
 /// or mount crossings.
 fn how(flags: OFlag) -> OpenHow {
