@@ -600,28 +600,6 @@ fn features_report_checkpoint_restore() {
     c.cmd(&["restore", "--help"]).ok();
 }
 
-/// `text` with the value of each member named in `keys` (pretty or compact JSON, a value
-/// without commas) replaced by `_`.
-fn blank_values(text: &str, keys: &[&str]) -> String {
-    let mut out = text.to_string();
-    for k in keys {
-        let pat = format!("\"{k}\":");
-        let mut res = String::new();
-        let mut rest = out.as_str();
-        while let Some(i) = rest.find(&pat) {
-            let (head, tail) = rest.split_at(i + pat.len());
-            res.push_str(head);
-            let v = tail.trim_start_matches(' ');
-            res.push_str(&tail[..tail.len() - v.len()]);
-            res.push('_');
-            rest = &v[v.find([',', '\n', '}']).unwrap_or(v.len())..];
-        }
-        res.push_str(rest);
-        out = res;
-    }
-    out
-}
-
 /// `state` and `list --format json` print what runc prints, byte for byte, for a created
 /// and a stopped container with annotations: the same members in the same order (the
 /// annotations sorted, before `owner`, `""` in `state` and the directory's owner in

@@ -207,11 +207,7 @@ fn setup(
     // The state the prestart, createRuntime, createContainer and startContainer hooks
     // get: "created", as runtime.md's lifecycle has it from step 3 (the environment is
     // made, the user program has not run); runc says "creating" until start (README).
-    let hook_state = |pid: i32, st: &ContainerState| {
-        let mut s = st.oci(Status::Created, false);
-        s.pid = pid;
-        serde_json::to_vec(&s).unwrap_or_default()
-    };
+    let hook_state = |pid: i32, st: &ContainerState| st.hook_json_pid(Status::Created, pid);
     let req = SpawnRequest {
         init: InitConfig {
             spec: config,
