@@ -226,9 +226,12 @@ fn setup(
     };
     let st_ref = &*st;
     let state_for = |pid: i32| String::from_utf8(hook_state(pid, st_ref)).unwrap_or_default();
+    // The last process recorded and its start time: the init's, read once for both.
+    let last_recorded = std::cell::Cell::new((0, 0));
     let mut record_pid = |pid: i32| {
         // A process already gone needs no undoing.
         if let Some(p) = ProcRecord::of(pid) {
+            last_recorded.set((p.pid, p.start));
             record.procs.push(p);
             dir.save_creating(record)
                 .map_err(|e| spawn::SpawnError::Record {
@@ -261,7 +264,10 @@ fn setup(
         p.record(crate::landlock::take_reported())?;
         st.landlock_ids = p.paths.iter().filter_map(|r| r.id).collect();
     }
-    st.pid_start = state::process_start_time(pid).unwrap_or(0);
+    st.pid_start = match last_recorded.get() {
+        (p, start) if p == pid => start,
+        _ => state::process_start_time(pid).unwrap_or(0),
+    };
     if let Some(f) = seccomp_prog.as_ref().and_then(Filter::ready) {
         st.monitor_pid = f.start_monitor(pid, opts.foreground)?;
         if let Some(m) = st.monitor_pid {

@@ -13,7 +13,11 @@ use std::sync::OnceLock;
 /// stats the file for its size, which procfs and cgroupfs report as 0, and then reads
 /// them 32, 32, 64, 128... bytes at a time: a dozen syscalls for a mountinfo.
 pub fn read(path: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
+    read_all(std::fs::File::open(path)?)
+}
+
+/// The rest of an open file, read as [`read`] does (no stat for a size hint).
+pub fn read_all(mut file: std::fs::File) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4096];
     let mut len = 0;
     loop {
