@@ -712,8 +712,15 @@ fn rootless_cgroups(flag: Option<&str>) -> Result<bool> {
 fn in_user_namespace() -> bool {
     static IN_USERNS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *IN_USERNS.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/uid_map")
-            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        // One read: procfs returns every line that fits, and the identity map is one short
+        // line (what does not fit is no identity map).
+        let mut buf = [0u8; 256];
+        std::fs::File::open("/proc/self/uid_map")
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut buf))
+            .is_ok_and(|n| {
+                let m = String::from_utf8_lossy(&buf[..n]);
+                m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]
+            })
     })
 }
 

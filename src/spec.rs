@@ -141,7 +141,8 @@ pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, SpecError> {
     Ok(data)
 }
 
-/// The host path of the root filesystem, resolved against the bundle.
+/// The host path of the root filesystem, resolved against the bundle (`bundle` is
+/// canonical already).
 pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
     let root = spec
         .root()
@@ -156,6 +157,9 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
     } else {
         bundle.join(p)
     };
+    if let Some(dir) = plain_dir_below(bundle, p) {
+        return Ok(dir);
+    }
     match std::fs::canonicalize(&full) {
         Ok(c) if c.is_dir() => Ok(c),
         Ok(_) => Err(SpecError::Invalid(format!(
@@ -164,6 +168,23 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
         ))),
         Err(_) => Err(SpecError::NoRootfs { path: full }),
     }
+}
+
+/// `bundle`/`rel` when `rel` is relative, of plain names only, and each is a directory and
+/// no symlink: then it is canonical as it stands, found with one lstat per name rather than
+/// a readlink per component of the whole path (realpath).
+fn plain_dir_below(bundle: &Path, rel: &Path) -> Option<PathBuf> {
+    let mut dir = bundle.to_path_buf();
+    for c in rel.components() {
+        let std::path::Component::Normal(name) = c else {
+            return None;
+        };
+        dir.push(name);
+        if !std::fs::symlink_metadata(&dir).ok()?.is_dir() {
+            return None;
+        }
+    }
+    Some(dir)
 }
 
 /// The checks runc makes before it touches anything, so that a bad config fails early and
@@ -712,6 +733,33 @@ pub fn write_default(bundle: &Path, rootless: bool) -> Result<(), SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rootfs_path_is_canonical_however_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bundle = std::fs::canonicalize(tmp.path()).unwrap();
+        std::fs::create_dir_all(bundle.join("a/b")).unwrap();
+        std::fs::create_dir(bundle.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", bundle.join("link")).unwrap();
+        std::fs::write(bundle.join("file"), "").unwrap();
+        let spec_with = |root: &str| -> Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2", "root": {"path": root}
+            }))
+            .unwrap()
+        };
+        let got = |root: &str| rootfs_path(&spec_with(root), &bundle);
+        assert_eq!(got("a/b").unwrap(), bundle.join("a/b"));
+        assert_eq!(got("./a/b/").unwrap(), bundle.join("a/b"));
+        assert_eq!(got("a/../elsewhere").unwrap(), bundle.join("elsewhere"));
+        assert_eq!(got("link").unwrap(), bundle.join("elsewhere"));
+        assert_eq!(
+            got(bundle.join("link").to_str().unwrap()).unwrap(),
+            bundle.join("elsewhere")
+        );
+        assert!(matches!(got("file"), Err(SpecError::Invalid(_))));
+        assert!(matches!(got("missing"), Err(SpecError::NoRootfs { .. })));
+    }
 
     #[test]
     fn default_config_parses_and_validates() {

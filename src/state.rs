@@ -168,7 +168,8 @@ pub struct CreatingRecord {
     pub host_rootfs_mount: Option<HostRootfsMount>,
 }
 
-/// The state the OCI spec defines: printed by `state` and fed to hooks on stdin.
+/// What `state` prints: the OCI state and, as runc prints them, rootfs, created and owner,
+/// in runc's order (`pid` before `status`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OciState<'a> {
@@ -177,18 +178,38 @@ pub struct OciState<'a> {
     pub pid: i32,
     pub status: Status,
     pub bundle: &'a Path,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rootfs: Option<&'a Path>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created: Option<&'a str>,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
     #[serde(
         skip_serializing_if = "HashMap::is_empty",
         serialize_with = "serialize_sorted"
     )]
     pub annotations: &'a HashMap<String, String>,
     /// After the annotations, where runc puts it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<&'a str>,
+    pub owner: &'a str,
+}
+
+/// The state hooks get on stdin (and a seccomp agent with the listener): the runtime spec's
+/// `State` as runc writes it, byte for byte in shape: `status` before `pid`, no `pid` when
+/// there is no process (poststop), nothing beyond the spec's members.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecState<'a> {
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub status: Status,
+    #[serde(skip_serializing_if = "no_pid")]
+    pub pid: i32,
+    pub bundle: &'a Path,
+    #[serde(
+        skip_serializing_if = "HashMap::is_empty",
+        serialize_with = "serialize_sorted"
+    )]
+    pub annotations: &'a HashMap<String, String>,
+}
+
+fn no_pid(pid: &i32) -> bool {
+    *pid == 0
 }
 
 /// A map with its keys in order, as Go's encoding/json writes maps (runc's `state`, `list`).
@@ -230,23 +251,44 @@ impl ContainerState {
         }
     }
 
-    /// The OCI state for `status`; `full` adds the fields `nucleus state` prints beyond the
-    /// spec's (rootfs, created, owner), as runc does.
-    pub fn oci(&self, status: Status, full: bool) -> OciState<'_> {
+    /// The state `nucleus state` prints for `status`.
+    pub fn oci(&self, status: Status) -> OciState<'_> {
         OciState {
             oci_version: OCI_VERSION,
             id: &self.id,
-            pid: if status == Status::Stopped {
-                0
-            } else {
-                self.pid
-            },
+            pid: self.pid_in(status),
             status,
             bundle: &self.bundle,
-            rootfs: full.then_some(self.rootfs.as_path()),
-            created: full.then_some(self.created.as_str()),
-            owner: full.then_some(self.owner.as_str()),
+            rootfs: &self.rootfs,
+            created: &self.created,
+            owner: &self.owner,
             annotations: &self.annotations,
+        }
+    }
+
+    /// The state hooks get for `status`, as JSON.
+    pub fn hook_json(&self, status: Status) -> Vec<u8> {
+        self.hook_json_pid(status, self.pid_in(status))
+    }
+
+    /// [`Self::hook_json`] with `pid` (one not yet recorded in the state).
+    pub fn hook_json_pid(&self, status: Status, pid: i32) -> Vec<u8> {
+        let s = SpecState {
+            oci_version: OCI_VERSION,
+            id: &self.id,
+            status,
+            pid,
+            bundle: &self.bundle,
+            annotations: &self.annotations,
+        };
+        serde_json::to_vec(&s).unwrap_or_default()
+    }
+
+    fn pid_in(&self, status: Status) -> i32 {
+        if status == Status::Stopped {
+            0
+        } else {
+            self.pid
         }
     }
 }
@@ -695,8 +737,8 @@ mod tests {
         assert_eq!(copy.hooks(), config.hooks());
         for status in [Status::Running, Status::Stopped] {
             assert_eq!(
-                serde_json::to_value(back.oci(status, true)).unwrap(),
-                serde_json::to_value(st.oci(status, true)).unwrap()
+                serde_json::to_value(back.oci(status)).unwrap(),
+                serde_json::to_value(st.oci(status)).unwrap()
             );
         }
         // No annotations, no file; a config without process is remembered as such.
@@ -743,7 +785,7 @@ mod tests {
         assert_eq!(back.annotations, st.annotations);
         assert_eq!(d.load_config().unwrap().hooks(), config.hooks());
         assert_eq!(
-            serde_json::to_value(d.load().unwrap().oci(Status::Running, true)).unwrap()["id"],
+            serde_json::to_value(d.load().unwrap().oci(Status::Running)).unwrap()["id"],
             "x"
         );
         d.remove().unwrap();

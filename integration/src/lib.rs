@@ -901,6 +901,28 @@ pub const CAPABILITIES: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// `text` with the value of each member named in `keys` (pretty or compact JSON, a value
+/// without commas) replaced by `_`.
+pub fn blank_values(text: &str, keys: &[&str]) -> String {
+    let mut out = text.to_string();
+    for k in keys {
+        let pat = format!("\"{k}\":");
+        let mut res = String::new();
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find(&pat) {
+            let (head, tail) = rest.split_at(i + pat.len());
+            res.push_str(head);
+            let v = tail.trim_start_matches(' ');
+            res.push_str(&tail[..tail.len() - v.len()]);
+            res.push('_');
+            rest = &v[v.find([',', '\n', '}']).unwrap_or(v.len())..];
+        }
+        res.push_str(rest);
+        out = res;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

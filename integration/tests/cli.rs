@@ -600,28 +600,6 @@ fn features_report_checkpoint_restore() {
     c.cmd(&["restore", "--help"]).ok();
 }
 
-/// `text` with the value of each member named in `keys` (pretty or compact JSON, a value
-/// without commas) replaced by `_`.
-fn blank_values(text: &str, keys: &[&str]) -> String {
-    let mut out = text.to_string();
-    for k in keys {
-        let pat = format!("\"{k}\":");
-        let mut res = String::new();
-        let mut rest = out.as_str();
-        while let Some(i) = rest.find(&pat) {
-            let (head, tail) = rest.split_at(i + pat.len());
-            res.push_str(head);
-            let v = tail.trim_start_matches(' ');
-            res.push_str(&tail[..tail.len() - v.len()]);
-            res.push('_');
-            rest = &v[v.find([',', '\n', '}']).unwrap_or(v.len())..];
-        }
-        res.push_str(rest);
-        out = res;
-    }
-    out
-}
-
 /// `state` and `list --format json` print what runc prints, byte for byte, for a created
 /// and a stopped container with annotations: the same members in the same order (the
 /// annotations sorted, before `owner`, `""` in `state` and the directory's owner in
@@ -680,4 +658,28 @@ fn state_and_list_json_match_runc() {
     {
         assert_eq!(a, b, "{what}: ours\n{a}\nrunc\n{b}");
     }
+}
+
+/// cap_last_cap is read only from procfs: a file bound over /proc/sys/kernel/cap_last_cap
+/// (here claiming the kernel knows six capabilities) is refused, and the runtime falls back
+/// to 40 (CAP_CHECKPOINT_RESTORE) rather than trusting it (its bounding-set drop and
+/// `features` both stop at that number).
+#[test]
+fn cap_last_cap_is_not_read_from_a_file_bound_over_procfs() {
+    let c = Container::new("feat-caplast");
+    let fake = c.root().join("cap_last_cap");
+    fs::write(&fake, "5\n").unwrap();
+    let out = exec(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$0\" /proc/sys/kernel/cap_last_cap && exec \"$1\" features")
+            .arg(&fake)
+            .arg(&c.runtime),
+        Duration::from_secs(30),
+    )
+    .ok();
+    let v: Value = serde_json::from_str(&out.stdout).expect("features is JSON");
+    let caps = v["linux"]["capabilities"].as_array().expect("capabilities");
+    assert_eq!(caps.len(), 41, "{caps:?}");
+    assert_eq!(caps[40], "CAP_CHECKPOINT_RESTORE");
 }

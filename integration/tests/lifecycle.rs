@@ -560,3 +560,41 @@ fn create_failing_after_its_state_dir_leaves_none() {
     assert!(left.is_empty(), "left in the state root: {left:?}");
     c.state().fails();
 }
+
+/// The exec fifo is the owner's alone whatever the caller's umask: writing it starts the
+/// container, and the state root nucleus makes (0711) lets any user reach a container's
+/// directory by its id. (runc's fifo is 0622 under a 0700 root; nucleus's init gets the
+/// fifo as an fd and needs no mode bits on it.)
+#[test]
+fn exec_fifo_is_owner_only_under_any_umask() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let mut c = Container::new("fifo-mode");
+    c.args(&["sleep", "30"]);
+    c.bundle.write_config();
+    fs::set_permissions(c.root(), fs::Permissions::from_mode(0o711)).unwrap();
+    let b = c.bundle.path().to_string_lossy().into_owned();
+    let rt = c.command();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "umask 0 && exec \"$0\" \"$@\""])
+        .arg(rt.get_program())
+        .args(rt.get_args())
+        .args(["create", "--bundle", &b, &c.id]);
+    exec(&mut cmd, Duration::from_secs(30)).ok();
+    let fifo = c.root().join(&c.id).join("exec.fifo");
+    let meta = fs::metadata(&fifo).expect("exec.fifo of a created container");
+    assert!(meta.file_type().is_fifo());
+    let mode = meta.permissions().mode() & 0o7777;
+    assert_eq!(format!("{mode:o}"), "600", "{}", fifo.display());
+    // Another user cannot write it (and so cannot start the container).
+    let out = exec(
+        std::process::Command::new("sh")
+            .args(["-c", "echo x > \"$0\""])
+            .arg(&fifo)
+            .uid(65534)
+            .gid(65534),
+        Duration::from_secs(10),
+    );
+    assert!(!out.success(), "user 65534 wrote the exec fifo: {out}");
+    assert_eq!(c.status(), "created");
+}

@@ -627,13 +627,20 @@ impl Cgroup {
         let Ok((dir, is_v1)) = self.freezer() else {
             return Ok(false);
         };
-        if !dir.exists() {
-            return Ok(false);
-        }
-        if is_v1 {
-            Ok(read_file(dir, "freezer.state")? == "FROZEN")
+        let (file, frozen) = if is_v1 {
+            ("freezer.state", "FROZEN")
         } else {
-            Ok(read_file(dir, "cgroup.freeze")? == "1")
+            ("cgroup.freeze", "1")
+        };
+        // Read straight away (no stat of the directory first): a cgroup gone is NotFound.
+        match read_file(dir, file) {
+            Ok(s) => Ok(s == frozen),
+            Err(CgroupError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -199,17 +199,15 @@ fn setup(
     commit: bool,
 ) -> Result<Option<spawn::Spawned>, ContainerError> {
     let fifo = dir.fifo_path();
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+    // The owner's alone (the umask can only narrow it): writing it starts the container,
+    // and the state root (0711) lets other users reach it by id. The init gets it as an fd.
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
         .map_err(|e| super::io_err(format!("mkfifo {}", fifo.display()))(e.into()))?;
     let cg = st.cgroup.as_ref().expect("cgroup set at create");
     // The state the prestart, createRuntime, createContainer and startContainer hooks
     // get: "created", as runtime.md's lifecycle has it from step 3 (the environment is
     // made, the user program has not run); runc says "creating" until start (README).
-    let hook_state = |pid: i32, st: &ContainerState| {
-        let mut s = st.oci(Status::Created, false);
-        s.pid = pid;
-        serde_json::to_vec(&s).unwrap_or_default()
-    };
+    let hook_state = |pid: i32, st: &ContainerState| st.hook_json_pid(Status::Created, pid);
     let req = SpawnRequest {
         init: InitConfig {
             spec: config,
@@ -228,9 +226,12 @@ fn setup(
     };
     let st_ref = &*st;
     let state_for = |pid: i32| String::from_utf8(hook_state(pid, st_ref)).unwrap_or_default();
+    // The last process recorded and its start time: the init's, read once for both.
+    let last_recorded = std::cell::Cell::new((0, 0));
     let mut record_pid = |pid: i32| {
         // A process already gone needs no undoing.
         if let Some(p) = ProcRecord::of(pid) {
+            last_recorded.set((p.pid, p.start));
             record.procs.push(p);
             dir.save_creating(record)
                 .map_err(|e| spawn::SpawnError::Record {
@@ -263,7 +264,10 @@ fn setup(
         p.record(crate::landlock::take_reported())?;
         st.landlock_ids = p.paths.iter().filter_map(|r| r.id).collect();
     }
-    st.pid_start = state::process_start_time(pid).unwrap_or(0);
+    st.pid_start = match last_recorded.get() {
+        (p, start) if p == pid => start,
+        _ => state::process_start_time(pid).unwrap_or(0),
+    };
     if let Some(f) = seccomp_prog.as_ref().and_then(Filter::ready) {
         st.monitor_pid = f.start_monitor(pid, opts.foreground)?;
         if let Some(m) = st.monitor_pid {

@@ -44,7 +44,7 @@ pub fn destroy(
         if let Err(e) = dir.load_annotations(&mut st) {
             crate::warn!("{e}");
         }
-        let json = serde_json::to_vec(&st.oci(Status::Stopped, false)).unwrap_or_default();
+        let json = st.hook_json(Status::Stopped);
         hooks::run_all_warn(st.hooks.as_ref(), hooks::Kind::Poststop, &json);
     }
     dir.remove()?;

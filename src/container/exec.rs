@@ -157,7 +157,7 @@ pub fn exec(rt: &Runtime, o: &ExecOptions) -> Result<i32, ContainerError> {
     let plan = Plan::from_spec(&config);
     let seccomp = Filter::prepare(&config, Some(&process), &plan, &st.annotations, &st.bundle)?;
     let landlock = crate::landlock::Plan::from_state(&st.annotations, &st.landlock_ids)?;
-    let state_json = serde_json::to_vec(&st.oci(status, false)).unwrap_or_default();
+    let state_json = st.hook_json(status);
     // The lock is only needed to read a consistent state; a long-running exec must not
     // block other commands on this container.
     drop(dir);

@@ -182,5 +182,5 @@ pub fn open(
 pub fn state_json(rt: &Runtime, id: &str) -> Result<String, ContainerError> {
     let (dir, mut st, s) = open(rt, id)?;
     dir.load_annotations(&mut st)?;
-    serde_json::to_string_pretty(&st.oci(s, true)).map_err(|e| ContainerError::Other(e.to_string()))
+    serde_json::to_string_pretty(&st.oci(s)).map_err(|e| ContainerError::Other(e.to_string()))
 }

@@ -57,7 +57,7 @@ pub fn start(rt: &Runtime, id: &str) -> Result<(), ContainerError> {
     }
     wait_for_exec(st.pid, st.pid_start);
     dir.load_annotations(&mut st)?;
-    let json = serde_json::to_vec(&st.oci(Status::Running, false)).unwrap_or_default();
+    let json = st.hook_json(Status::Running);
     hooks::run_all_warn(st.hooks.as_ref(), hooks::Kind::Poststart, &json);
     Ok(())
 }

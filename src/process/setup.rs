@@ -219,9 +219,8 @@ pub fn check_user(
         // is read only for a list that long.
         const NGROUPS_MAX: usize = 65536;
         if n > NGROUPS_MAX {
-            let max: usize = crate::procinfo::read_to_string("/proc/sys/kernel/ngroups_max")
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
+            let max = crate::rootfs::procfs::runtime_sysctl("kernel/ngroups_max")
+                .and_then(|n| usize::try_from(n).ok())
                 .unwrap_or(NGROUPS_MAX);
             if n > max {
                 return Err(SetupError::TooManyGroups { n, max });

@@ -13,7 +13,11 @@ use std::sync::OnceLock;
 /// stats the file for its size, which procfs and cgroupfs report as 0, and then reads
 /// them 32, 32, 64, 128... bytes at a time: a dozen syscalls for a mountinfo.
 pub fn read(path: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
+    read_all(std::fs::File::open(path)?)
+}
+
+/// The rest of an open file, read as [`read`] does (no stat for a size hint).
+pub fn read_all(mut file: std::fs::File) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4096];
     let mut len = 0;
     loop {
@@ -67,14 +71,13 @@ pub fn parse_cgroup(text: &str) -> Vec<CgroupEntry> {
 }
 
 /// The highest capability the running kernel knows (40, CAP_CHECKPOINT_RESTORE, when
-/// /proc/sys/kernel/cap_last_cap cannot be read).
+/// /proc/sys/kernel/cap_last_cap cannot be read or is not procfs's).
 /// Read once per process (and inherited by its forks).
 pub fn cap_last_cap() -> u8 {
     static LAST: OnceLock<u8> = OnceLock::new();
     *LAST.get_or_init(|| {
-        read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
+        crate::rootfs::procfs::runtime_sysctl("kernel/cap_last_cap")
+            .and_then(|n| u8::try_from(n).ok())
             .unwrap_or(40)
     })
 }

@@ -4,7 +4,6 @@
 //! own, checked to be procfs, with no symlink, magic link or mount crossing on the way.
 //! Reads take the same way, below such a root or below the runtime's own /proc/sys.
 
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
@@ -77,6 +76,18 @@ pub fn runtime_sysctls() -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
+/// An unsigned integer sysctl below a /proc/sys root (`sys`, from [`runtime_sysctls`]), read
+/// only from procfs (the fd is checked); None when absent, unreadable or not a number.
+pub fn sysctl(sys: BorrowedFd<'_>, rel: &str) -> Option<u64> {
+    let data = read(sys, Path::new(rel)).ok()?;
+    std::str::from_utf8(&data).ok()?.trim().parse().ok()
+}
+
+/// [`sysctl`] of the runtime's own /proc/sys, for a single read.
+pub fn runtime_sysctl(rel: &str) -> Option<u64> {
+    sysctl(runtime_sysctls().ok()?.as_fd(), rel)
+}
+
 /// How a file below a procfs root is reached: beneath it, without symlinks, magic links
 /// or mount crossings.
 fn how(flags: OFlag) -> OpenHow {
@@ -103,11 +114,9 @@ fn open_checked(root: BorrowedFd<'_>, rel: &Path, flags: OFlag) -> Result<OwnedF
 /// The contents of `rel` below a procfs root ([`private_procfs`], [`runtime_sysctls`]),
 /// reached as by [`write`].
 pub fn read(root: BorrowedFd<'_>, rel: &Path) -> Result<Vec<u8>, Errno> {
-    let mut data = Vec::new();
-    std::fs::File::from(open_checked(root, rel, OFlag::O_RDONLY)?)
-        .read_to_end(&mut data)
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    Ok(data)
+    let file = std::fs::File::from(open_checked(root, rel, OFlag::O_RDONLY)?);
+    crate::procinfo::read_all(file)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
 /// Writes `value` to `rel` below a procfs root from [`private_procfs`], in one write(2).

@@ -4,8 +4,7 @@
 //! kernel already refuses everything the rule refuses, for every process holding the filter.
 
 use std::collections::HashSet;
-use std::os::fd::{AsFd, BorrowedFd};
-use std::path::Path;
+use std::os::fd::AsFd;
 
 use oci_spec::runtime::{Capability, Process};
 
@@ -45,7 +44,7 @@ impl KernelFacts {
     /// now.
     pub fn read(process: Option<&Process>, user_ns: UserNs) -> KernelFacts {
         let sys = procfs::runtime_sysctls().ok();
-        let sysctl = |rel| sys.as_ref().and_then(|s| read_sysctl(s.as_fd(), rel));
+        let sysctl = |rel| sys.as_ref().and_then(|s| procfs::sysctl(s.as_fd(), rel));
         KernelFacts {
             capabilities: process.map(held_capabilities).unwrap_or(None),
             user_ns,
@@ -85,14 +84,6 @@ fn held_capabilities(p: &Process) -> Option<HashSet<Capability>> {
     Some(sets.into_iter().flatten().flatten().copied().collect())
 }
 
-/// An unsigned integer sysctl below the runtime's /proc/sys (`sys`, from
-/// [`procfs::runtime_sysctls`]), read only from procfs (the fd is checked); None when
-/// absent, unreadable or not a number.
-fn read_sysctl(sys: BorrowedFd<'_>, rel: &str) -> Option<u64> {
-    let data = procfs::read(sys, Path::new(rel)).ok()?;
-    std::str::from_utf8(&data).ok()?.trim().parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,9 +97,13 @@ mod tests {
             .unwrap();
         let sys = procfs::runtime_sysctls().unwrap();
         let sys = sys.as_fd();
-        assert_eq!(read_sysctl(sys, "user/max_user_namespaces"), Some(want));
-        assert_eq!(read_sysctl(sys, "user/no_such_sysctl"), None);
-        assert_eq!(read_sysctl(sys, "kernel/osrelease"), None, "not a number");
+        assert_eq!(procfs::sysctl(sys, "user/max_user_namespaces"), Some(want));
+        assert_eq!(procfs::sysctl(sys, "user/no_such_sysctl"), None);
+        assert_eq!(
+            procfs::sysctl(sys, "kernel/osrelease"),
+            None,
+            "not a number"
+        );
     }
 
     #[test]
