@@ -306,8 +306,9 @@ fn drive(
     runtime_hooks: &mut impl FnMut(i32) -> Result<(), String>,
     record: &mut impl FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<(), SpawnError> {
-    // The cgroup is made while the intermediate builds its namespaces, on the other core.
-    // The systemd driver puts the intermediate in the unit; it then forks the init there.
+    // The cgroup is made while the child builds its namespaces, on the other core. The
+    // systemd driver puts the child in the unit: the init, or the intermediate that then
+    // forks the init there.
     if let Some(cg) = req.cgroup {
         // Applied even without `linux.resources`: the default device rules always hold.
         let none = oci_spec::runtime::LinuxResources::default();
@@ -326,7 +327,7 @@ fn drive(
             .unwrap_or(&no_annotations);
         cg.setup(child.as_raw(), resources.unwrap_or(&none), annotations)?;
     }
-    // The steps in the order the intermediate and the init take them (intermediate_inner,
+    // The steps in the order the child and the init take them (make_namespaces,
     // init::prepare), each decided from the same spec on both sides.
     let plan = req.plan;
     let steps = chan.setup();
