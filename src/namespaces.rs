@@ -148,6 +148,17 @@ impl Plan {
         self.new.contains(flag(t))
     }
 
+    /// Whether the container init needs a parent of its own between it and the runtime:
+    /// for a user namespace (new, its id maps written between its unshare and the other
+    /// namespaces, which it must own; or joined), a pid namespace joined by path, and a new
+    /// time namespace, all of which a process enters only through a child it makes after
+    /// the unshare or setns. Otherwise the runtime's own child becomes the init.
+    pub fn needs_intermediate(&self) -> bool {
+        self.has(LinuxNamespaceType::User)
+            || self.creates(LinuxNamespaceType::Time)
+            || self.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Pid)
+    }
+
     /// Open every namespace to join before joining any: after the first setns the paths may
     /// no longer resolve the same way.
     pub fn open_joins(&self) -> Result<Vec<(LinuxNamespaceType, PathBuf, File)>, NamespaceError> {

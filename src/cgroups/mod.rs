@@ -484,6 +484,33 @@ impl Cgroup {
         Ok(unified)
     }
 
+    /// On a hybrid host with the cgroupfs driver: make the container's cgroup2 directory
+    /// now, before its first process exists, and return it, so that process can be born in
+    /// it (clone3 with CLONE_INTO_CGROUP) while the rest of the cgroup is made. Hybrid only:
+    /// its cgroup2 hierarchy has no controllers, so nothing is charged or limited there,
+    /// and the v1 ones are joined later, after the namespaces are made (see `join_self`).
+    /// None elsewhere (v1 has no cgroup2 directory; on v2 the directory carries the limits;
+    /// systemd places the process itself).
+    pub fn precreate_unified(&self) -> Result<Option<&Path>, CgroupError> {
+        if self.mode != CgroupMode::Hybrid || self.systemd_unit().is_some() {
+            return Ok(None);
+        }
+        let Some(dir) = self.path("") else {
+            return Ok(None);
+        };
+        mkdir_all(dir, &mut Vec::new())?;
+        Ok(Some(dir))
+    }
+
+    /// Move `pid` into the cgroup2 directory alone: the first process, made before the
+    /// rest of the cgroup, where the kernel could not fork it in (`precreate_unified`).
+    pub fn add_process_unified(&self, pid: i32) -> Result<(), CgroupError> {
+        match self.path("") {
+            Some(dir) => write_file(dir, "cgroup.procs", &pid.to_string()),
+            None => Ok(()),
+        }
+    }
+
     /// The cgroup2 directory of the container, on v2 and hybrid hosts.
     pub fn unified_dir(&self) -> Option<&Path> {
         self.path("")

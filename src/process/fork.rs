@@ -125,21 +125,44 @@ struct CloneArgs {
 }
 
 /// Fork a child straight into the cgroup2 directory `dir` (no migration, so none of the
-/// global lock a migration takes). Kernels without clone3 (ENOSYS, also what seccomp
-/// profiles around a runtime in a container answer) or whose clone3 predates the `cgroup`
-/// field (E2BIG: clone_args larger than it knows, before 5.7) get a plain fork and a
-/// cgroup.procs write for the child. Any other error is the cgroup refusing the process
-/// (e.g. EOPNOTSUPP for a cgroup below a thread root) and is returned: a fork after a
-/// failed clone3 would be refused too, and once the failed clone3 has used up a new pid
-/// namespace's pid 1 it fails with a misleading ENOMEM.
+/// global lock a migration takes); see `clone_child`. Where the kernel cannot (no clone3,
+/// or one older than its `cgroup` field), the child is forked and `cg` moves it in.
 pub fn fork_child_into(dir: &std::fs::File, cg: Option<&Cgroup>) -> Result<ForkResult, ForkError> {
+    let path = cg
+        .and_then(|c| c.path(""))
+        .unwrap_or_else(|| Path::new("(unified)"));
+    let (res, placed) = clone_child(0, Some((dir, path)))?;
+    if let (false, ForkResult::Parent { child }, Some(cg)) = (placed, &res, cg) {
+        cg.add_process(child.as_raw())?;
+    }
+    Ok(res)
+}
+
+/// Fork a child of this (single-threaded) process in the new namespaces `ns` (CLONE_NEW*
+/// flags, which a clone applies to the child itself: with CLONE_NEWPID it is pid 1 of its
+/// namespace) and, given `into` (a cgroup2 directory and its path, for messages), born in
+/// that cgroup. The bool says whether it was: kernels without clone3 (ENOSYS, also what
+/// seccomp profiles around a runtime in a container answer) or whose clone3 predates the
+/// `cgroup` field (E2BIG, before 5.7) get a clone(2) with the same namespaces, and the
+/// caller places the child. Any other error is the cgroup refusing the process (e.g.
+/// EOPNOTSUPP for a cgroup below a thread root) and is returned: a fork after a failed
+/// clone3 would be refused too, and once the failed clone3 has used up a new pid
+/// namespace's pid 1 it fails with a misleading ENOMEM. The child must leave by
+/// `exit_child`.
+pub fn clone_child(
+    ns: u64,
+    into: Option<(&std::fs::File, &Path)>,
+) -> Result<(ForkResult, bool), ForkError> {
     check_single_threaded()?;
-    let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
+    let mut args = CloneArgs {
+        flags: ns,
         exit_signal: libc::SIGCHLD as u64,
-        cgroup: dir.as_raw_fd() as u64,
         ..CloneArgs::default()
     };
+    if let Some((dir, _)) = into {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = dir.as_raw_fd() as u64;
+    }
     // SAFETY: clone3 without CLONE_VM and without a stack behaves as fork(2) in this
     // single-threaded process; `args` is a valid clone_args of the size we pass.
     let r = unsafe {
@@ -150,26 +173,38 @@ pub fn fork_child_into(dir: &std::fs::File, cg: Option<&Cgroup>) -> Result<ForkR
         )
     };
     match r {
-        0 => Ok(child_started(ForkResult::Child)),
-        p if p > 0 => Ok(ForkResult::Parent {
-            child: Pid::from_raw(crate::sys::int_result(p).map_err(ForkError::Fork)?),
-        }),
-        _ => {
-            let errno = nix::errno::Errno::last();
-            if !matches!(errno, nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG) {
-                return Err(ForkError::IntoCgroup {
-                    path: cg
-                        .and_then(|c| c.path(""))
-                        .map_or_else(|| "(unified)".into(), |p| p.display().to_string()),
-                    source: errno,
-                });
-            }
-            let res = fork_checked()?;
-            if let (ForkResult::Parent { child }, Some(cg)) = (&res, cg) {
-                cg.add_process(child.as_raw())?;
-            }
-            Ok(res)
+        0 => return Ok((child_started(ForkResult::Child), into.is_some())),
+        p if p > 0 => {
+            let child = Pid::from_raw(crate::sys::int_result(p).map_err(ForkError::Fork)?);
+            return Ok((ForkResult::Parent { child }, into.is_some()));
         }
+        _ => {}
+    }
+    let errno = nix::errno::Errno::last();
+    if !matches!(errno, nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG) {
+        return Err(match into {
+            Some((_, path)) => ForkError::IntoCgroup {
+                path: path.display().to_string(),
+                source: errno,
+            },
+            None => ForkError::Fork(errno),
+        });
+    }
+    if ns == 0 {
+        return Ok((fork_checked()?, false));
+    }
+    // SAFETY: clone(2) without CLONE_VM and with a null stack is fork(2) with `ns`, in
+    // this single-threaded process; the tid and tls arguments are unused without the
+    // flags that name them.
+    let r = unsafe { libc::syscall(libc::SYS_clone, ns | libc::SIGCHLD as u64, 0, 0, 0, 0) };
+    match crate::sys::int_result(r).map_err(ForkError::Fork)? {
+        0 => Ok((child_started(ForkResult::Child), false)),
+        p => Ok((
+            ForkResult::Parent {
+                child: Pid::from_raw(p),
+            },
+            false,
+        )),
     }
 }
 

@@ -1,10 +1,15 @@
 //! The fork sequence that makes a container init, run in the runtime process.
 //!
+//! Where the namespaces allow it (`Plan::needs_intermediate`), the runtime's child is the
+//! init: cloned into a new pid namespace (pid 1 of it) and, on a hybrid host, born in the
+//! container's cgroup2 directory; it joins and unshares the other namespaces, moves itself
+//! into the v1 cgroups and goes on as the init. Otherwise:
 //! runtime ──fork──▶ intermediate: joins namespaces by path, unshares the user namespace
 //! (the runtime writes its id maps), then the others ──fork──▶ init (pid 1 of a new pid
 //! namespace, since unshare(CLONE_NEWPID) applies to children). The intermediate reports
-//! the init's pid and exits. Both children are forks of a single-threaded runtime, so no
-//! re-exec of the runtime binary is needed.
+//! the init's pid and exits. Both steps are one code path (`setup_child`, `make_namespaces`).
+//! Every child is a fork of a single-threaded runtime, so no re-exec of the runtime
+//! binary is needed.
 
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -135,18 +140,52 @@ pub fn spawn(
     // SAFETY: prctl with constant arguments; affects only this process.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     check_internal_fds(&req, [ours.raw(), theirs.raw()])?;
-    let runtime = nix::unistd::getpid();
-    let child = match fork::fork_child()? {
-        ForkResult::Child => {
-            drop(ours);
-            fork::die_with_parent(runtime);
-            intermediate(req, plan, theirs)
+    let folded = folds(plan, req.cgroup);
+    let (child, placed) = if folded {
+        // Born in the cgroup2 directory where it can be made before the process (hybrid);
+        // moved into the v1 ones by itself once its namespaces exist.
+        let unified = req
+            .cgroup
+            .map(Cgroup::precreate_unified)
+            .transpose()?
+            .flatten();
+        let dir = unified.map(fork::open_cgroup_dir).transpose()?;
+        let ns = if plan.creates(LinuxNamespaceType::Pid) {
+            nix::sched::CloneFlags::CLONE_NEWPID.bits() as u64
+        } else {
+            0
+        };
+        let into = dir.as_ref().zip(unified);
+        match fork::clone_child(ns, into)? {
+            (ForkResult::Child, _) => {
+                drop(ours);
+                drop(dir);
+                // No PDEATHSIG: this process outlives the runtime as the container's init.
+                // A runtime killed before the create completed ends its next receive.
+                setup_child(req, plan, theirs, true)
+            }
+            (ForkResult::Parent { child }, placed) => (child, placed || into.is_none()),
         }
-        ForkResult::Parent { child } => child,
+    } else {
+        let runtime = nix::unistd::getpid();
+        match fork::fork_child()? {
+            ForkResult::Child => {
+                drop(ours);
+                fork::die_with_parent(runtime);
+                setup_child(req, plan, theirs, false)
+            }
+            ForkResult::Parent { child } => (child, true),
+        }
     };
     drop(theirs);
-    let mut init_pid = None;
+    // Folded, the child is the init from the start.
+    let mut init_pid = folded.then_some(child.as_raw());
     let result = record(child.as_raw()).and_then(|()| {
+        if !placed {
+            if let Some(cg) = req.cgroup {
+                cg.add_process_unified(child.as_raw())?;
+            }
+        }
         drive(
             &req,
             &ours,
@@ -172,24 +211,30 @@ pub fn spawn(
             // How they died is the message.
             None => Err(death_cause(&req, child, init_pid).unwrap_or(SpawnError::Sync(e))),
         },
-        // The cgroup is made while the intermediate joins namespaces. If that failed first,
-        // the cgroup step fails too (systemd cannot place a process that has exited), and
-        // the intermediate's queued error is the cause. No init exists yet: it is forked
-        // only after this step, so once the intermediate is gone the channel ends.
-        Err(e @ SpawnError::Cgroup(_)) if init_pid.is_none() => {
+        // The cgroup is made while the child joins namespaces. If that failed first, the
+        // cgroup step fails too (systemd cannot place a process that has exited), and the
+        // child's queued error is the cause. No other init exists yet: it is forked only
+        // after this step, so once the child is gone the channel ends.
+        Err(e @ SpawnError::Cgroup(_)) if init_pid.is_none() || folded => {
             let _ = kill(child, Signal::SIGKILL);
             let _ = waitpid(child, None);
+            init_pid = None;
             Err(ours.child_error().map_or(e, SpawnError::Child))
         }
         r => r,
     };
+    // Folded, the child is the init (reaped by death_cause or below); the intermediate
+    // has exited or is about to once it reported the init's pid.
+    let init_pid = init_pid.filter(|&p| p != child.as_raw());
     if result.is_err() {
         if let Some(p) = init_pid {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
         }
         let _ = kill(child, Signal::SIGKILL);
     }
-    let _ = waitpid(child, None);
+    if result.is_err() || !folded {
+        let _ = waitpid(child, None);
+    }
     if result.is_err() {
         if let Some(p) = init_pid {
             // Reaped here as we are its subreaper (unless death_cause reaped it already).
@@ -197,7 +242,7 @@ pub fn spawn(
         }
     }
     result.map(|()| Spawned {
-        pid: init_pid.unwrap_or(0),
+        pid: init_pid.unwrap_or(child.as_raw()),
         chan: ours,
     })
 }
@@ -212,7 +257,10 @@ fn death_cause(req: &SpawnRequest<'_>, child: Pid, init_pid: Option<i32>) -> Opt
     // these waits do not block for long. The init is our child once the intermediate
     // exited, as we are a subreaper.
     let inter = waitpid(child, None).ok();
-    let init = init_pid.and_then(|p| waitpid(Pid::from_raw(p), None).ok());
+    let init = match init_pid {
+        Some(p) if p == child.as_raw() => inter,
+        p => p.and_then(|p| waitpid(Pid::from_raw(p), None).ok()),
+    };
     // Which process's end tells the story: the init once it exists.
     let (who, status) = match (init_pid, init, inter) {
         (Some(_), st, _) => ("container init", st),
@@ -258,8 +306,9 @@ fn drive(
     runtime_hooks: &mut impl FnMut(i32) -> Result<(), String>,
     record: &mut impl FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<(), SpawnError> {
-    // The cgroup is made while the intermediate builds its namespaces, on the other core.
-    // The systemd driver puts the intermediate in the unit; it then forks the init there.
+    // The cgroup is made while the child builds its namespaces, on the other core. The
+    // systemd driver puts the child in the unit: the init, or the intermediate that then
+    // forks the init there.
     if let Some(cg) = req.cgroup {
         // Applied even without `linux.resources`: the default device rules always hold.
         let none = oci_spec::runtime::LinuxResources::default();
@@ -278,7 +327,7 @@ fn drive(
             .unwrap_or(&no_annotations);
         cg.setup(child.as_raw(), resources.unwrap_or(&none), annotations)?;
     }
-    // The steps in the order the intermediate and the init take them (intermediate_inner,
+    // The steps in the order the child and the init take them (make_namespaces,
     // init::prepare), each decided from the same spec on both sides.
     let plan = req.plan;
     let steps = chan.setup();
@@ -294,9 +343,15 @@ fn drive(
         }
         Some(_) => steps.cgroup_ready()?,
     }
-    let (p, state) = steps.init_pid()?;
-    *init_pid = Some(p);
-    record(p)?;
+    let (p, state) = match *init_pid {
+        Some(p) => (p, steps.init_is_child()),
+        None => {
+            let (p, state) = steps.init_pid()?;
+            *init_pid = Some(p);
+            record(p)?;
+            (p, state)
+        }
+    };
     let init = state.send(if init::needs_state(req.init.spec) {
         state_json(p)
     } else {
@@ -319,8 +374,8 @@ fn drive(
     Ok(())
 }
 
-/// The intermediate process: never returns.
-fn intermediate(req: SpawnRequest<'_>, plan: &Plan, chan: ChildEnd) -> ! {
+/// The runtime's child: the intermediate, or the init itself when `folded`. Never returns.
+fn setup_child(req: SpawnRequest<'_>, plan: &Plan, chan: ChildEnd, folded: bool) -> ! {
     let _ = SigSet::empty().thread_set_mask();
     let mut keep: Vec<RawFd> = vec![chan.raw()];
     keep.push(req.init.fifo.as_raw_fd());
@@ -337,7 +392,16 @@ fn intermediate(req: SpawnRequest<'_>, plan: &Plan, chan: ChildEnd) -> ! {
         // SAFETY: closing our copy of the lock fd; the runtime keeps its own.
         unsafe { libc::close(l) };
     }
-    match intermediate_inner(&req, plan, &chan) {
+    let made = make_namespaces(&req, plan, &chan, folded).and_then(|unified| {
+        if folded {
+            return Ok(ForkResult::Child);
+        }
+        match unified {
+            Some(dir) => Ok(fork::fork_child_into(&dir, req.cgroup)?),
+            None => Ok(fork::fork_child()?),
+        }
+    });
+    match made {
         Ok(ForkResult::Parent { child }) => {
             let _ = chan.init_pid(child.as_raw());
             fork::exit_child(0)
@@ -350,11 +414,15 @@ fn intermediate(req: SpawnRequest<'_>, plan: &Plan, chan: ChildEnd) -> ! {
     }
 }
 
-fn intermediate_inner(
+/// The namespaces and the cgroup of the init-to-be, in the runtime's child. Returns the
+/// cgroup2 directory an intermediate forks the init into (a folded child is in it
+/// already: born there, or placed by systemd).
+fn make_namespaces(
     req: &SpawnRequest<'_>,
     plan: &Plan,
     chan: &ChildEnd,
-) -> Result<ForkResult, SpawnError> {
+    folded: bool,
+) -> Result<Option<std::fs::File>, SpawnError> {
     // Written here, still host root in the host's /proc, and inherited by the init: the
     // init itself, non-dumpable and perhaps a mapped root, may not write its own file.
     if let Some(adj) = req
@@ -388,9 +456,12 @@ fn intermediate_inner(
     // kernel memory is not charged to the container (a container must start under a tight
     // memory limit). The init makes the cgroup namespace itself: it alone is in all of
     // the container's cgroups (born into the cgroup2 one), so the namespace's root is
-    // right in every hierarchy.
-    let cgroupns = nix::sched::CloneFlags::CLONE_NEWCGROUP;
-    namespaces::unshare(plan.new - cgroupns)?;
+    // right in every hierarchy. A folded child is in its new pid namespace already.
+    let mut later = nix::sched::CloneFlags::CLONE_NEWCGROUP;
+    if folded {
+        later |= nix::sched::CloneFlags::CLONE_NEWPID;
+    }
+    namespaces::unshare(plan.new - later)?;
     let unified = match req.cgroup {
         None => None,
         // A mapped root has no rights on the host's cgroup files: the runtime moves us.
@@ -400,17 +471,35 @@ fn intermediate_inner(
         }
         Some(cg) => {
             chan.cgroup_ready()?;
-            cg.join_self()?.map(fork::open_cgroup_dir).transpose()?
+            let unified = cg.join_self()?;
+            if folded {
+                None
+            } else {
+                unified.map(fork::open_cgroup_dir).transpose()?
+            }
         }
     };
     if plan.creates(LinuxNamespaceType::Time) {
         namespaces::write_time_offsets(req.init.spec)?;
     }
     // The init is the runtime's binary inside the container's pid namespace until its
-    // execve: it is born non-dumpable, so its /proc entries stay closed to the container.
+    // execve: it is non-dumpable before any process of the container exists, so its /proc
+    // entries stay closed to the container.
     super::sealed_exe::make_undumpable();
-    match unified {
-        Some(dir) => Ok(fork::fork_child_into(&dir, req.cgroup)?),
-        None => Ok(fork::fork_child()?),
-    }
+    Ok(unified)
+}
+
+/// Whether the runtime's child can be the init itself: no namespace needs a process in
+/// between, and its cgroup can be entered without a migration under the kernel's global
+/// lock, whose RCU grace period costs milliseconds: on v1 it moves itself (`tasks`), on a
+/// hybrid host it is born in the cgroup2 directory, and systemd places it. On a v2 host
+/// the one directory holds the limits too: being born in it would charge the namespaces'
+/// kernel memory to the container and make it only after the cgroup is; moving in itself
+/// would wait for the grace period. There the intermediate is forked, which makes its
+/// namespaces while the runtime makes the cgroup and forks the init into it.
+fn folds(plan: &Plan, cgroup: Option<&Cgroup>) -> bool {
+    !plan.needs_intermediate()
+        && cgroup.is_none_or(|cg| {
+            cg.mode() != crate::cgroups::CgroupMode::V2 || cg.systemd_unit().is_some()
+        })
 }
