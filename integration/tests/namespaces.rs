@@ -2,7 +2,7 @@
 //! domainname and sysctl.
 
 use nucleus_integration::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -282,4 +282,62 @@ fn new_network_namespace_has_loopback_up() {
     let out = c.run().ok();
     assert!(out.stdout.contains("LOOPBACK,UP"), "{out}");
     assert!(out.stdout.contains("inet 127.0.0.1/8"), "{out}");
+}
+
+/// `exec` enters every namespace and the cgroup of the container's init, whether the
+/// container has a pid namespace of its own (the process is born in it), none (the host's is
+/// shared), or a user namespace too: seen from the host, the exec'd process shares each of
+/// the init's namespace links and its /proc/PID/cgroup, and lives one pid-namespace level
+/// below the host exactly when the init does.
+#[test]
+fn exec_enters_the_namespaces_and_cgroup_of_the_init() {
+    let kinds = ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"];
+    let cases: [(&str, Option<Value>, bool); 3] = [
+        ("exec-ns-all", None, false),
+        (
+            "exec-ns-nopid",
+            Some(json!([{"type": "mount"}, {"type": "network"}, {"type": "uts"}, {"type": "ipc"}])),
+            false,
+        ),
+        ("exec-ns-user", None, true),
+    ];
+    for (name, namespaces, userns) in cases {
+        let mut c = Container::new(name);
+        if let Some(ns) = namespaces {
+            c.namespaces(ns);
+        }
+        if userns {
+            c.user_namespace(100000, 200000);
+        }
+        c.args(&["sleep", "300"]);
+        c.run_detached().ok();
+        let init = c.pid().to_string();
+        let pid_file = c.root().join("exec.pid");
+        let pf = pid_file.to_string_lossy().into_owned();
+        let id = c.id.clone();
+        c.cmd(&["exec", "--detach", "--pid-file", &pf, &id, "sleep", "300"])
+            .ok();
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_string();
+        for k in kinds {
+            assert_eq!(ns_link(&pid, k), ns_link(&init, k), "{name}: {k} namespace");
+        }
+        let cgroup = |p: &str| std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
+        assert_eq!(cgroup(&pid), cgroup(&init), "{name}: cgroup");
+        let nspid = |p: &str| {
+            let st = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap();
+            status_field(&st, "NSpid")
+                .unwrap()
+                .split_whitespace()
+                .count()
+        };
+        assert_eq!(nspid(&pid), nspid(&init), "{name}: pid namespace depth");
+        // Without a pid namespace of its own, the init's death does not end the process.
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        c.kill("KILL").ok();
+        assert!(c.wait_status("stopped", Duration::from_secs(10)), "{name}");
+        c.delete().ok();
+    }
 }

@@ -1,7 +1,8 @@
-//! `exec`: a new process inside a running container. The runtime forks an intermediate
-//! that joins every namespace of the container init (user first) and its cgroup, then
-//! forks the process itself (so a joined pid namespace applies), which takes the
-//! container's seccomp filter, capabilities, user and rlimits and execs.
+//! `exec`: a new process inside a running container. The runtime's child joins the
+//! container init's cgroup and every namespace (user first) and, where the container has a
+//! pid namespace of its own, forks the process (a joined pid namespace applies to children
+//! only; see [`exec`]), which takes the container's seccomp filter, capabilities, user and
+//! rlimits and execs.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -62,6 +63,17 @@ fn exec_plan(container: &Plan, init_pid: i32) -> Plan {
 
 /// Start the process; returns its host pid once it has exec'd (the sync socket closes on
 /// exec), or the error that stopped it.
+///
+/// Without a pid namespace of its own the container shares the runtime's: the process is
+/// the runtime's own child. With one, an intermediate joins the namespaces (the pid
+/// namespace applies to its children only) and forks the process. The process is never
+/// born inside the container's pid namespace straight from the runtime, though the runtime
+/// could enter it for its children: a child holds the runtime's fds from its birth until it
+/// closes them, the cgroup2 directory it is born into (CLONE_INTO_CGROUP) among them, and a
+/// process sharing that pid namespace with CAP_SYS_PTRACE over the host's user namespace
+/// (a container without a user namespace of its own, a debugging sidecar) reads them
+/// through /proc/PID/fd despite non-dumpability (runc's CVE-2016-9962). The intermediate
+/// closes them in the host's pid namespace, before the process exists.
 pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
     let plan = exec_plan(req.plan, req.init_pid);
     // Open the namespaces now: /proc/PID/ns of the init may be gone by the time a child
@@ -77,15 +89,20 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
         Some(dir)
     };
     let (ours, theirs) = sync::pair()?;
-    // The intermediate is born in the cgroup2 directory (no migration, so none of the
-    // global lock a migration takes) and, outside the container's pid namespace, closes
-    // that host directory before it forks the process: nothing inside the container ever
-    // holds an fd of a host directory.
+    // The first child is born in the cgroup2 directory (no migration, so none of the
+    // global lock a migration takes) and closes that host directory before anything else:
+    // nothing inside the container ever holds an fd of a host directory.
     let unified = req
         .cgroup
         .and_then(Cgroup::unified_dir)
         .map(open_cgroup_dir)
         .transpose()?;
+    let intermediate = joins.iter().any(|(t, ..)| *t == LinuxNamespaceType::Pid);
+    // Born non-dumpable: without a pid namespace of its own, the container sees the child
+    // while it still holds the runtime's fds, and only CAP_SYS_PTRACE over the host's user
+    // namespace may reach them through /proc/PID/fd or ptrace meanwhile. (An intermediate
+    // is out of the container's sight.)
+    let dumpable = (!intermediate).then(Dumpable::off);
     let forked = match &unified {
         Some(dir) => match fork::fork_child_into(dir, req.cgroup) {
             // Rootless, a cgroup the user may not move processes into is not joined, as
@@ -99,47 +116,53 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
         None => fork::fork_child(),
     };
     drop(unified);
-    let child = match forked? {
-        ForkResult::Child => {
-            drop(ours);
-            let _ = SigSet::empty().thread_set_mask();
-            let mut keep: Vec<RawFd> = vec![theirs.raw()];
-            keep.extend(joins.iter().map(|(_, _, f)| f.as_raw_fd()));
-            keep.extend(root.as_ref().map(|f| f.as_raw_fd()));
-            if let Some(c) = req.console.as_ref() {
-                keep.push(c.as_raw_fd());
+    if let Ok(ForkResult::Child) = forked {
+        drop(ours);
+        let _ = SigSet::empty().thread_set_mask();
+        let mut keep: Vec<RawFd> = vec![theirs.raw()];
+        keep.extend(joins.iter().map(|(_, _, f)| f.as_raw_fd()));
+        keep.extend(root.as_ref().map(|f| f.as_raw_fd()));
+        if let Some(c) = req.console.as_ref() {
+            keep.push(c.as_raw_fd());
+        }
+        if let Some(a) = req.seccomp.and_then(|f| f.agent()) {
+            keep.push(a.as_raw_fd());
+        }
+        close_fds_except(3 + req.preserve_fds, &keep);
+        let entered = enter(&joins, req.cgroup).and_then(|()| match intermediate {
+            true => Ok(fork::fork_child()?),
+            false => Ok(ForkResult::Child),
+        });
+        match entered {
+            Ok(ForkResult::Parent { child }) => {
+                let _ = theirs.init_pid(child.as_raw());
+                fork::exit_child(0)
             }
-            if let Some(a) = req.seccomp.and_then(|f| f.agent()) {
-                keep.push(a.as_raw_fd());
+            Ok(ForkResult::Child) => {
+                drop(joins);
+                let e = match enter_root(root) {
+                    Ok(()) => run_process(req, &theirs),
+                    Err(e) => e,
+                };
+                let _ = theirs.error(&e.to_string());
+                fork::exit_child(127)
             }
-            close_fds_except(3 + req.preserve_fds, &keep);
-            match intermediate(&joins, req.cgroup) {
-                Ok(ForkResult::Parent { child }) => {
-                    let _ = theirs.init_pid(child.as_raw());
-                    fork::exit_child(0)
-                }
-                Ok(ForkResult::Child) => {
-                    drop(joins);
-                    let e = match enter_root(root) {
-                        Ok(()) => run_process(req, &theirs),
-                        Err(e) => e,
-                    };
-                    let _ = theirs.error(&e.to_string());
-                    fork::exit_child(127)
-                }
-                Err(e) => {
-                    let _ = theirs.error(&e.to_string());
-                    fork::exit_child(1)
-                }
+            Err(e) => {
+                let _ = theirs.error(&e.to_string());
+                fork::exit_child(1)
             }
         }
+    }
+    drop(dumpable);
+    let child = match forked? {
         ForkResult::Parent { child } => child,
+        ForkResult::Child => unreachable!("the child went on above"),
     };
     drop(theirs);
     drop(joins);
     let result = (|| {
-        // Compiled while the intermediate joins the namespaces; the process takes it
-        // before its last steps.
+        // Compiled while the child joins the namespaces; the process takes it before its
+        // last steps.
         let deferred = match req.seccomp {
             Some(f) => f.compile_deferred(req.config, Some(req.process))?,
             None => None,
@@ -147,15 +170,21 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
         if let Some(program) = deferred {
             if let Err(e) = ours.exec_seccomp(&program) {
                 // The children are gone: what they said before says more than EPIPE.
-                ours.exec_pid()?;
+                if intermediate {
+                    ours.exec_pid()?;
+                }
                 ours.exec_done()?;
                 return Err(e.into());
             }
         }
-        let pid = match ours.exec_pid() {
-            Ok(p) => p,
-            Err(SyncError::Child(e)) => return Err(SpawnError::Child(e)),
-            Err(e) => return Err(e.into()),
+        let pid = if intermediate {
+            match ours.exec_pid() {
+                Ok(p) => p,
+                Err(SyncError::Child(e)) => return Err(SpawnError::Child(e)),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            child.as_raw()
         };
         // The process hands its listener over before it execs: the monitor must be there
         // first.
@@ -165,7 +194,10 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
         match ours.exec_done() {
             Ok(()) => Ok(pid),
             Err(SyncError::Child(e)) => {
-                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+                // The intermediate's child; without one, `child` itself, reaped below.
+                if intermediate {
+                    let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+                }
                 Err(SpawnError::Child(e))
             }
             Err(e) => Err(e.into()),
@@ -174,24 +206,52 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
     if result.is_err() {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
     }
-    let _ = nix::sys::wait::waitpid(child, None);
+    // The intermediate exits once it has forked; the process itself is waited for by the
+    // caller (or nobody, detached) unless it failed.
+    if intermediate || result.is_err() {
+        let _ = nix::sys::wait::waitpid(child, None);
+    }
     result
 }
 
-/// Joins the container's v1 cgroups (moving itself, still host root in the host's mount
-/// namespace, which spares the global migration lock; it was born in the cgroup2 one) and
-/// namespaces, then forks the process.
-fn intermediate(
+/// The runtime made non-dumpable while it clones, so its child is born so; dumpable again
+/// when dropped, if it was.
+struct Dumpable(bool);
+
+impl Dumpable {
+    fn off() -> Dumpable {
+        // SAFETY: prctl with constant integer arguments; affects only this process.
+        let was = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) } == 1;
+        super::sealed_exe::make_undumpable();
+        Dumpable(was)
+    }
+}
+
+impl Drop for Dumpable {
+    fn drop(&mut self) {
+        if self.0 {
+            // SAFETY: prctl with constant integer arguments; affects only this process.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        }
+    }
+}
+
+/// What the first child does before the process goes on: joins the container's v1 cgroups
+/// (moving itself, still host root in the host's mount namespace, which spares the global
+/// migration lock; it was born in the cgroup2 one) and namespaces, user first and mount
+/// last.
+fn enter(
     joins: &[(LinuxNamespaceType, std::path::PathBuf, std::fs::File)],
     cgroup: Option<&Cgroup>,
-) -> Result<ForkResult, SpawnError> {
+) -> Result<(), SpawnError> {
     if let Some(cg) = cgroup {
         cg.join_self()?;
     }
     namespaces::join(joins)?;
-    // As for the init: the process is born non-dumpable inside the container.
+    // As for the init: the process is non-dumpable inside the container (joining a user
+    // namespace may have changed that).
     super::sealed_exe::make_undumpable();
-    Ok(fork::fork_child()?)
+    Ok(())
 }
 
 /// chroot into the container's root (an fd of the init's /proc/PID/root), when there is
