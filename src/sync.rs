@@ -9,7 +9,7 @@
 //! Messages are sent only through the typed ends below, one call per step of the setup:
 //! the runtime's `Intermediate` → `InitState` → `Init` → `Waiting` take the steps in the
 //! one order both sides follow (id maps, cgroup, init pid, state, seccomp filter when the
-//! runtime compiles it after the fork, hooks, ready, created)
+//! runtime compiles it after the fork, hooks, ready, prepared, created)
 //! and a message out of that order (`RunHooks` before `InitPid`, say) fails the create
 //! instead of acting on a step not yet taken.
 
@@ -80,8 +80,11 @@ pub enum Msg {
     HooksDone,
     /// Init → runtime: the identities of the paths its Landlock ruleset confines to.
     Landlock(Vec<crate::landlock::Identity>),
-    /// Init → runtime: set up; waiting for `Created` or `start`.
+    /// Init → runtime: set up; now becoming the container process up to its execve.
     Ready,
+    /// Init → runtime: the container process is set up up to its execve (user,
+    /// capabilities, seccomp filter, Landlock); waiting for `Created` or `start`.
+    Prepared,
     /// Runtime → init: the create completed; wait for `start`. An init that gets EOF
     /// before this or `start` (the runtime died part-way) exits, so none waits forever.
     Created,
@@ -434,6 +437,19 @@ impl Init<'_> {
 }
 
 impl RuntimeEnd {
+    /// Wait until a ready init has become the container process up to its execve; its
+    /// error if that failed.
+    pub fn prepared(&self) -> Result<(), SyncError> {
+        match self.0.recv()? {
+            Msg::Prepared => Ok(()),
+            Msg::Error(e) => Err(SyncError::Child(e)),
+            got => Err(SyncError::Unexpected {
+                got,
+                want: "init prepared",
+            }),
+        }
+    }
+
     /// Tell a ready init its create completed: from now on only `start` or a kill ends
     /// its wait.
     pub fn created(&self) -> Result<(), SyncError> {
@@ -502,7 +518,7 @@ impl ChildEnd {
         self.0.expect(Msg::HooksDone, "hooks done")
     }
 
-    /// Set up; waiting for `Created` or `start`. `landlock`: the identities of the paths
+    /// Set up, about to become the container process. `landlock`: the identities of the paths
     /// the init's ruleset names, which `exec` checks before it confines its process alike.
     pub fn ready(&self, landlock: Option<Vec<crate::landlock::Identity>>) -> Result<(), SyncError> {
         if let Some(ids) = landlock {
@@ -511,7 +527,12 @@ impl ChildEnd {
         self.0.send(&Msg::Ready)
     }
 
-    /// After `ready`: true when the runtime says its create completed, false when it
+    /// Became the container process up to its execve; waiting for `Created` or `start`.
+    pub fn prepared(&self) -> Result<(), SyncError> {
+        self.0.send(&Msg::Prepared)
+    }
+
+    /// After `prepared`: true when the runtime says its create completed, false when it
     /// went away (EOF) or said anything else.
     pub fn created(&self) -> bool {
         matches!(self.0.recv(), Ok(Msg::Created))
@@ -617,6 +638,7 @@ mod tests {
             assert_eq!(child.state().unwrap(), "{}");
             child.hooks().unwrap();
             child.ready(None).unwrap();
+            child.prepared().unwrap();
             assert!(child.created());
         });
         let steps = rt.setup();
@@ -637,9 +659,34 @@ mod tests {
         })
         .unwrap();
         assert_eq!(init.ready().unwrap(), None);
+        rt.prepared().unwrap();
         rt.created().unwrap();
         t.join().unwrap();
         assert_eq!(done, ["maps", "hooks"]);
+    }
+
+    #[test]
+    fn an_init_failing_after_ready_fails_the_wait_for_prepared() {
+        let (rt, child) = pair().unwrap();
+        child.error("setresuid(1000): EPERM").unwrap();
+        match rt.prepared() {
+            Err(e @ SyncError::Child(_)) => assert_eq!(e.to_string(), "setresuid(1000): EPERM"),
+            other => panic!("{other:?}"),
+        }
+        // An init gone without a word: EOF, not a hang.
+        let (rt, child) = pair().unwrap();
+        drop(child);
+        assert!(matches!(rt.prepared(), Err(SyncError::Eof)));
+        // Anything else where the runtime waits for it is refused.
+        let (rt, child) = pair().unwrap();
+        child.ready(None).unwrap();
+        assert!(matches!(
+            rt.prepared(),
+            Err(SyncError::Unexpected {
+                got: Msg::Ready,
+                ..
+            })
+        ));
     }
 
     #[test]
