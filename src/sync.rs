@@ -157,6 +157,49 @@ impl Channel {
         }
     }
 
+    /// A message of one datagram sent with write(2) and taken with read(2): the calls the
+    /// init makes to report `Prepared` and wait for `Created` under the container's seccomp
+    /// filter, which a profile is surest to allow (sendto, recvfrom, poll are not).
+    fn write_small(&self, msg: &Msg) -> Result<(), SyncError> {
+        let mut frame = vec![LAST];
+        serde_json::to_writer(&mut frame, msg).map_err(SyncError::Decode)?;
+        loop {
+            // SAFETY: writing a buffer we own to a socket fd we own. SIGPIPE is ignored in
+            // the runtime and its children until the execve (main.rs): EPIPE is returned.
+            let r = unsafe { libc::write(self.raw(), frame.as_ptr().cast(), frame.len()) };
+            if r >= 0 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(SyncError::Send(e));
+            }
+        }
+    }
+
+    /// See [`Channel::write_small`]: one datagram of at most 255 bytes.
+    fn read_small(&self) -> Result<Msg, SyncError> {
+        let mut buf = [0u8; 256];
+        loop {
+            // SAFETY: reading into a buffer we own, bounded by its length.
+            let r = unsafe { libc::read(self.raw(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r >= 0 {
+                let n = usize::try_from(r).unwrap_or_default();
+                return match buf[..n].split_first() {
+                    None => Err(SyncError::Eof),
+                    Some((&LAST, json)) if n < buf.len() => {
+                        serde_json::from_slice(json).map_err(SyncError::Decode)
+                    }
+                    Some((&flag, _)) => Err(SyncError::Frame(flag)),
+                };
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(SyncError::Recv(e));
+            }
+        }
+    }
+
     fn recv(&self) -> Result<Msg, SyncError> {
         let mut data = Vec::new();
         loop {
@@ -453,7 +496,7 @@ impl RuntimeEnd {
     /// Tell a ready init its create completed: from now on only `start` or a kill ends
     /// its wait.
     pub fn created(&self) -> Result<(), SyncError> {
-        self.0.send(&Msg::Created)
+        self.0.write_small(&Msg::Created)
     }
 }
 
@@ -528,19 +571,22 @@ impl ChildEnd {
     }
 
     /// Became the container process up to its execve; waiting for `Created` or `start`.
+    /// Past the container's seccomp filter: write(2) only.
     pub fn prepared(&self) -> Result<(), SyncError> {
-        self.0.send(&Msg::Prepared)
+        self.0.write_small(&Msg::Prepared)
     }
 
     /// After `prepared`: true when the runtime says its create completed, false when it
-    /// went away (EOF) or said anything else.
+    /// went away (EOF) or said anything else. Past the filter: read(2) only.
     pub fn created(&self) -> bool {
-        matches!(self.0.recv(), Ok(Msg::Created))
+        matches!(self.0.read_small(), Ok(Msg::Created))
     }
 
     /// Report a setup failure.
     pub fn error(&self, e: &str) -> Result<(), SyncError> {
-        self.0.send(&Msg::Error(e.to_string()))
+        // One datagram by write(2): an init may fail under its seccomp filter (past
+        // `enter_process`'s install). One line, far below the socket buffer.
+        self.0.write_small(&Msg::Error(e.to_string()))
     }
 }
 

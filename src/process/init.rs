@@ -88,8 +88,9 @@ pub fn run(cfg: InitConfig<'_>, plan: &Plan, chan: ChildEnd) -> ! {
     match prepared {
         Ok(prepared) => {
             // The runtime may die before its create completes: then this init must not
-            // wait for a `start` that will never come.
-            if !wait_created_or_started(&cfg.fifo, &chan) {
+            // wait for a `start` that will never come. `run` too says Created, right
+            // before its `start`.
+            if !chan.created() {
                 super::fork::exit_child(1);
             }
             drop(chan);
@@ -133,62 +134,19 @@ fn enter(
 }
 
 /// The syscalls (name, number, arguments as made) the init makes between loading its
-/// filter and the execve, besides those of becoming the process: `prepared` (send),
-/// [`wait_created_or_started`] (poll, recv), the read of `start`'s byte. The execve and a
-/// startContainer hook's are the workload's, refused at `start` as under runc.
-fn after_filter_syscalls(fifo: &File, chan: &ChildEnd) -> [(&'static str, i64, [u64; 6]); 4] {
+/// filter and the execve, besides those of becoming the process: `prepared` (write),
+/// `created` (read), the read of `start`'s byte. Only read and write, as a profile is surest
+/// to allow them (runc's init needs openat, write and close there). The execve and a
+/// startContainer hook's calls are the workload's, refused at `start` as under runc.
+fn after_filter_syscalls(fifo: &File, chan: &ChildEnd) -> [(&'static str, i64, [u64; 6]); 3] {
     use std::os::fd::AsRawFd;
     let fd = |raw: i32| u64::try_from(raw).unwrap_or_default();
     let (c, f) = (fd(chan.raw()), fd(fifo.as_raw_fd()));
-    let flags = |x: i32| u64::try_from(x).unwrap_or_default();
     [
-        (
-            "sendto",
-            libc::SYS_sendto,
-            [c, 0, 0, flags(libc::MSG_NOSIGNAL), 0, 0],
-        ),
-        ("poll", libc::SYS_poll, [0, 2, u64::MAX, 0, 0, 0]),
-        (
-            "recvfrom",
-            libc::SYS_recvfrom,
-            [c, 0, 0, flags(libc::MSG_PEEK | libc::MSG_TRUNC), 0, 0],
-        ),
+        ("write", libc::SYS_write, [c, 0, 11, 0, 0, 0]),
+        ("read", libc::SYS_read, [c, 0, 256, 0, 0, 0]),
         ("read", libc::SYS_read, [f, 0, 1, 0, 0, 0]),
     ]
-}
-
-/// After Ready: true once the runtime says its create completed (`Created`) or `start`
-/// has written the exec fifo, false if the runtime went away before either.
-fn wait_created_or_started(fifo: &File, chan: &ChildEnd) -> bool {
-    use std::os::fd::AsRawFd;
-    loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: fifo.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: chan.raw(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds, no timeout.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if r < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return false;
-        }
-        if fds[0].revents & libc::POLLIN != 0 {
-            return true;
-        }
-        if fds[1].revents != 0 {
-            return chan.created();
-        }
-    }
 }
 
 struct Prepared {
