@@ -584,9 +584,15 @@ impl ChildEnd {
 
     /// Report a setup failure.
     pub fn error(&self, e: &str) -> Result<(), SyncError> {
-        // One datagram by write(2): an init may fail under its seccomp filter (past
-        // `enter_process`'s install). One line, far below the socket buffer.
-        self.0.write_small(&Msg::Error(e.to_string()))
+        // One datagram by write(2) when it fits one: an init may fail under its seccomp
+        // filter (past `enter_process`'s install). Larger (a message quoting a huge
+        // config value, from before the filter), in chunks.
+        let msg = Msg::Error(e.to_string());
+        if e.len() < CHUNK / 2 {
+            self.0.write_small(&msg)
+        } else {
+            self.0.send(&msg)
+        }
     }
 }
 
