@@ -315,7 +315,7 @@ fn redirect_stdio_to_null(keep_stderr: bool) {
     }
 }
 
-/// The monitor: wait for the listener (the process installs its filter only at `start`),
+/// The monitor: wait for the listener (the init installs its filter after Ready, `exec`'s process before its execve),
 /// then serve it.
 fn monitor(plan: &SupervisionPlan, slot: &ListenerSlot, pid: i32) -> Result<(), SeccompError> {
     let listener = loop {
