@@ -9,7 +9,7 @@
 //! Messages are sent only through the typed ends below, one call per step of the setup:
 //! the runtime's `Intermediate` → `InitState` → `Init` → `Waiting` take the steps in the
 //! one order both sides follow (id maps, cgroup, init pid, state, seccomp filter when the
-//! runtime compiles it after the fork, hooks, ready, created)
+//! runtime compiles it after the fork, hooks, ready, prepared, created)
 //! and a message out of that order (`RunHooks` before `InitPid`, say) fails the create
 //! instead of acting on a step not yet taken.
 
@@ -80,8 +80,11 @@ pub enum Msg {
     HooksDone,
     /// Init → runtime: the identities of the paths its Landlock ruleset confines to.
     Landlock(Vec<crate::landlock::Identity>),
-    /// Init → runtime: set up; waiting for `Created` or `start`.
+    /// Init → runtime: set up; now becoming the container process up to its execve.
     Ready,
+    /// Init → runtime: the container process is set up up to its execve (user,
+    /// capabilities, seccomp filter, Landlock); waiting for `Created` or `start`.
+    Prepared,
     /// Runtime → init: the create completed; wait for `start`. An init that gets EOF
     /// before this or `start` (the runtime died part-way) exits, so none waits forever.
     Created,
@@ -150,6 +153,49 @@ impl Channel {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(SyncError::Send(e));
+            }
+        }
+    }
+
+    /// A message of one datagram sent with write(2) and taken with read(2): the calls the
+    /// init makes to report `Prepared` and wait for `Created` under the container's seccomp
+    /// filter, which a profile is surest to allow (sendto, recvfrom, poll are not).
+    fn write_small(&self, msg: &Msg) -> Result<(), SyncError> {
+        let mut frame = vec![LAST];
+        serde_json::to_writer(&mut frame, msg).map_err(SyncError::Decode)?;
+        loop {
+            // SAFETY: writing a buffer we own to a socket fd we own. SIGPIPE is ignored in
+            // the runtime and its children until the execve (main.rs): EPIPE is returned.
+            let r = unsafe { libc::write(self.raw(), frame.as_ptr().cast(), frame.len()) };
+            if r >= 0 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(SyncError::Send(e));
+            }
+        }
+    }
+
+    /// See [`Channel::write_small`]: one datagram of at most 255 bytes.
+    fn read_small(&self) -> Result<Msg, SyncError> {
+        let mut buf = [0u8; 256];
+        loop {
+            // SAFETY: reading into a buffer we own, bounded by its length.
+            let r = unsafe { libc::read(self.raw(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r >= 0 {
+                let n = usize::try_from(r).unwrap_or_default();
+                return match buf[..n].split_first() {
+                    None => Err(SyncError::Eof),
+                    Some((&LAST, json)) if n < buf.len() => {
+                        serde_json::from_slice(json).map_err(SyncError::Decode)
+                    }
+                    Some((&flag, _)) => Err(SyncError::Frame(flag)),
+                };
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(SyncError::Recv(e));
             }
         }
     }
@@ -439,10 +485,23 @@ impl Init<'_> {
 }
 
 impl RuntimeEnd {
+    /// Wait until a ready init has become the container process up to its execve; its
+    /// error if that failed.
+    pub fn prepared(&self) -> Result<(), SyncError> {
+        match self.0.recv()? {
+            Msg::Prepared => Ok(()),
+            Msg::Error(e) => Err(SyncError::Child(e)),
+            got => Err(SyncError::Unexpected {
+                got,
+                want: "init prepared",
+            }),
+        }
+    }
+
     /// Tell a ready init its create completed: from now on only `start` or a kill ends
     /// its wait.
     pub fn created(&self) -> Result<(), SyncError> {
-        self.0.send(&Msg::Created)
+        self.0.write_small(&Msg::Created)
     }
 }
 
@@ -507,7 +566,7 @@ impl ChildEnd {
         self.0.expect(Msg::HooksDone, "hooks done")
     }
 
-    /// Set up; waiting for `Created` or `start`. `landlock`: the identities of the paths
+    /// Set up, about to become the container process. `landlock`: the identities of the paths
     /// the init's ruleset names, which `exec` checks before it confines its process alike.
     pub fn ready(&self, landlock: Option<Vec<crate::landlock::Identity>>) -> Result<(), SyncError> {
         if let Some(ids) = landlock {
@@ -516,15 +575,29 @@ impl ChildEnd {
         self.0.send(&Msg::Ready)
     }
 
-    /// After `ready`: true when the runtime says its create completed, false when it
-    /// went away (EOF) or said anything else.
+    /// Became the container process up to its execve; waiting for `Created` or `start`.
+    /// Past the container's seccomp filter: write(2) only.
+    pub fn prepared(&self) -> Result<(), SyncError> {
+        self.0.write_small(&Msg::Prepared)
+    }
+
+    /// After `prepared`: true when the runtime says its create completed, false when it
+    /// went away (EOF) or said anything else. Past the filter: read(2) only.
     pub fn created(&self) -> bool {
-        matches!(self.0.recv(), Ok(Msg::Created))
+        matches!(self.0.read_small(), Ok(Msg::Created))
     }
 
     /// Report a setup failure.
     pub fn error(&self, e: &str) -> Result<(), SyncError> {
-        self.0.send(&Msg::Error(e.to_string()))
+        // One datagram by write(2) when it fits one: an init may fail under its seccomp
+        // filter (past `enter_process`'s install). Larger (a message quoting a huge
+        // config value, from before the filter), in chunks.
+        let msg = Msg::Error(e.to_string());
+        if e.len() < CHUNK / 2 {
+            self.0.write_small(&msg)
+        } else {
+            self.0.send(&msg)
+        }
     }
 }
 
@@ -622,6 +695,7 @@ mod tests {
             assert_eq!(child.state().unwrap(), "{}");
             child.hooks().unwrap();
             child.ready(None).unwrap();
+            child.prepared().unwrap();
             assert!(child.created());
         });
         let steps = rt.setup();
@@ -642,9 +716,34 @@ mod tests {
         })
         .unwrap();
         assert_eq!(init.ready().unwrap(), None);
+        rt.prepared().unwrap();
         rt.created().unwrap();
         t.join().unwrap();
         assert_eq!(done, ["maps", "hooks"]);
+    }
+
+    #[test]
+    fn an_init_failing_after_ready_fails_the_wait_for_prepared() {
+        let (rt, child) = pair().unwrap();
+        child.error("setresuid(1000): EPERM").unwrap();
+        match rt.prepared() {
+            Err(e @ SyncError::Child(_)) => assert_eq!(e.to_string(), "setresuid(1000): EPERM"),
+            other => panic!("{other:?}"),
+        }
+        // An init gone without a word: EOF, not a hang.
+        let (rt, child) = pair().unwrap();
+        drop(child);
+        assert!(matches!(rt.prepared(), Err(SyncError::Eof)));
+        // Anything else where the runtime waits for it is refused.
+        let (rt, child) = pair().unwrap();
+        child.ready(None).unwrap();
+        assert!(matches!(
+            rt.prepared(),
+            Err(SyncError::Unexpected {
+                got: Msg::Ready,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -319,3 +319,28 @@ fn hook_state_bytes_match_runc() {
     let theirs = record(&reference(), "hook-bytes-ref");
     assert_eq!(ours, theirs);
 }
+
+/// startContainer hooks run as runc runs them: in the container, right before the execve,
+/// with the process's user, capabilities, no_new_privs and seccomp filter already in place
+/// (runc's init loads them all before it waits on exec.fifo, and runs the hooks after).
+#[test]
+fn start_container_hooks_run_as_the_container_process() {
+    let dir = host_tempdir("it-hooks-");
+    let d = dir.path();
+    std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut c = Container::new("hooks-startcred");
+    with_hooks_dir(&mut c, d);
+    c.config()["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    c.config()["process"]["noNewPrivileges"] = json!(true);
+    c.config()["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": [{"names": ["mkdirat"], "action": "SCMP_ACT_ERRNO"}]});
+    c.config()["hooks"] = json!({
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "grep -E '^(Uid|NoNewPrivs|Seccomp):' /proc/self/status > /hooks/start.status"]}],
+    });
+    c.args(&["/bin/true"]);
+    let (_, _) = c.create_start_wait();
+    let status = fs::read_to_string(d.join("start.status")).unwrap();
+    let field = |n: &str| status_field(&status, n).unwrap_or_default();
+    assert!(field("Uid").starts_with("1000\t"), "{status}");
+    assert_eq!(field("NoNewPrivs"), "1", "{status}");
+    assert_eq!(field("Seccomp"), "2", "{status}");
+}

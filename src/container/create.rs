@@ -278,6 +278,10 @@ fn setup(
     dir.save_annotations(&st.annotations)?;
     dir.save(st)?;
     dir.drop_creating()?;
+    // The init became the container process up to its execve meanwhile; what failed there
+    // fails the create (the caller undoes it), never the container's start. Before the pid
+    // file, which names a container only once it exists.
+    spawned.prepared()?;
     if let Some(p) = opts.pid_file.as_deref() {
         write_pid_file(p, pid)?;
     }

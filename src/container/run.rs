@@ -5,9 +5,7 @@ use super::{create, delete, start, tty, ContainerError, CreateOptions, Runtime};
 pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, ContainerError> {
     if detach {
         let (_, spawned) = create::create_with_console(rt, opts, None, None, false)?;
-        start_or_destroy(rt, &opts.id)?;
-        // Started: the init goes on whatever becomes of the handle.
-        drop(spawned);
+        commit_and_start(rt, &opts.id, spawned)?;
         return Ok(0);
     }
     let forward = super::exec::foreground()?;
@@ -32,8 +30,7 @@ pub fn run(rt: &Runtime, opts: &CreateOptions, detach: bool) -> Result<i32, Cont
             return Err(e);
         }
     };
-    start_or_destroy(rt, &opts.id)?;
-    drop(spawned);
+    commit_and_start(rt, &opts.id, spawned)?;
     let code = match master {
         Some(m) => tty::proxy_and_wait(m, st.pid, &forward)?,
         None => super::exec::wait_forwarding(st.pid, &forward),
@@ -50,12 +47,21 @@ fn wants_terminal(config: Option<&oci_spec::runtime::Spec>) -> bool {
         .unwrap_or(false)
 }
 
-fn start_or_destroy(rt: &Runtime, id: &str) -> Result<(), ContainerError> {
-    if let Err(e) = start(rt, id) {
+/// Tell the init its create completed, then `start` it: the init, its wait made of
+/// read(2) alone under its seccomp filter, reads Created, then the exec fifo. Until the
+/// commit, `run` killed makes the init exit; after it, the container stays created.
+fn commit_and_start(
+    rt: &Runtime,
+    id: &str,
+    spawned: Option<crate::process::spawn::Spawned>,
+) -> Result<(), ContainerError> {
+    let r = match spawned {
+        Some(s) => s.commit().map_err(ContainerError::from),
+        None => Ok(()),
+    };
+    r.and_then(|()| start(rt, id)).inspect_err(|_| {
         if let Ok((dir, st, status)) = super::open(rt, id) {
             let _ = delete::destroy(dir, &st, status);
         }
-        return Err(e);
-    }
-    Ok(())
+    })
 }

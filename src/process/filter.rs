@@ -215,6 +215,17 @@ impl SeccompSetup {
         Ok(())
     }
 
+    /// Checks that the filter lets `calls` (name, number, arguments) run, as the profile
+    /// decides them: in deny-log mode the profile's own program (the installed one sends
+    /// what it refuses to the monitor, which refuses it), in trace mode nothing is refused.
+    pub fn check_runs(&self, calls: &[(&'static str, i64, [u64; 6])]) -> Result<(), SeccompError> {
+        match self.supervision.as_ref().map(|(plan, _)| plan) {
+            Some(SupervisionPlan::Trace { .. }) => Ok(()),
+            Some(SupervisionPlan::LogDenied { original }) => seccomp::check_runs(original, calls),
+            None => seccomp::check_runs(&self.program.instructions, calls),
+        }
+    }
+
     /// In trace or deny-log mode, leave a monitor process that takes the listener from
     /// `pid` once it installs its filter, and serves it until every process using the
     /// filter is gone. Returns the monitor's pid. Without a log file the deny log goes to
@@ -304,7 +315,7 @@ fn redirect_stdio_to_null(keep_stderr: bool) {
     }
 }
 
-/// The monitor: wait for the listener (the process installs its filter only at `start`),
+/// The monitor: wait for the listener (the init installs its filter after Ready, `exec`'s process before its execve),
 /// then serve it.
 fn monitor(plan: &SupervisionPlan, slot: &ListenerSlot, pid: i32) -> Result<(), SeccompError> {
     let listener = loop {

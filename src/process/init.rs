@@ -1,6 +1,8 @@
 //! The container init: a fork of the runtime, already in the container's namespaces and
-//! cgroup. It builds the rootfs, reports to the runtime, blocks on the exec fifo until
-//! `start`, then becomes the container process. No re-exec of the runtime binary happens.
+//! cgroup. It builds the rootfs, reports Ready to the runtime, becomes the container
+//! process up to its execve (user, capabilities, seccomp, Landlock) while the runtime
+//! records the container, reports that, blocks on the exec fifo until `start`, then runs
+//! the startContainer hooks and execs. No re-exec of the runtime binary happens.
 
 use std::fs::File;
 use std::io::Read;
@@ -71,18 +73,28 @@ pub struct InitConfig<'a> {
     pub landlock: Option<&'a crate::landlock::Plan>,
 }
 
-/// Run the init; never returns. Setup errors go to the runtime over `chan`; once the
-/// runtime has gone (after Ready) they can only go to stderr.
+/// Run the init; never returns. Setup errors go to the runtime over `chan` until the init
+/// reports `Prepared`; after that (`start`, startContainer hooks, the execve) they can only
+/// go to stderr.
 pub fn run(cfg: InitConfig<'_>, plan: &Plan, chan: ChildEnd) -> ! {
-    match prepare(&cfg, plan, &chan) {
+    let prepared = prepare(&cfg, plan, &chan).and_then(|p| {
+        // While the runtime records the container: everything of becoming the process that
+        // does not wait for `start`, off `run`'s critical path (runc's init too switches
+        // user, drops capabilities and loads the filter before it waits on exec.fifo).
+        enter(&cfg, plan, &chan, &p)?;
+        chan.prepared()?;
+        Ok(p)
+    });
+    match prepared {
         Ok(prepared) => {
             // The runtime may die before its create completes: then this init must not
-            // wait for a `start` that will never come.
-            if !wait_created_or_started(&cfg.fifo, &chan) {
+            // wait for a `start` that will never come. `run` too says Created, right
+            // before its `start`.
+            if !chan.created() {
                 super::fork::exit_child(1);
             }
             drop(chan);
-            let err = finish(&cfg, plan, prepared);
+            let err = finish(&cfg, prepared);
             eprintln!("nucleus init: {err}");
             super::fork::exit_child(127)
         }
@@ -93,38 +105,48 @@ pub fn run(cfg: InitConfig<'_>, plan: &Plan, chan: ChildEnd) -> ! {
     }
 }
 
-/// After Ready: true once the runtime says its create completed (`Created`) or `start`
-/// has written the exec fifo, false if the runtime went away before either.
-fn wait_created_or_started(fifo: &File, chan: &ChildEnd) -> bool {
-    use std::os::fd::AsRawFd;
-    loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: fifo.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: chan.raw(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds, no timeout.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if r < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return false;
-        }
-        if fds[0].revents & libc::POLLIN != 0 {
-            return true;
-        }
-        if fds[1].revents != 0 {
-            return chan.created();
-        }
+/// After Ready: become the container process up to its execve. Without a `process` there
+/// is nothing to become (`start` refuses such a container before it reaches the init).
+fn enter(
+    cfg: &InitConfig<'_>,
+    plan: &Plan,
+    chan: &ChildEnd,
+    p: &Prepared,
+) -> Result<(), InitError> {
+    let (Some(proc_), Some(_)) = (cfg.spec.process().as_ref(), p.launch.as_ref()) else {
+        return Ok(());
+    };
+    let seccomp = cfg.seccomp.and_then(Filter::ready).or(p.seccomp.as_ref());
+    if let Some(f) = seccomp {
+        // What the init still makes once the filter is in: a profile refusing it fails
+        // here, at create, with its name, instead of a container that cannot start.
+        f.check_runs(&after_filter_syscalls(&cfg.fifo, chan))?;
     }
+    enter_process(
+        proc_,
+        cfg.preserve_fds,
+        plan,
+        seccomp,
+        p.landlock.as_ref(),
+        &p.state_json,
+        &p.users,
+    )
+}
+
+/// The syscalls (name, number, arguments as made) the init makes between loading its
+/// filter and the execve, besides those of becoming the process: `prepared` (write),
+/// `created` (read), the read of `start`'s byte. Only read and write, as a profile is surest
+/// to allow them (runc's init needs openat, write and close there). The execve and a
+/// startContainer hook's calls are the workload's, refused at `start` as under runc.
+fn after_filter_syscalls(fifo: &File, chan: &ChildEnd) -> [(&'static str, i64, [u64; 6]); 3] {
+    use std::os::fd::AsRawFd;
+    let fd = |raw: i32| u64::try_from(raw).unwrap_or_default();
+    let (c, f) = (fd(chan.raw()), fd(fifo.as_raw_fd()));
+    [
+        ("write", libc::SYS_write, [c, 0, 11, 0, 0, 0]),
+        ("read", libc::SYS_read, [c, 0, 256, 0, 0, 0]),
+        ("read", libc::SYS_read, [f, 0, 1, 0, 0, 0]),
+    ]
 }
 
 struct Prepared {
@@ -184,7 +206,7 @@ fn prepare(cfg: &InitConfig<'_>, plan: &Plan, chan: &ChildEnd) -> Result<Prepare
     // The AppArmor profile and SELinux label for the execve, where runc's init sets the
     // profile: the rootfs is built, and the process is still root with every capability,
     // before no_new_privs, the seccomp filter and the capability and user switch (all after
-    // `start`). They take effect only at the execve, so that order confines nothing less;
+    // Ready). They take effect only at the execve, so that order confines nothing less;
     // it decides what could refuse the write: no seccomp profile of the container's, no
     // no_new_privs rule (which forbids a confined task to change its profile), and a
     // private procfs can still be made (before the masks of `finalize`, as for sysctls).
@@ -302,9 +324,9 @@ fn write_sysctls(spec: &Spec) -> Result<(), InitError> {
     Ok(())
 }
 
-/// After Ready: wait for `start`, then become the container process.
-fn finish(cfg: &InitConfig<'_>, plan: &Plan, p: Prepared) -> InitError {
-    match finish_inner(cfg, plan, p) {
+/// After `Prepared`: wait for `start`, run the startContainer hooks, exec.
+fn finish(cfg: &InitConfig<'_>, p: Prepared) -> InitError {
+    match finish_inner(cfg, p) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -312,7 +334,7 @@ fn finish(cfg: &InitConfig<'_>, plan: &Plan, p: Prepared) -> InitError {
 
 pub(crate) enum Never {}
 
-fn finish_inner(cfg: &InitConfig<'_>, plan: &Plan, p: Prepared) -> Result<Never, InitError> {
+fn finish_inner(cfg: &InitConfig<'_>, p: Prepared) -> Result<Never, InitError> {
     let mut b = [0u8; 1];
     loop {
         match (&cfg.fifo).read(&mut b) {
@@ -325,22 +347,14 @@ fn finish_inner(cfg: &InitConfig<'_>, plan: &Plan, p: Prepared) -> Result<Never,
     let (Some(proc_), Some((exe, env))) = (cfg.spec.process().as_ref(), p.launch.as_ref()) else {
         return Err(InitError::NoProcess);
     };
+    // As runc runs them: in the container, as its user, with its capabilities, filter and
+    // no_new_privs, right before the execve.
     hooks::run_all(cfg.spec, hooks::Kind::StartContainer, &p.state_json)?;
-    become_process(
-        proc_,
-        cfg.preserve_fds,
-        plan,
-        cfg.seccomp.and_then(Filter::ready).or(p.seccomp.as_ref()),
-        p.landlock.as_ref(),
-        &p.state_json,
-        &p.users,
-        exe,
-        env,
-    )
+    let args = proc_.args().as_deref().unwrap_or(&[]);
+    Err(setup::exec(exe, args, env).into())
 }
 
-/// The last steps shared by the init and `exec`: fds, capabilities, user, cwd, umask,
-/// no_new_privs, Landlock, seccomp, execve.
+/// The last steps shared by the init and `exec`: [`enter_process`], then the execve.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn become_process(
     proc_: &Process,
@@ -353,6 +367,31 @@ pub(crate) fn become_process(
     exe: &Path,
     env: &[String],
 ) -> Result<Never, InitError> {
+    enter_process(
+        proc_,
+        preserve_fds,
+        plan,
+        seccomp,
+        landlock,
+        state_json,
+        users,
+    )?;
+    let args = proc_.args().as_deref().unwrap_or(&[]);
+    Err(setup::exec(exe, args, env).into())
+}
+
+/// Everything of becoming the container process but the execve: fds, capabilities, user,
+/// cwd, umask, no_new_privs, Landlock, seccomp. The init makes it before it waits for
+/// `start`, `exec` right before its execve.
+fn enter_process(
+    proc_: &Process,
+    preserve_fds: i32,
+    plan: &Plan,
+    seccomp: Option<&SeccompSetup>,
+    landlock: Option<&crate::landlock::Ruleset>,
+    state_json: &[u8],
+    users: &setup::UserDb,
+) -> Result<(), InitError> {
     setup::cloexec_from(3 + preserve_fds)?;
     let nnp = proc_.no_new_privileges().unwrap_or(false);
     // Without no_new_privs the filter and the Landlock ruleset must go in while we still
@@ -399,8 +438,7 @@ pub(crate) fn become_process(
             f.install(state_json)?;
         }
     }
-    let args = proc_.args().as_deref().unwrap_or(&[]);
-    Err(setup::exec(exe, args, env).into())
+    Ok(())
 }
 
 /// setgroups(2) is refused in a user namespace whose /proc/PID/setgroups says deny.

@@ -87,6 +87,14 @@ pub struct Spawned {
 }
 
 impl Spawned {
+    /// Wait until the init, past Ready, has become the container process up to its
+    /// execve (user, capabilities, seccomp filter, Landlock): it does that while the
+    /// runtime records the container, and a failure there fails the create.
+    pub fn prepared(&self) -> Result<(), SpawnError> {
+        self.chan.prepared()?;
+        Ok(())
+    }
+
     /// Tell the init its create completed: from now on only `start` or a kill ends its
     /// wait. (Dropping the handle after `start` is as good.)
     pub fn commit(self) -> Result<(), SpawnError> {

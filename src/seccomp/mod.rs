@@ -130,6 +130,11 @@ pub enum SeccompError {
     InvalidProgram(#[from] bpf_interpreter::BpfCheckError),
     #[error("seccomp trace line {line}: {reason}")]
     TraceRecord { line: usize, reason: String },
+    #[error(
+        "linux.seccomp refuses {name}(2), which the container init makes after it loads the \
+         filter, to wait for `start`; allow {name}"
+    )]
+    InitNeeds { name: &'static str },
 }
 
 /// How a profile is compiled.
@@ -189,6 +194,31 @@ pub fn compile(spec: &LinuxSeccomp, opts: &CompileOptions) -> Result<Program, Se
         warnings: policy.warnings,
         debug,
     })
+}
+
+/// Checks that `instructions` let each of `calls` (name, x86_64 syscall number, arguments)
+/// run: allowed, logged, or left to a listener (SCMP_ACT_NOTIFY: its agent decides).
+/// Killed, trapped, failed or traced (without a tracer it fails), the first is the error.
+pub fn check_runs(
+    instructions: &[libc::sock_filter],
+    calls: &[(&'static str, i64, [u64; 6])],
+) -> Result<(), SeccompError> {
+    for &(name, nr, args) in calls {
+        let data = bpf_interpreter::SeccompData {
+            nr: i32::try_from(nr).unwrap_or(-1),
+            arch: syscall_table::AUDIT_ARCH_X86_64,
+            instruction_pointer: 0,
+            args,
+        };
+        let action = bpf_interpreter::run(instructions, &data)? & libc::SECCOMP_RET_ACTION_FULL;
+        if !matches!(
+            action,
+            libc::SECCOMP_RET_ALLOW | libc::SECCOMP_RET_LOG | libc::SECCOMP_RET_USER_NOTIF
+        ) {
+            return Err(SeccompError::InitNeeds { name });
+        }
+    }
+    Ok(())
 }
 
 /// Whether `spec` may involve a notify listener (a rule or the default action
