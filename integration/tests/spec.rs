@@ -1,6 +1,6 @@
 //! Spec behaviours where runc and the runtime-spec part ways or a corner is easy to get
 //! wrong: a config without `process`, hostname in a joined UTS namespace, no mount
-//! namespace, every rootfsPropagation value, capabilities the kernel lacks, `exec -t`
+//! namespace, every rootfsPropagation value, `exec -t`
 //! and the container's /dev/console. Checked against runc where runc is right.
 
 use nucleus_integration::*;
@@ -372,70 +372,6 @@ fn rootfs_propagation_unbindable() {
         (root.as_str(), proc_.as_str()),
         ("unbindable", "unbindable")
     );
-}
-
-// ---- capabilities the kernel lacks ----
-
-/// `run` where /proc/sys/kernel/cap_last_cap says `last`: a kernel that lacks the
-/// capabilities above it, as far as any runtime can tell.
-fn run_with_cap_last_cap(c: &mut Container, last: u32) -> Output {
-    c.bundle.write_config();
-    let fake = c.bundle.path().join("cap_last_cap");
-    fs::write(&fake, format!("{last}\n")).unwrap();
-    let b = c.bundle.path().to_str().unwrap().to_string();
-    let script = "mount --bind \"$1\" /proc/sys/kernel/cap_last_cap && shift && exec \"$@\"";
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "-m",
-        "--propagation",
-        "private",
-        "--",
-        "sh",
-        "-c",
-        script,
-        "sh",
-    ])
-    .arg(&fake)
-    .arg(&c.runtime)
-    .arg("--root")
-    .arg(c.root())
-    .args(["run", "--bundle", &b, &c.id]);
-    exec(&mut cmd, CMD_TIMEOUT)
-}
-
-#[test]
-fn a_capability_the_kernel_lacks_is_skipped_with_a_warning() {
-    let kernel_last: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        kernel_last >= 39,
-        "the kernel must have CAP_BPF (39) for this test"
-    );
-    for rt in runtimes() {
-        let mut c = Container::with_runtime(&rt, "caps-lacking");
-        let caps = json!(["CAP_KILL", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]);
-        c.config()["process"]["capabilities"] = json!({
-            "bounding": caps, "effective": caps, "permitted": caps
-        });
-        c.args(&["grep", "CapEff", "/proc/self/status"]);
-        // CAP_BPF (39) and CAP_CHECKPOINT_RESTORE (40) are above 38.
-        let out = run_with_cap_last_cap(&mut c, 38).ok();
-        let eff = status_field(&out.stdout, "CapEff").unwrap_or_default();
-        assert_eq!(
-            eff,
-            "0000000000000020",
-            "{}: only CAP_KILL\n{out}",
-            rt.display()
-        );
-        assert!(
-            out.stderr.contains("CAP_BPF") && out.stderr.contains("level=warning"),
-            "{}: a warning naming the capability\n{out}",
-            rt.display()
-        );
-    }
 }
 
 // ---- delete of a created container ----

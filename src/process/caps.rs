@@ -148,3 +148,29 @@ pub fn apply_sets(c: &LinuxCapabilities) -> Result<(), CapsError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kernel that knows fewer capabilities than the config lists (cap_last_cap 38, before
+    /// CAP_BPF and CAP_CHECKPOINT_RESTORE): those are left out, as runc leaves them, and the
+    /// rest kept. (A kernel like that cannot be faked for a whole `run`: cap_last_cap is
+    /// read only from procfs, and a file bound over it is refused; see `integration/tests/cli.rs`.)
+    #[test]
+    fn capabilities_above_the_kernels_last_are_left_out() {
+        let list: Option<Capabilities> = serde_json::from_value(serde_json::json!([
+            "CAP_KILL",
+            "CAP_BPF",
+            "CAP_CHECKPOINT_RESTORE"
+        ]))
+        .unwrap();
+        let set = to_set(&list, 38);
+        assert_eq!(
+            set.into_iter().collect::<Vec<_>>(),
+            vec![Capability::CAP_KILL]
+        );
+        let all = to_set(&list, 40);
+        assert_eq!(all.len(), 3);
+    }
+}
