@@ -13,7 +13,7 @@
 //!   copy). It is in no mount table: it lives only as long as processes run from it and
 //!   leaves nothing on the host. Its teardown (at the last close of the tree's fd) waits
 //!   for an expedited RCU grace period: nothing on an idle machine, up to ~20 ms of
-//!   uninterruptible sleep on a busy one (README, *Performance*). So that the runtime does
+//!   uninterruptible sleep on a busy one (docs/performance.md). So that the runtime does
 //!   not wait for it before its work, the fd survives the re-exec and its last close happens
 //!   in a helper process, reaped only as the runtime exits (see [`close_elsewhere`]);
 //! - where mounts are refused (no CAP_SYS_ADMIN over the mount namespace, e.g. rootless), a
