@@ -102,7 +102,7 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
     // while it still holds the runtime's fds, and only CAP_SYS_PTRACE over the host's user
     // namespace may reach them through /proc/PID/fd or ptrace meanwhile. (An intermediate
     // is out of the container's sight.)
-    let dumpable = (!intermediate).then(Dumpable::off);
+    let dumpable = (!intermediate).then(super::sealed_exe::Dumpable::off);
     let forked = match &unified {
         Some(dir) => match fork::fork_child_into(dir, req.cgroup) {
             // Rootless, a cgroup the user may not move processes into is not joined, as
@@ -212,28 +212,6 @@ pub fn exec(req: ExecRequest<'_>) -> Result<i32, SpawnError> {
         let _ = nix::sys::wait::waitpid(child, None);
     }
     result
-}
-
-/// The runtime made non-dumpable while it clones, so its child is born so; dumpable again
-/// when dropped, if it was.
-struct Dumpable(bool);
-
-impl Dumpable {
-    fn off() -> Dumpable {
-        // SAFETY: prctl with constant integer arguments; affects only this process.
-        let was = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) } == 1;
-        super::sealed_exe::make_undumpable();
-        Dumpable(was)
-    }
-}
-
-impl Drop for Dumpable {
-    fn drop(&mut self) {
-        if self.0 {
-            // SAFETY: prctl with constant integer arguments; affects only this process.
-            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
-        }
-    }
 }
 
 /// What the first child does before the process goes on: joins the container's v1 cgroups

@@ -434,6 +434,28 @@ pub fn make_undumpable() {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 }
 
+/// The runtime made non-dumpable while it clones, so its child is born so (a child that
+/// leaves by `exit_child` or execve never drops it); dumpable again when dropped, if it was.
+pub struct Dumpable(bool);
+
+impl Dumpable {
+    pub fn off() -> Dumpable {
+        // SAFETY: prctl with constant integer arguments; affects only this process.
+        let was = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) } == 1;
+        make_undumpable();
+        Dumpable(was)
+    }
+}
+
+impl Drop for Dumpable {
+    fn drop(&mut self) {
+        if self.0 {
+            // SAFETY: prctl with constant integer arguments; affects only this process.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

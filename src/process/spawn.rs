@@ -164,7 +164,12 @@ pub fn spawn(
             0
         };
         let into = dir.as_ref().zip(unified);
-        match fork::clone_child(ns, into)? {
+        // Born non-dumpable, as `exec`'s child: without a new pid namespace it is in the
+        // runtime's, holding the runtime's fds until `setup_child` closes them. (No user
+        // namespace here, so the runtime writes nothing in its /proc entries.)
+        let undumpable = super::sealed_exe::Dumpable::off();
+        let cloned = fork::clone_child(ns, into);
+        match cloned? {
             (ForkResult::Child, _) => {
                 drop(ours);
                 drop(dir);
@@ -172,7 +177,10 @@ pub fn spawn(
                 // A runtime killed before the create completed ends its next receive.
                 setup_child(req, plan, theirs, true)
             }
-            (ForkResult::Parent { child }, placed) => (child, placed || into.is_none()),
+            (ForkResult::Parent { child }, placed) => {
+                drop(undumpable);
+                (child, placed || into.is_none())
+            }
         }
     } else {
         let runtime = nix::unistd::getpid();
