@@ -500,7 +500,8 @@ fn version_text() -> String {
 }
 
 /// The process's entry, called by the C library's start-up. Without std's own (`lang_start`),
-/// each start of the runtime (two per create, run and exec: the protective re-exec) skips
+/// each start of the runtime (one per command, two where the protection of the binary has
+/// to re-execute it: see sealed_exe) skips
 /// what nucleus does not need: reading /proc/self/maps for the main thread's stack guard,
 /// a signal stack and SIGSEGV/SIGBUS handlers for a stack-overflow message (an overflow
 /// still kills the process with SIGSEGV), and their teardown at exit: 17 syscalls a start.
@@ -554,7 +555,7 @@ fn start_up() {
 
 fn command() -> u8 {
     // Verbs that put processes into a container run from a copy of the binary nobody can
-    // write (re-executing once if needed), before any other work.
+    // write (moving onto a read-only copy of it if needed), before any other work.
     let sealed = if enters_container(std::env::args_os().skip(1)) {
         Some(nucleus::process::sealed_exe::ensure())
     } else {
@@ -628,7 +629,8 @@ fn command() -> u8 {
 }
 
 /// Whether the verb (the first word after the global flags) is one that starts processes
-/// inside a container. A cheap look at argv, so the re-exec happens before clap runs.
+/// inside a container. A cheap look at argv, so the move onto the protected copy (or a
+/// re-exec) happens before clap runs.
 fn enters_container(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
     matches!(verb(args).as_deref(), Some("create" | "run" | "exec"))
 }

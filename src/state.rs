@@ -632,14 +632,12 @@ impl ContainerDir {
 /// Start time of a process in clock ticks since boot, or None if it is gone.
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = crate::procinfo::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
+    let mut fields = crate::procinfo::stat_fields(&stat)?;
     let state = fields.next()?;
     if state == "Z" || state == "X" {
         return None;
     }
-    // `rest` starts at field 3; starttime is field 22.
+    // The fields start at 3; starttime is field 22.
     fields.nth(18)?.parse().ok()
 }
 

@@ -4,6 +4,7 @@
 
 pub(crate) mod caps;
 pub(crate) mod console;
+pub(crate) mod exe_remap;
 pub(crate) mod exec;
 pub(crate) mod filter;
 pub(crate) mod fork;

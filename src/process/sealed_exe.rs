@@ -7,29 +7,34 @@
 //! Opened by a container process and written once the runtime has exited, it would be the
 //! host's binary.
 //!
-//! Before a verb that puts processes into a container, the runtime re-executes itself once
-//! from a copy nobody can write:
+//! Before a verb that puts processes into a container, the runtime moves onto a copy nobody
+//! can write:
 //! - a detached, read-only bind mount of its own binary (open_tree + mount_setattr, no
 //!   copy). It is in no mount table: it lives only as long as processes run from it and
 //!   leaves nothing on the host. Its teardown (at the last close of the tree's fd) waits
 //!   for an expedited RCU grace period: nothing on an idle machine, up to ~20 ms of
 //!   uninterruptible sleep on a busy one (docs/performance.md). So that the runtime does
-//!   not wait for it before its work, the fd survives the re-exec and its last close happens
-//!   in a helper process, reaped only as the runtime exits (see [`close_elsewhere`]);
-//! - where mounts are refused (no CAP_SYS_ADMIN over the mount namespace, e.g. rootless), a
-//!   sealed memfd copy: no wait, but the copy costs ~3-4 ms of CPU and the binary's size in
-//!   memory for as long as the runtime (or an init not yet started) runs from it.
+//!   not wait for it before its work, the last close happens in a helper process, reaped
+//!   only as the runtime exits (see [`close_elsewhere`]);
+//! - the running process maps its image anew from that copy and makes it its exe, without
+//!   starting again (`exe_remap`: needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN over its
+//!   user namespace). Where that is refused it re-executes itself from the copy, passing the
+//!   tree's fd across the execve;
+//! - where mounts are refused (no CAP_SYS_ADMIN over the mount namespace, e.g. rootless
+//!   without a user namespace of its own), it re-executes from a sealed memfd copy: no
+//!   wait, but the copy costs ~3-4 ms of CPU and the binary's size in memory for as long as
+//!   the runtime (or an init not yet started) runs from it.
 //!
 //! Earlier versions kept a persistent bind per binary in [`LEGACY_DIR`], forever in the
 //! host's mount table; those are unmounted and removed by the next such verb.
 //!
 //! Any later open of that exe for writing gets EROFS or, for the memfd, write/mmap are
 //! refused by the seals. Undoing either needs CAP_SYS_ADMIN over the host's mount
-//! namespace. A binary that already runs from a read-only mount or a sealed memfd is not
-//! re-executed, so installing nucleus on a read-only file system costs nothing.
+//! namespace. A binary that already runs from a read-only mount or a sealed memfd is left
+//! as it is, so installing nucleus on a read-only file system costs nothing.
 //!
-//! The init itself stays a fork of the runtime (no re-exec per container): this one execve
-//! happens in the runtime, before any container work. Processes inside the container are
+//! The init itself stays a fork of the runtime (no re-exec per container): the move happens
+//! in the runtime, before any container work. Processes inside the container are
 //! also made non-dumpable until their execve (see `spawn` and `exec`), which keeps their
 //! /proc entries (fds, maps, environ, exe) closed to the container's processes.
 
@@ -80,8 +85,9 @@ pub enum Protection {
 }
 
 /// Make sure the running binary cannot be written through any of its processes. Returns
-/// when it already cannot; otherwise re-executes the runtime from a protected copy with
-/// the same arguments and environment (does not return on success).
+/// when it already cannot or once the process runs from a protected copy; otherwise
+/// re-executes the runtime from the copy with the same arguments and environment (does not
+/// return on success).
 pub fn ensure() -> Result<Protection, SealError> {
     let mark = std::env::var_os(REEXEC_MARK);
     let marked = mark.is_some();
@@ -108,7 +114,15 @@ pub fn ensure() -> Result<Protection, SealError> {
     }
     sweep_legacy(Path::new(LEGACY_DIR));
     let (copy, pass) = match readonly_bind(exe.as_fd()) {
-        Ok(fd) => (fd, true),
+        Ok(tree) => {
+            if super::exe_remap::run_from(tree.as_fd()).is_ok() {
+                if let Some(pid) = close_elsewhere(tree) {
+                    HELPER.store(pid, std::sync::atomic::Ordering::Relaxed);
+                }
+                return Ok(Protection::ReadOnlyMount);
+            }
+            (tree, true)
+        }
         // No CAP_SYS_ADMIN over this mount namespace (e.g. rootless): copy into a memfd.
         Err(_) => (sealed_memfd(exe.as_fd())?, false),
     };
@@ -544,6 +558,88 @@ mod tests {
         let mut w = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         let err = std::io::Write::write(&mut w, b"x").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    }
+
+    /// run_from in a fork (the test harness has other threads, and none may write the data
+    /// segment while it is carried over): the process runs on, its data intact, and neither
+    /// its exe nor any mapping of its binary is on a writable mount any more.
+    #[test]
+    fn the_running_image_moves_onto_the_read_only_copy() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static CANARY: AtomicU64 = AtomicU64::new(0);
+        CANARY.store(0x5eed, Ordering::SeqCst);
+        let exe = open_self_exe().unwrap();
+        let md = nix::sys::stat::fstat(exe.as_fd()).unwrap();
+        let binary = (md.st_dev, md.st_ino);
+        let tree = readonly_bind(exe.as_fd()).unwrap();
+        let child = || -> Result<(), String> {
+            super::super::exe_remap::run_from(tree.as_fd())
+                .map_err(|e| format!("run_from: {e}"))?;
+            if CANARY.load(Ordering::SeqCst) != 0x5eed {
+                return Err("the data segment lost its contents".into());
+            }
+            CANARY.store(7, Ordering::SeqCst);
+            let now = open_self_exe().map_err(|e| e.to_string())?;
+            if protection(now.as_fd()).map_err(|e| e.to_string())?
+                != Some(Protection::ReadOnlyMount)
+            {
+                return Err("/proc/self/exe is writable".into());
+            }
+            let mut mapped = 0;
+            for e in std::fs::read_dir("/proc/self/map_files").map_err(|e| e.to_string())? {
+                let path = e.map_err(|e| e.to_string())?.path();
+                let Ok(f) = std::fs::File::open(&path) else {
+                    continue;
+                };
+                let st = nix::sys::stat::fstat(f.as_fd()).map_err(|e| e.to_string())?;
+                if (st.st_dev, st.st_ino) != binary {
+                    continue;
+                }
+                mapped += 1;
+                if protection(f.as_fd()).map_err(|e| e.to_string())?
+                    != Some(Protection::ReadOnlyMount)
+                {
+                    return Err(format!(
+                        "{} maps the binary from a writable mount",
+                        path.display()
+                    ));
+                }
+            }
+            if mapped < 2 {
+                return Err(format!(
+                    "{mapped} mappings of the binary (its code and read-only data expected)"
+                ));
+            }
+            Ok(())
+        };
+        let (rd, wr) = nix::unistd::pipe().unwrap();
+        let (mut rd, wr) = (std::fs::File::from(rd), std::fs::File::from(wr));
+        // SAFETY: the child only runs the closure, writes to the pipe and leaves by _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                drop(rd);
+                let mut wr = wr;
+                let verdict = match child() {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => e,
+                };
+                let _ = std::io::Write::write_all(&mut wr, verdict.as_bytes());
+                // SAFETY: leaves the forked child without running the harness's exit.
+                unsafe { libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(wr);
+                let mut verdict = String::new();
+                std::io::Read::read_to_string(&mut rd, &mut verdict).unwrap();
+                nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(verdict, "ok");
+                assert_eq!(
+                    CANARY.load(Ordering::SeqCst),
+                    0x5eed,
+                    "the parent's data changed"
+                );
+            }
+        }
     }
 
     #[test]

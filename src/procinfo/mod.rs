@@ -41,6 +41,12 @@ pub fn read_to_string(path: impl AsRef<Path>) -> std::io::Result<String> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// The fields of a /proc/PID/stat text from field 3 (the state) on. The command name before
+/// them (field 2) may hold spaces and parentheses: they start after the last ')'.
+pub fn stat_fields(stat: &str) -> Option<std::str::SplitAsciiWhitespace<'_>> {
+    Some(stat.get(stat.rfind(')')? + 1..)?.split_ascii_whitespace())
+}
+
 /// One line of /proc/PID/cgroup: a hierarchy and the process's cgroup in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupEntry {
