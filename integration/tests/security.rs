@@ -662,6 +662,71 @@ mod host_binary {
         );
     }
 
+    /// The runtime reaches its protected copy by moving onto it where the kernel lets it
+    /// (its code mapped anew from the copy, its data carried into anonymous memory), and by
+    /// re-executing from it where prctl(PR_SET_MM) is refused (here by a filter, as on a
+    /// kernel without CONFIG_CHECKPOINT_RESTORE). Either way the created init's exe and every
+    /// mapping of the binary are on a read-only mount, and the container runs; only the
+    /// re-exec maps the binary's data segment (writable) from the copy.
+    #[test]
+    fn the_protected_copy_is_reached_by_moving_or_by_re_executing() {
+        const PROBE: &str = env!("CARGO_BIN_EXE_nucleus-probe");
+        let host = std::fs::metadata(runtime_path()).expect("stat the runtime");
+        let dev = format!(
+            "{:02x}:{:02x}",
+            libc::major(host.dev()),
+            libc::minor(host.dev())
+        );
+        for moved in [true, false] {
+            let mut c = Container::new("sec-copy");
+            c.args(&["sh", "-c", "echo ran"]);
+            if !moved {
+                let wrapper = c.bundle.path().join("nucleus-no-set-mm");
+                let script = format!(
+                    "#!/bin/sh\nexec {PROBE} deny-set-mm {} \"$@\"\n",
+                    runtime_path().display()
+                );
+                std::fs::write(&wrapper, script).expect("write the wrapper");
+                let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+                std::fs::set_permissions(&wrapper, mode).expect("chmod the wrapper");
+                c.runtime = wrapper;
+            }
+            let what = if moved { "moved" } else { "re-executed" };
+            c.create().ok();
+            assert_init_exe_readonly(&c, what);
+            let pid = c.pid();
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+            let binary: Vec<(&str, &str)> = maps
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() >= 5 && f[3] == dev && f[4] == host.ino().to_string())
+                        .then(|| (f[0], f[1]))
+                })
+                .collect();
+            assert!(binary.len() >= 2, "{what}: the binary's mappings\n{maps}");
+            for (range, _) in &binary {
+                let file = format!("/proc/{pid}/map_files/{range}");
+                let path = std::ffi::CString::new(file.clone()).unwrap();
+                // SAFETY: a zeroed statvfs the call fills, for a NUL-terminated path; both
+                // outlive the call.
+                let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+                // SAFETY: as above.
+                let r = unsafe { libc::statvfs(path.as_ptr(), &mut vfs) };
+                assert_eq!(r, 0, "statvfs of {file}");
+                assert!(
+                    vfs.f_flag & libc::ST_RDONLY != 0,
+                    "{what}: {file} maps the binary from a writable mount"
+                );
+            }
+            let writable = binary.iter().any(|(_, perms)| perms.contains('w'));
+            assert_eq!(writable, !moved, "{what}: the binary's mappings\n{maps}");
+            let out = c.start();
+            out.ok();
+            c.delete_force().ok();
+        }
+    }
+
     /// The protected copy the runtime re-executes from is in no mount table: the mount
     /// namespace it runs in (a private copy of the host's, from a fresh state: no
     /// /run/nucleus/@exe) has the same mountinfo before and after a create refused at

@@ -139,9 +139,70 @@ fn call_in_child(nr: libc::c_long, args: [u64; 3]) -> String {
     }
 }
 
+/// `deny-set-mm PROGRAM ARGS...`: runs PROGRAM with prctl(PR_SET_MM, ...) refused (EPERM)
+/// by a seccomp filter, as a kernel without CONFIG_CHECKPOINT_RESTORE refuses it. Needs
+/// CAP_SYS_ADMIN (no no_new_privs is set, so PROGRAM keeps what an execve would give it).
+fn deny_set_mm(program: &[String]) -> ExitCode {
+    let Some(path) = program.first() else {
+        eprintln!("usage: nucleus-probe deny-set-mm PROGRAM ARGS...");
+        return ExitCode::from(2);
+    };
+    // The BPF opcodes and the numbers compared are small constants: the conversions hold.
+    let narrow = |v: u32| u16::try_from(v).expect("a BPF opcode");
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: narrow(code),
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: narrow(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K),
+        jt,
+        jf,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    // struct seccomp_data: nr at 0, args[0] at 16 (its low half on x86_64).
+    let mut prog = [
+        stmt(load, 0),
+        jeq(
+            u32::try_from(libc::SYS_prctl).expect("a syscall number"),
+            0,
+            3,
+        ),
+        stmt(load, 16),
+        jeq(libc::PR_SET_MM as u32, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ];
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(prog.len()).expect("a short program"),
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: installs the filter program above, which lives across the call.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if r != 0 {
+        eprintln!("deny-set-mm: seccomp: errno {}", errno());
+        return ExitCode::FAILURE;
+    }
+    let err = std::os::unix::process::CommandExt::exec(
+        std::process::Command::new(path).args(&program[1..]),
+    );
+    eprintln!("deny-set-mm: exec {path}: {err}");
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
+        Some("deny-set-mm") => deny_set_mm(&args[2..]),
         // Every syscall of DISTINCT once (arguments chosen to be no-ops).
         Some("distinct") => {
             for (name, nr) in DISTINCT {
