@@ -665,65 +665,133 @@ mod host_binary {
     /// The runtime reaches its protected copy by moving onto it where the kernel lets it
     /// (its code mapped anew from the copy, its data carried into anonymous memory), and by
     /// re-executing from it where prctl(PR_SET_MM) is refused (here by a filter, as on a
-    /// kernel without CONFIG_CHECKPOINT_RESTORE). Either way the created init's exe and every
-    /// mapping of the binary are on a read-only mount, and the container runs; only the
-    /// re-exec maps the binary's data segment (writable) from the copy.
+    /// kernel without CONFIG_CHECKPOINT_RESTORE) or where the kernel cannot check the move (a
+    /// binary on overlayfs, as in a Docker-in-Docker or kind node). Either way the created
+    /// init's exe and every mapping of the binary are on a read-only mount, and the
+    /// container runs; only the re-exec maps the binary's data segment (writable) from the
+    /// copy.
     #[test]
     fn the_protected_copy_is_reached_by_moving_or_by_re_executing() {
         const PROBE: &str = env!("CARGO_BIN_EXE_nucleus-probe");
-        let host = std::fs::metadata(runtime_path()).expect("stat the runtime");
-        let dev = format!(
-            "{:02x}:{:02x}",
-            libc::major(host.dev()),
-            libc::minor(host.dev())
-        );
-        for moved in [true, false] {
+        let layers = tempfile::tempdir().expect("a directory for the overlay");
+        let overlay = Overlay::new(layers.path());
+        for case in ["moved", "prctl refused", "on overlayfs"] {
             let mut c = Container::new("sec-copy");
-            c.args(&["sh", "-c", "echo ran"]);
-            if !moved {
-                let wrapper = c.bundle.path().join("nucleus-no-set-mm");
-                let script = format!(
-                    "#!/bin/sh\nexec {PROBE} deny-set-mm {} \"$@\"\n",
-                    runtime_path().display()
-                );
-                std::fs::write(&wrapper, script).expect("write the wrapper");
-                let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-                std::fs::set_permissions(&wrapper, mode).expect("chmod the wrapper");
-                c.runtime = wrapper;
-            }
-            let what = if moved { "moved" } else { "re-executed" };
+            c.args(&["sleep", "100"]);
+            // Where an overlayfs binary's mappings show the lower layer's file (before Linux
+            // 6.8), its identity counts too.
+            let mut also = None;
+            let binary = match case {
+                "prctl refused" => {
+                    let wrapper = c.bundle.path().join("nucleus-no-set-mm");
+                    let script = format!(
+                        "#!/bin/sh\nexec {PROBE} deny-set-mm {} \"$@\"\n",
+                        runtime_path().display()
+                    );
+                    std::fs::write(&wrapper, script).expect("write the wrapper");
+                    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+                    std::fs::set_permissions(&wrapper, mode).expect("chmod the wrapper");
+                    c.runtime = wrapper;
+                    runtime_path()
+                }
+                "on overlayfs" => {
+                    c.runtime = overlay.binary.clone();
+                    also = Some(overlay.lower.clone());
+                    overlay.binary.clone()
+                }
+                _ => runtime_path(),
+            };
+            let md = std::fs::metadata(&binary).expect("stat the binary");
+            let id = |m: &std::fs::Metadata| {
+                let dev = format!("{:02x}:{:02x}", libc::major(m.dev()), libc::minor(m.dev()));
+                (dev, m.ino().to_string())
+            };
+            let mut ids = vec![id(&md)];
+            ids.extend(also.map(|p| id(&std::fs::metadata(p).expect("stat the lower copy"))));
             c.create().ok();
-            assert_init_exe_readonly(&c, what);
             let pid = c.pid();
+            let exe = std::fs::metadata(format!("/proc/{pid}/exe")).expect("stat the init's exe");
+            assert_eq!((exe.dev(), exe.ino()), (md.dev(), md.ino()), "{case}");
+            assert_read_only(&format!("/proc/{pid}/exe"), case);
             let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
-            let binary: Vec<(&str, &str)> = maps
+            let mapped: Vec<(&str, &str)> = maps
                 .lines()
                 .filter_map(|l| {
                     let f: Vec<&str> = l.split_whitespace().collect();
-                    (f.len() >= 5 && f[3] == dev && f[4] == host.ino().to_string())
-                        .then(|| (f[0], f[1]))
+                    let this = (f.get(3)?.to_string(), f.get(4)?.to_string());
+                    ids.contains(&this).then(|| (f[0], f[1]))
                 })
                 .collect();
-            assert!(binary.len() >= 2, "{what}: the binary's mappings\n{maps}");
-            for (range, _) in &binary {
-                let file = format!("/proc/{pid}/map_files/{range}");
-                let path = std::ffi::CString::new(file.clone()).unwrap();
-                // SAFETY: a zeroed statvfs the call fills, for a NUL-terminated path; both
-                // outlive the call.
-                let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
-                // SAFETY: as above.
-                let r = unsafe { libc::statvfs(path.as_ptr(), &mut vfs) };
-                assert_eq!(r, 0, "statvfs of {file}");
-                assert!(
-                    vfs.f_flag & libc::ST_RDONLY != 0,
-                    "{what}: {file} maps the binary from a writable mount"
-                );
+            assert!(mapped.len() >= 2, "{case}: the binary's mappings\n{maps}");
+            for (range, _) in &mapped {
+                assert_read_only(&format!("/proc/{pid}/map_files/{range}"), case);
             }
-            let writable = binary.iter().any(|(_, perms)| perms.contains('w'));
-            assert_eq!(writable, !moved, "{what}: the binary's mappings\n{maps}");
-            let out = c.start();
-            out.ok();
+            let writable = mapped.iter().any(|(_, perms)| perms.contains('w'));
+            assert_eq!(
+                writable,
+                case != "moved",
+                "{case}: the binary's mappings\n{maps}"
+            );
+            c.start().ok();
             c.delete_force().ok();
+        }
+    }
+
+    #[track_caller]
+    fn assert_read_only(path: &str, what: &str) {
+        let c = std::ffi::CString::new(path).unwrap();
+        // SAFETY: a zeroed statvfs the call fills, for a NUL-terminated path; both outlive
+        // the call.
+        let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let r = unsafe { libc::statvfs(c.as_ptr(), &mut vfs) };
+        assert_eq!(r, 0, "statvfs of {path}");
+        assert!(
+            vfs.f_flag & libc::ST_RDONLY != 0,
+            "{what}: {path} is on a writable mount"
+        );
+    }
+
+    /// A copy of the runtime in the lower layer of an overlay mounted in `dir`, unmounted
+    /// when dropped.
+    struct Overlay {
+        merged: std::path::PathBuf,
+        binary: std::path::PathBuf,
+        lower: std::path::PathBuf,
+    }
+
+    impl Overlay {
+        fn new(dir: &std::path::Path) -> Overlay {
+            for d in ["lower", "upper", "work", "merged"] {
+                std::fs::create_dir(dir.join(d)).expect("make the overlay's directories");
+            }
+            let lower = dir.join("lower/nucleus");
+            std::fs::copy(runtime_path(), &lower).expect("copy the runtime");
+            let opts = format!(
+                "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work",
+                dir.display()
+            );
+            let merged = dir.join("merged");
+            let status = std::process::Command::new("mount")
+                .args(["-t", "overlay", "overlay", "-o", &opts])
+                .arg(&merged)
+                .status()
+                .expect("mount");
+            assert!(status.success(), "mount the overlay");
+            let binary = merged.join("nucleus");
+            Overlay {
+                merged,
+                binary,
+                lower,
+            }
+        }
+    }
+
+    impl Drop for Overlay {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(&self.merged)
+                .status();
         }
     }
 

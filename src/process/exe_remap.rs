@@ -9,7 +9,9 @@
 //!
 //! The kernel refuses a new exe while any mapping still comes from the old file (EBUSY), so
 //! a mapping missed here cannot leave the host's binary reachable: the caller then re-executes
-//! as before. The same check serves as a probe: it comes after the checks of the map and of
+//! as before. Where that check cannot see the binary's mappings (a binary on overlayfs: its
+//! mappings are of the layer's file), the move is not made and the caller re-executes too.
+//! The same check serves as a probe: it comes after the checks of the map and of
 //! the capability (CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN over the runtime's user
 //! namespace, which a rootless runtime in its own namespace has too) and of the kernel
 //! (CONFIG_CHECKPOINT_RESTORE), so where any of them fails nothing is remapped before the
@@ -71,10 +73,13 @@ pub(crate) fn run_from(copy: BorrowedFd<'_>) -> Result<(), Errno> {
     let plan = current_plan()?;
     let map = MemoryMap::current(file.as_fd())?;
     match map.set() {
-        // Permitted, and the binary is still mapped: as expected.
+        // Permitted, and the kernel sees the binary still mapped: its check will tell.
         Err(Errno::EBUSY) => {}
-        // Nothing maps the old binary (cannot happen for a running one): done.
-        Ok(()) => return Ok(()),
+        // Permitted although the binary is mapped: the kernel cannot see its mappings (a
+        // binary on overlayfs is mapped through the layer's file, not the path it was run
+        // from), so it could not refuse a mapping missed here either. Re-executing maps the
+        // whole image from the copy.
+        Ok(()) => return Err(Errno::ENOTSUP),
         Err(e) => return Err(e),
     }
     for step in &plan.steps {

@@ -18,8 +18,8 @@
 //!   only as the runtime exits (see [`close_elsewhere`]);
 //! - the running process maps its image anew from that copy and makes it its exe, without
 //!   starting again (`exe_remap`: needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN over its
-//!   user namespace). Where that is refused it re-executes itself from the copy, passing the
-//!   tree's fd across the execve;
+//!   user namespace). Where that is refused, or cannot be checked (a binary on overlayfs), it
+//!   re-executes itself from the copy, passing the tree's fd across the execve;
 //! - where mounts are refused (no CAP_SYS_ADMIN over the mount namespace, e.g. rootless
 //!   without a user namespace of its own), it re-executes from a sealed memfd copy: no
 //!   wait, but the copy costs ~3-4 ms of CPU and the binary's size in memory for as long as
