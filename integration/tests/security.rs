@@ -650,16 +650,7 @@ mod host_binary {
             host_binary(),
             "{what}"
         );
-        let path = std::ffi::CString::new(exe).unwrap();
-        // SAFETY: a NUL-terminated path and a zeroed statvfs the call fills.
-        let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: as above; both outlive the call.
-        let r = unsafe { libc::statvfs(path.as_ptr(), &mut vfs) };
-        assert_eq!(r, 0, "statvfs of the init's exe");
-        assert!(
-            vfs.f_flag & libc::ST_RDONLY != 0,
-            "{what}: the init's exe is on a writable mount"
-        );
+        assert_read_only(&exe, what);
     }
 
     /// The runtime reaches its protected copy by moving onto it where the kernel lets it
